@@ -1,0 +1,1 @@
+"""Executors for common drivers. Each module imports its driver only when used."""

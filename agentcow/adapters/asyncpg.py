@@ -1,0 +1,16 @@
+"""Executor over an asyncpg connection (or pool)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import asyncpg
+
+
+class AsyncpgExecutor:
+    def __init__(self, connection: asyncpg.Connection | asyncpg.Pool) -> None:
+        self._connection = connection
+
+    async def execute(self, sql: str) -> list[tuple[Any, ...]]:
+        return [tuple(record) for record in await self._connection.fetch(sql)]

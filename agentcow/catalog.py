@@ -1,0 +1,137 @@
+"""Reads a table's shape from the PostgreSQL catalog into a :class:`TableDescription`.
+
+Everything the templates render comes from this description, so the DDL and trigger code
+always match the table as it is, not as someone remembered it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agentcow.description import (
+    Check,
+    Column,
+    ForeignKey,
+    RegisteredTable,
+    Relation,
+    TableDescription,
+    UniqueKey,
+)
+from agentcow.errors import NotDeployedError, TableNotFoundError
+from agentcow.executor import Executor
+from agentcow.grants import read_grants
+from agentcow.templates import render
+
+
+async def kit_version(executor: Executor) -> str | None:
+    """The deployed kit version, or None when the kit is not deployed."""
+    if not (await executor.execute(render("kit_present.sql")))[0][0]:
+        return None
+    rows = await executor.execute(render("kit_version.sql"))
+    return str(rows[0][0]) if rows else None
+
+
+async def require_kit(executor: Executor) -> None:
+    if await kit_version(executor) is None:
+        raise NotDeployedError(
+            "agentcow is not deployed in this database: call deploy_cow_functions(executor) first"
+        )
+
+
+async def registered_tables(
+    executor: Executor, schema: str, table: str | None = None
+) -> list[RegisteredTable]:
+    rows = await executor.execute(render("registry.sql", schema=schema, table=table))
+    return [
+        RegisteredTable(name, base, changes, tuple(pk), tuple(fks))
+        for name, base, changes, pk, fks in rows
+    ]
+
+
+async def find_relation(executor: Executor, schema: str, relation: str) -> Relation | None:
+    rows = await executor.execute(render("catalog_relation.sql", schema=schema, relation=relation))
+    return Relation(*rows[0]) if rows else None
+
+
+async def describe_table(
+    executor: Executor, schema: str, name: str, relation_name: str | None = None
+) -> TableDescription:
+    """Describe ``schema.name`` as stored in ``relation_name`` (the base table once enabled)."""
+    relation_name = relation_name or name
+    relation = await find_relation(executor, schema, relation_name)
+    if relation is None:
+        raise TableNotFoundError(f"table {schema}.{name} does not exist")
+    context: dict[str, Any] = {"oid": relation.oid, "server_version": relation.server_version}
+    columns = tuple(
+        Column(name=n, type=t, not_null=nn, default=d, identity=i, generated=g)
+        for n, t, nn, d, i, g in await executor.execute(render("catalog_columns.sql", **context))
+    )
+    primary_key: UniqueKey | None = None
+    uniques: list[UniqueKey] = []
+    checks: list[Check] = []
+    exclusions: list[str] = []
+    fks: list[ForeignKey] = []
+    incoming: list[ForeignKey] = []
+    for (
+        side,
+        conname,
+        kind,
+        cols,
+        deferrable,
+        deferred,
+        check_expr,
+        other_schema,
+        other_table,
+        other_is_cow,
+        ref_cols,
+        upd,
+        dele,
+        match,
+        set_cols,
+        nulls_not_distinct,
+    ) in await executor.execute(render("catalog_constraints.sql", **context)):
+        if side == "own" and kind == "p":
+            primary_key = UniqueKey(conname, tuple(cols))
+        elif side == "own" and kind == "u":
+            uniques.append(UniqueKey(conname, tuple(cols), nulls_not_distinct))
+        elif side == "own" and kind == "c":
+            checks.append(Check(conname, check_expr))
+        elif side == "own" and kind == "x":
+            exclusions.append(conname)
+        elif kind == "f":
+            own = side == "own"
+            fk = ForeignKey(
+                name=conname,
+                child_schema=schema if own else other_schema,
+                child_table=name if own else other_table,
+                child_columns=tuple(cols),
+                parent_schema=other_schema if own else schema,
+                parent_table=other_table if own else name,
+                parent_columns=tuple(ref_cols),
+                on_update=upd,
+                on_delete=dele,
+                match_full=match == "f",
+                deferrable=deferrable,
+                initially_deferred=deferred,
+                delete_set_columns=tuple(set_cols),
+                other_is_cow=other_is_cow,
+            )
+            (fks if own else incoming).append(fk)
+    grants = await read_grants(executor, relation.oid)
+    dependents = tuple(
+        row[0] for row in await executor.execute(render("catalog_dependents.sql", **context))
+    )
+    return TableDescription(
+        schema=schema,
+        name=name,
+        relation=relation,
+        columns=columns,
+        primary_key=primary_key,
+        unique_keys=tuple(uniques),
+        checks=tuple(checks),
+        exclusions=tuple(exclusions),
+        foreign_keys=tuple(fks),
+        referenced_by=tuple(incoming),
+        grants=grants,
+        dependents=dependents,
+    )

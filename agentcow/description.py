@@ -1,0 +1,143 @@
+"""The shape of a table as the templates need it, read from the catalog by :mod:`catalog`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from agentcow.identifiers import derived_name
+
+BASE_SUFFIX = "_base"
+CHANGES_SUFFIX = "_changes"
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str
+    not_null: bool
+    default: str | None
+    identity: str  # '' | 'a' (ALWAYS) | 'd' (BY DEFAULT)
+    generated: bool
+
+    @property
+    def writable(self) -> bool:
+        """Generated columns are computed by PostgreSQL and never written."""
+        return not self.generated
+
+
+@dataclass(frozen=True)
+class UniqueKey:
+    name: str
+    columns: tuple[str, ...]
+    nulls_not_distinct: bool = False
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    expression: str
+
+
+@dataclass(frozen=True)
+class ForeignKey:
+    """A foreign key seen from one side: ``child`` columns reference ``parent`` columns."""
+
+    name: str
+    child_schema: str
+    child_table: str
+    child_columns: tuple[str, ...]
+    parent_schema: str
+    parent_table: str
+    parent_columns: tuple[str, ...]
+    on_update: str  # pg_constraint action code: a r c n d
+    on_delete: str
+    match_full: bool
+    deferrable: bool
+    initially_deferred: bool
+    delete_set_columns: tuple[str, ...] = ()
+    other_is_cow: bool = False
+
+    @property
+    def deferrability(self) -> str:
+        if not self.deferrable:
+            return "NOT DEFERRABLE"
+        return "DEFERRABLE INITIALLY " + ("DEFERRED" if self.initially_deferred else "IMMEDIATE")
+
+
+@dataclass(frozen=True)
+class Grant:
+    grantee: str  # a role name, or PUBLIC
+    privilege: str
+    grantable: bool
+    column: str | None = None
+
+
+@dataclass(frozen=True)
+class Relation:
+    oid: int
+    kind: str
+    is_partition: bool
+    row_security: bool
+    owner: str
+    inherits: bool
+    server_version: int
+
+
+@dataclass(frozen=True)
+class TableDescription:
+    """A table as the templates need it; ``name`` is the logical (view) name."""
+
+    schema: str
+    name: str
+    relation: Relation
+    columns: tuple[Column, ...]
+    primary_key: UniqueKey | None
+    unique_keys: tuple[UniqueKey, ...]
+    checks: tuple[Check, ...]
+    exclusions: tuple[str, ...]
+    foreign_keys: tuple[ForeignKey, ...]
+    referenced_by: tuple[ForeignKey, ...]
+    grants: tuple[Grant, ...]
+    dependents: tuple[str, ...] = field(default=())
+
+    @property
+    def base_name(self) -> str:
+        return derived_name(self.name, BASE_SUFFIX)
+
+    @property
+    def changes_name(self) -> str:
+        return derived_name(self.name, CHANGES_SUFFIX)
+
+    @property
+    def pk_columns(self) -> tuple[str, ...]:
+        return self.primary_key.columns if self.primary_key else ()
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+    @property
+    def writable_columns(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns if c.writable)
+
+    @property
+    def generated_columns(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns if c.generated)
+
+    @property
+    def always_identity_columns(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns if c.identity == "a")
+
+    @property
+    def updatable_columns(self) -> tuple[str, ...]:
+        """Columns an UPDATE of the base may set: not generated, not identity ALWAYS."""
+        return tuple(c.name for c in self.columns if c.writable and c.identity != "a")
+
+
+@dataclass(frozen=True)
+class RegisteredTable:
+    name: str
+    base_name: str
+    changes_name: str
+    pk_columns: tuple[str, ...]
+    deferrable_fks: tuple[str, ...]

@@ -1,0 +1,198 @@
+"""Turning copy-on-write on and off for tables (each call atomic)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+from agentcow.catalog import describe_table, find_relation, registered_tables, require_kit
+from agentcow.description import RegisteredTable, TableDescription
+from agentcow.errors import PendingChangesError, TableNotFoundError, UnsupportedTableError
+from agentcow.executor import Executor
+from agentcow.grants import grant_statements, read_grants
+from agentcow.naming import is_reserved_column, object_names
+from agentcow.script import run_atomically
+from agentcow.templates import dollar_tag, render, render_statements
+
+_KIND_NAMES = {
+    "v": "a view",
+    "m": "a materialized view",
+    "f": "a foreign table",
+    "S": "a sequence",
+    "i": "an index",
+    "c": "a composite type",
+    "p": "a partitioned table",
+}
+
+
+def _check_supported(t: TableDescription, pk_cols: Sequence[str] | None) -> None:
+    where = f"{t.schema}.{t.name}"
+    if t.relation.kind != "r":
+        kind = _KIND_NAMES.get(t.relation.kind, f"a relation of kind {t.relation.kind!r}")
+        raise UnsupportedTableError(f"{where} is {kind}; COW works on plain tables only")
+    if t.relation.is_partition:
+        raise UnsupportedTableError(f"{where} is a partition; partitioned tables are not supported")
+    if t.relation.inherits:
+        raise UnsupportedTableError(f"{where} takes part in table inheritance; not supported")
+    if t.primary_key is None:
+        raise UnsupportedTableError(f"{where} has no primary key; COW needs one to tell rows apart")
+    if pk_cols is not None and set(pk_cols) != set(t.pk_columns):
+        raise UnsupportedTableError(
+            f"pk_cols {list(pk_cols)} do not match the primary key of {where} {list(t.pk_columns)}"
+        )
+    reserved = [c for c in t.column_names if is_reserved_column(c)]
+    if reserved:
+        raise UnsupportedTableError(
+            f"{where} has columns whose names agentcow reserves for its change table: {reserved}"
+        )
+    if t.relation.row_security:
+        raise UnsupportedTableError(f"{where} has row-level security enabled; not supported yet")
+    if t.exclusions:
+        raise UnsupportedTableError(
+            f"{where} has exclusion constraints {list(t.exclusions)}; not supported"
+        )
+    if t.dependents:
+        raise UnsupportedTableError(
+            f"{where} is used by {list(t.dependents)}; after the rename they would read the base "
+            "table and bypass sessions. Drop them, enable COW, then recreate them."
+        )
+
+
+async def _require_free_names(executor: Executor, t: TableDescription) -> None:
+    for name in (t.base_name, t.changes_name):
+        if await find_relation(executor, t.schema, name) is not None:
+            raise UnsupportedTableError(
+                f"cannot enable COW on {t.schema}.{t.name}: {t.schema}.{name} already exists"
+            )
+
+
+def enable_statements(t: TableDescription, make_deferrable: Sequence[str]) -> list[str]:
+    """The statements that turn ``t`` (described before the rename) into a COW view."""
+    names = object_names(t.name)
+    return [
+        *render_statements("enable.sql", step="begin", t=t, make_deferrable=make_deferrable),
+        *render_statements("changes_table.sql", t=t),
+        *render_statements("view.sql", t=t),
+        *grant_statements(t.grants, source=(t.schema, t.base_name), target=(t.schema, t.name)),
+        *render_statements("write_trigger.sql", t=t, names=names, tag=dollar_tag()),
+        *render_statements("fk_checks.sql", t=t, names=names, tag=dollar_tag()),
+        *render_statements("ownership.sql", t=t, functions=_created_functions(t)),
+        *render_statements("enable.sql", step="end", t=t, make_deferrable=make_deferrable),
+    ]
+
+
+def _created_functions(t: TableDescription) -> list[str]:
+    names = object_names(t.name)
+    functions = [names.write_function]
+    if t.foreign_keys:
+        functions.append(names.parent_check_function)
+    if any("a" in (fk.on_delete, fk.on_update) for fk in t.referenced_by):
+        functions.append(names.children_check_function)
+    return functions
+
+
+async def sessions_with_changes(executor: Executor, schema: str, changes_table: str) -> list[str]:
+    rows = await executor.execute(
+        render("sessions_with_changes.sql", schema=schema, changes=changes_table)
+    )
+    return [str(row[0]) for row in rows]
+
+
+async def prepare_enable(
+    executor: Executor,
+    table_name: str,
+    pk_cols: Sequence[str] | None,
+    schema: str,
+    allow_deferred_fks: bool,
+) -> list[str]:
+    """Check that the table can be enabled and return the statements that enable it."""
+    t = await describe_table(executor, schema, table_name)
+    _check_supported(t, pk_cols)
+    await _require_free_names(executor, t)
+    make_deferrable = (
+        [fk.name for fk in t.foreign_keys if not fk.deferrable] if allow_deferred_fks else []
+    )
+    if make_deferrable:
+        t = dataclasses.replace(
+            t,
+            foreign_keys=tuple(
+                dataclasses.replace(fk, deferrable=True) if fk.name in make_deferrable else fk
+                for fk in t.foreign_keys
+            ),
+        )
+    return enable_statements(t, make_deferrable)
+
+
+async def prepare_disable(
+    executor: Executor,
+    entry: RegisteredTable,
+    schema: str,
+    revert_deferred_fks: bool,
+    discard_changes: bool,
+) -> list[str]:
+    """Check that the table can be disabled and return the statements that disable it."""
+    if not discard_changes:
+        pending = await sessions_with_changes(executor, schema, entry.changes_name)
+        if pending:
+            raise PendingChangesError(
+                f"cannot disable COW on {schema}.{entry.name}: {len(pending)} session(s) still "
+                f"hold changes ({', '.join(pending[:5])}); commit or discard them, "
+                "or pass discard_changes=True"
+            )
+    t = await describe_table(executor, schema, entry.name, entry.base_name)
+    view = await find_relation(executor, schema, entry.name)
+    view_grants = await read_grants(executor, view.oid) if view is not None else ()
+    return [
+        *render_statements("disable.sql", step="begin", t=t, discard_changes=discard_changes),
+        *grant_statements(view_grants, source=(schema, entry.name), target=(schema, t.base_name)),
+        *render_statements(
+            "disable.sql",
+            step="end",
+            t=t,
+            functions=object_names(entry.name).functions,
+            revert_deferrable=entry.deferrable_fks if revert_deferred_fks else (),
+        ),
+    ]
+
+
+async def enable_cow(
+    executor: Executor,
+    table_name: str,
+    pk_cols: list[str] | None = None,
+    schema: str = "public",
+    allow_deferred_fks: bool = False,
+) -> None:
+    """Put ``schema.table_name`` under copy-on-write; a no-op when it already is.
+
+    With ``allow_deferred_fks``, the table's NOT DEFERRABLE foreign keys become DEFERRABLE
+    INITIALLY IMMEDIATE (and go back on disable), so commits can defer them.
+    """
+    await require_kit(executor)
+    if await registered_tables(executor, schema, table_name):
+        return
+    statements = await prepare_enable(executor, table_name, pk_cols, schema, allow_deferred_fks)
+    await run_atomically(executor, statements)
+
+
+async def disable_cow(
+    executor: Executor,
+    table_name: str,
+    schema: str = "public",
+    revert_deferred_fks: bool = True,
+    *,
+    discard_changes: bool = False,
+) -> None:
+    """Give ``schema.table_name`` back its table; a no-op when COW is not enabled on it.
+
+    Refused while sessions hold changes for the table, unless ``discard_changes`` is set.
+    """
+    await require_kit(executor)
+    registered = await registered_tables(executor, schema, table_name)
+    if not registered:
+        if await find_relation(executor, schema, table_name) is None:
+            raise TableNotFoundError(f"table {schema}.{table_name} does not exist")
+        return
+    statements = await prepare_disable(
+        executor, registered[0], schema, revert_deferred_fks, discard_changes
+    )
+    await run_atomically(executor, statements)

@@ -1,0 +1,35 @@
+"""Names of the objects agentcow derives from a table name."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from agentcow.identifiers import derived_name
+
+RESERVED_COLUMNS = frozenset({"session_id", "operation_id"})
+RESERVED_PREFIX = "_cow_"
+
+
+@dataclass(frozen=True)
+class ObjectNames:
+    write_function: str
+    write_trigger: str
+    parent_check_function: str
+    children_check_function: str
+
+    @property
+    def functions(self) -> tuple[str, ...]:
+        return (self.write_function, self.parent_check_function, self.children_check_function)
+
+
+def object_names(table: str) -> ObjectNames:
+    return ObjectNames(
+        write_function=derived_name(table, "_cow_write"),
+        write_trigger="agentcow_write",
+        parent_check_function=derived_name(table, "_cow_check_parents"),
+        children_check_function=derived_name(table, "_cow_check_children"),
+    )
+
+
+def is_reserved_column(name: str) -> bool:
+    return name in RESERVED_COLUMNS or name.startswith(RESERVED_PREFIX)

@@ -1,0 +1,53 @@
+"""Enabling and disabling every table of a schema at once, atomically."""
+
+from __future__ import annotations
+
+from agentcow.catalog import registered_tables, require_kit
+from agentcow.enable import prepare_disable, prepare_enable
+from agentcow.executor import Executor
+from agentcow.script import run_atomically
+from agentcow.templates import render
+
+
+async def enable_cow_schema(
+    executor: Executor,
+    schema: str = "public",
+    exclude: set[str] | None = None,
+    allow_deferred_fks: bool = False,
+) -> list[str]:
+    """Enable COW on every plain table of ``schema`` not yet enabled; returns those tables.
+
+    All tables are checked first and enabled in one transaction: if one cannot be enabled
+    (no primary key, say), the error names it and no table is changed.
+    """
+    await require_kit(executor)
+    exclude = exclude or set()
+    enabled_already = {t.name for t in await registered_tables(executor, schema)}
+    rows = await executor.execute(render("plain_tables.sql", schema=schema))
+    names = [name for (name,) in rows if name not in exclude and name not in enabled_already]
+    statements: list[str] = []
+    for name in names:
+        statements += await prepare_enable(executor, name, None, schema, allow_deferred_fks)
+    await run_atomically(executor, statements)
+    return names
+
+
+async def disable_cow_schema(
+    executor: Executor,
+    schema: str = "public",
+    exclude: set[str] | None = None,
+    revert_deferred_fks: bool = True,
+    *,
+    discard_changes: bool = False,
+) -> list[str]:
+    """Disable COW on every COW table of ``schema`` in one transaction; returns them."""
+    await require_kit(executor)
+    exclude = exclude or set()
+    entries = [e for e in await registered_tables(executor, schema) if e.name not in exclude]
+    statements: list[str] = []
+    for entry in entries:
+        statements += await prepare_disable(
+            executor, entry, schema, revert_deferred_fks, discard_changes
+        )
+    await run_atomically(executor, statements)
+    return [entry.name for entry in entries]

@@ -1,0 +1,99 @@
+"""Session settings: which session and operation the current transaction writes as.
+
+They are transaction-local (``SET LOCAL``), so a pooled connection never leaks a session into
+the next request; call them inside the transaction that runs the agent's SQL.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from agentcow.executor import Executor
+from agentcow.identifiers import validate_uuid
+from agentcow.templates import render
+
+
+@dataclass
+class CowPostgresConfig:
+    """What a request carries: a session, the operation it is performing, an optional preview."""
+
+    session_id: uuid.UUID | None = None
+    operation_id: uuid.UUID | None = None
+    visible_operations: list[uuid.UUID] | None = field(default=None)
+
+    @property
+    def is_active(self) -> bool:
+        return self.session_id is not None
+
+    def to_session_kwargs(self) -> dict[str, Any]:
+        return {
+            "agent_session_id": self.session_id,
+            "operation_id": self.operation_id,
+            "visible_operations": self.visible_operations,
+        }
+
+
+def build_cow_variable_statements(
+    agent_session_id: uuid.UUID | str,
+    operation_id: uuid.UUID | str | None = None,
+    visible_operations: Sequence[uuid.UUID | str] | None = None,
+) -> list[str]:
+    """``SET LOCAL`` statements for any driver; every id is validated as a UUID first."""
+    session = validate_uuid(agent_session_id, "session id")
+    operation = validate_uuid(operation_id, "operation id") if operation_id else None
+    visible = (
+        [validate_uuid(v, "operation id") for v in visible_operations]
+        if visible_operations
+        else None
+    )
+    return [
+        render("set_variable.sql", name="app.session_id", value=str(session)),
+        *(
+            [render("set_variable.sql", name="app.operation_id", value=str(operation))]
+            if operation
+            else []
+        ),
+        *(
+            [
+                render(
+                    "set_variable.sql",
+                    name="app.visible_operations",
+                    value="{" + ",".join(map(str, visible)) + "}",
+                )
+            ]
+            if visible
+            else []
+        ),
+    ]
+
+
+async def apply_cow_variables(
+    executor: Executor,
+    session_id: str | uuid.UUID,
+    operation_id: str | uuid.UUID | None = None,
+    visible_operations: Sequence[str | uuid.UUID] | None = None,
+) -> None:
+    """Make the rest of the current transaction read and write as this session/operation."""
+    for statement in build_cow_variable_statements(session_id, operation_id, visible_operations):
+        await executor.execute(statement)
+
+
+async def set_visible_operations(
+    executor: Executor, operation_ids: Sequence[str | uuid.UUID] | None
+) -> None:
+    """Preview: make the session view show only these operations (None shows all again)."""
+    value = (
+        "{" + ",".join(str(validate_uuid(op, "operation id")) for op in operation_ids) + "}"
+        if operation_ids is not None
+        else ""
+    )
+    await executor.execute(render("set_variable.sql", name="app.visible_operations", value=value))
+
+
+async def reset_cow_variables(executor: Executor) -> None:
+    """Leave the session: later statements of the transaction read and write the base."""
+    for name in ("app.session_id", "app.operation_id", "app.visible_operations"):
+        await executor.execute(render("reset_variable.sql", name=name))

@@ -1,0 +1,64 @@
+{#- Shared fragments. Every name goes through |ident; record prefixes are NEW, OLD or aliases. -#}
+{% macro match(left, right, cols, right_cols=None) -%}
+{% for c in cols %}{{ left|catalog }}.{{ c|ident }} = {{ right|catalog }}.{{ (right_cols or cols)[loop.index0]|ident }}{% if not loop.last %} AND {% endif %}{% endfor %}
+{%- endmacro %}
+
+{% macro row(prefix, cols) -%}
+ROW({{ cols|columns(prefix) }})
+{%- endmacro %}
+
+{% macro any_null(prefix, cols) -%}
+({% for c in cols %}{{ prefix|catalog }}.{{ c|ident }} IS NULL{% if not loop.last %} OR {% endif %}{% endfor %})
+{%- endmacro %}
+
+{% macro all_null(prefix, cols) -%}
+({% for c in cols %}{{ prefix|catalog }}.{{ c|ident }} IS NULL{% if not loop.last %} AND {% endif %}{% endfor %})
+{%- endmacro %}
+
+{#- "Key (a, b)=(1, x)" as PostgreSQL prints it in constraint errors. -#}
+{% macro key_text(prefix, cols) -%}
+{{ ('(' ~ cols|join(', ') ~ ')=(')|literal }} || concat_ws(', ', {% for c in cols %}{{ prefix|catalog }}.{{ c|ident }}::text{% if not loop.last %}, {% endif %}{% endfor %}) || ')'
+{%- endmacro %}
+
+{% macro visible(alias) -%}
+(agentcow.visible_operations() IS NULL OR {{ alias|catalog }}.operation_id = ANY (agentcow.visible_operations()))
+{%- endmacro %}
+
+{#- A change row that no later visible change of the same key in its session supersedes. -#}
+{% macro is_latest(t, alias, later='l') -%}
+NOT EXISTS (SELECT FROM {{ t.schema|ident }}.{{ t.changes_name|ident }} {{ later|catalog }}
+            WHERE {{ later|catalog }}.session_id = {{ alias|catalog }}.session_id
+              AND {{ match(later, alias, t.pk_columns) }}
+              AND {{ later|catalog }}._cow_seq > {{ alias|catalog }}._cow_seq
+              AND {{ visible(later) }})
+{%- endmacro %}
+
+{% macro security_definer() -%}
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+{%- endmacro %}
+
+{#- Checks that run as triggers on a change table read the merged views as the session that
+    wrote the row. Settings made by set_config inside a function outlive it, so the session is
+    switched only when needed and always put back. -#}
+{% macro session_switch_declarations() -%}
+    _cow_saved_sid text;
+    _cow_saved_vis text;
+    _cow_switched boolean := false;
+{%- endmacro %}
+
+{% macro switch_to_row_session() -%}
+    IF agentcow.session_id() IS DISTINCT FROM NEW.session_id OR agentcow.visible_operations() IS NOT NULL THEN
+        _cow_saved_sid := pg_catalog.current_setting('app.session_id', true);
+        _cow_saved_vis := pg_catalog.current_setting('app.visible_operations', true);
+        _cow_switched := true;
+        PERFORM pg_catalog.set_config('app.session_id', NEW.session_id::text, true),
+                pg_catalog.set_config('app.visible_operations', '', true);
+    END IF;
+{%- endmacro %}
+
+{% macro switch_back() -%}
+    IF _cow_switched THEN
+        PERFORM pg_catalog.set_config('app.session_id', coalesce(_cow_saved_sid, ''), true),
+                pg_catalog.set_config('app.visible_operations', coalesce(_cow_saved_vis, ''), true);
+    END IF;
+{%- endmacro %}

@@ -1,0 +1,50 @@
+-- The table's own constraints (primary key, unique, check, exclusion, outgoing foreign keys)
+-- and the foreign keys of other tables that reference it. Relation names are mapped back to
+-- the logical (view) name when the relation is a COW base table.
+-- A self-referencing foreign key appears twice: once as own, once as incoming.
+WITH con AS (
+    SELECT c.*, 'own' AS side
+    FROM pg_catalog.pg_constraint c
+    WHERE c.conrelid = {{ oid }} AND c.contype IN ('p', 'u', 'c', 'x', 'f')
+    UNION ALL
+    SELECT c.*, 'incoming' AS side
+    FROM pg_catalog.pg_constraint c
+    WHERE c.confrelid = {{ oid }} AND c.contype = 'f'
+)
+SELECT con.side,
+       con.conname::text,
+       con.contype::text,
+       ARRAY(SELECT a.attname::text
+             FROM unnest(con.conkey) WITH ORDINALITY AS k(attnum, ord)
+             JOIN pg_catalog.pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.attnum
+             ORDER BY k.ord) AS columns,
+       con.condeferrable,
+       con.condeferred,
+       CASE WHEN con.contype = 'c' THEN pg_catalog.pg_get_expr(con.conbin, con.conrelid) END AS check_expr,
+       -- the other table of a foreign key: the referenced one for own keys, the child for incoming
+       on_.nspname::text AS other_schema,
+       COALESCE(oreg.table_name, ocl.relname)::text AS other_table,
+       oreg.table_name IS NOT NULL AS other_is_cow,
+       ARRAY(SELECT a.attname::text
+             FROM unnest(con.confkey) WITH ORDINALITY AS k(attnum, ord)
+             JOIN pg_catalog.pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.attnum
+             ORDER BY k.ord) AS ref_columns,
+       con.confupdtype::text,
+       con.confdeltype::text,
+       con.confmatchtype::text,
+{% if server_version >= 150000 %}
+       ARRAY(SELECT a.attname::text
+             FROM unnest(con.confdelsetcols) AS k(attnum)
+             JOIN pg_catalog.pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.attnum) AS delete_set_columns,
+       COALESCE(i.indnullsnotdistinct, false) AS nulls_not_distinct
+{% else %}
+       ARRAY[]::text[] AS delete_set_columns,
+       false AS nulls_not_distinct
+{% endif %}
+FROM con
+LEFT JOIN pg_catalog.pg_class ocl
+       ON ocl.oid = CASE WHEN con.side = 'own' THEN con.confrelid ELSE con.conrelid END
+LEFT JOIN pg_catalog.pg_namespace on_ ON on_.oid = ocl.relnamespace
+LEFT JOIN agentcow.cow_tables oreg ON oreg.schema_name = on_.nspname AND oreg.base_name = ocl.relname
+LEFT JOIN pg_catalog.pg_index i ON i.indexrelid = con.conindid
+ORDER BY con.side, con.conname

@@ -1,0 +1,25 @@
+{#- The per-table change log: one row per version of a row written in a session. -#}
+{% from '_macros.sql' import security_definer %}
+CREATE TABLE {{ t.schema|ident }}.{{ t.changes_name|ident }} (
+    session_id uuid NOT NULL,
+    operation_id uuid NOT NULL,
+    _cow_seq bigint NOT NULL DEFAULT pg_catalog.nextval('agentcow.change_seq'::regclass),
+    _cow_kind "char" NOT NULL CHECK (_cow_kind IN ('I', 'U', 'D', 'M')),
+    LIKE {{ t.schema|ident }}.{{ t.base_name|ident }} INCLUDING GENERATED,
+    PRIMARY KEY (session_id, {{ t.pk_columns|columns }}, _cow_seq)
+)
+--;
+{% for check in t.checks %}
+ALTER TABLE {{ t.schema|ident }}.{{ t.changes_name|ident }}
+    ADD CONSTRAINT {{ check.name|ident }} CHECK (_cow_kind IN ('D', 'M') OR ({{ check.expression|catalog }}))
+--;
+{% endfor %}
+{% for key in t.unique_keys %}
+CREATE INDEX ON {{ t.schema|ident }}.{{ t.changes_name|ident }} (session_id, {{ key.columns|columns }})
+--;
+{% endfor %}
+{% for fk in t.foreign_keys %}
+CREATE INDEX ON {{ t.schema|ident }}.{{ t.changes_name|ident }} (session_id, {{ fk.child_columns|columns }})
+--;
+{% endfor %}
+PERFORM agentcow.revoke_grants({{ (t.schema|ident ~ '.' ~ t.changes_name|ident)|literal }}::regclass)

@@ -1,0 +1,8 @@
+-- Which of the given COW tables hold changes of the session.
+{% for table in tables %}
+SELECT {{ table.name|literal }}::text
+WHERE EXISTS (SELECT FROM {{ schema|ident }}.{{ table.changes_name|ident }} c WHERE c.session_id = {{ session|catalog }})
+{% if not loop.last %}
+UNION ALL
+{% endif %}
+{% endfor %}

@@ -1,0 +1,137 @@
+{#- Foreign keys in a session, checked like PostgreSQL's own: as constraint triggers on the
+    change table, with each key's own deferrability, so DEFERRABLE INITIALLY DEFERRED keys are
+    checked at commit and SET CONSTRAINTS applies. The checks read the merged views of the
+    session that wrote the row. -#}
+{% from '_macros.sql' import match, row, any_null, all_null, key_text, security_definer,
+    session_switch_declarations, switch_to_row_session, switch_back %}
+{% set base = t.schema|ident ~ '.' ~ t.base_name|ident %}
+{% set changes = t.schema|ident ~ '.' ~ t.changes_name|ident %}
+{% set view = t.schema|ident ~ '.' ~ t.name|ident %}
+{% set pk = t.pk_columns %}
+{% if t.foreign_keys %}
+-- This table as the child: the parent row must exist for every live version written.
+CREATE FUNCTION {{ t.schema|ident }}.{{ names.parent_check_function|ident }}() RETURNS trigger
+{{ security_definer() }}
+AS {{ tag }}
+DECLARE
+{{ session_switch_declarations() }}
+BEGIN
+    IF EXISTS (SELECT FROM {{ changes|catalog }} l
+               WHERE l.session_id = NEW.session_id AND {{ match('l', 'NEW', pk) }} AND l._cow_seq > NEW._cow_seq) THEN
+        RETURN NULL;  -- superseded by a later write, which is checked on its own
+    END IF;
+{{ switch_to_row_session() }}
+    <<checks>>
+    BEGIN
+{% for fk in t.foreign_keys %}
+    IF TG_ARGV[0] = {{ fk.name|literal }} THEN
+        IF {{ any_null('NEW', fk.child_columns) }} THEN
+{% if fk.match_full %}
+            IF NOT {{ all_null('NEW', fk.child_columns) }} THEN
+                RAISE EXCEPTION USING ERRCODE = 'foreign_key_violation',
+                    MESSAGE = {{ ('insert or update on table "' ~ t.name ~ '" violates foreign key constraint "' ~ fk.name ~ '"')|literal }},
+                    DETAIL = 'MATCH FULL does not allow mixing of null and nonnull key values.',
+                    CONSTRAINT = {{ fk.name|literal }}, TABLE = {{ t.name|literal }}, SCHEMA = {{ t.schema|literal }};
+            END IF;
+{% endif %}
+            EXIT checks;  -- a NULL in the key: nothing to check (MATCH SIMPLE)
+        END IF;
+        IF NOT EXISTS (SELECT FROM {{ fk.parent_schema|ident }}.{{ fk.parent_table|ident }} p
+                       WHERE {{ match('p', 'NEW', fk.parent_columns, fk.child_columns) }}) THEN
+            RAISE EXCEPTION USING ERRCODE = 'foreign_key_violation',
+                MESSAGE = {{ ('insert or update on table "' ~ t.name ~ '" violates foreign key constraint "' ~ fk.name ~ '"')|literal }},
+                DETAIL = 'Key ' || {{ key_text('NEW', fk.child_columns) }} || {{ (' is not present in table "' ~ fk.parent_table ~ '".')|literal }},
+                CONSTRAINT = {{ fk.name|literal }}, TABLE = {{ t.name|literal }}, SCHEMA = {{ t.schema|literal }};
+        END IF;
+        EXIT checks;
+    END IF;
+{% endfor %}
+    END checks;
+{{ switch_back() }}
+    RETURN NULL;
+END
+{{ tag }}
+--;
+{% for fk in t.foreign_keys %}
+CREATE CONSTRAINT TRIGGER {{ fk.name|ident }}
+    AFTER INSERT ON {{ changes|catalog }} {{ fk.deferrability|catalog }}
+    FOR EACH ROW WHEN (NEW._cow_kind IN ('I', 'U'))
+    EXECUTE FUNCTION {{ t.schema|ident }}.{{ names.parent_check_function|ident }}({{ fk.name|literal }})
+--;
+{% endfor %}
+{% endif %}
+{% set no_action = t.referenced_by|selectattr('on_delete', 'equalto', 'a')|list
+                 + t.referenced_by|rejectattr('on_delete', 'equalto', 'a')|selectattr('on_update', 'equalto', 'a')|list %}
+{% if no_action %}
+-- This table as the parent, NO ACTION keys: a key value this write took away must not be
+-- referenced by live children once the check runs (statement end, or commit if deferred).
+CREATE FUNCTION {{ t.schema|ident }}.{{ names.children_check_function|ident }}() RETURNS trigger
+{{ security_definer() }}
+AS {{ tag }}
+DECLARE
+    _cow_gone record;
+{{ session_switch_declarations() }}
+BEGIN
+{{ switch_to_row_session() }}
+    <<checks>>
+    BEGIN
+{% for fk in no_action %}
+    IF TG_ARGV[0] = {{ loop.index0|string|literal }} THEN
+{% set refs_pk = fk.parent_columns|reject('in', pk)|list|length == 0 %}
+        IF NEW._cow_kind = 'D' THEN
+{% if fk.on_delete != 'a' %}
+            EXIT checks;
+{% else %}
+            _cow_gone := NEW;
+{% endif %}
+        ELSIF NEW._cow_kind = 'M' THEN
+{% if fk.on_update != 'a' %}
+            EXIT checks;
+{% else %}
+            _cow_gone := NEW;
+{% endif %}
+        ELSE
+{% if refs_pk or fk.on_update != 'a' %}
+            EXIT checks;  -- a live version keeps its key
+{% else %}
+            SELECT {{ fk.parent_columns|columns('p') }} INTO _cow_gone
+              FROM {{ changes|catalog }} p
+             WHERE p.session_id = NEW.session_id AND {{ match('p', 'NEW', pk) }} AND p._cow_seq < NEW._cow_seq
+             ORDER BY p._cow_seq DESC LIMIT 1;
+            IF NOT FOUND THEN
+                SELECT {{ fk.parent_columns|columns('b') }} INTO _cow_gone
+                  FROM {{ base|catalog }} b WHERE {{ match('b', 'NEW', pk) }};
+                IF NOT FOUND THEN EXIT checks; END IF;
+            END IF;
+            IF {{ row('_cow_gone', fk.parent_columns) }} IS NOT DISTINCT FROM {{ row('NEW', fk.parent_columns) }} THEN
+                EXIT checks;
+            END IF;
+{% endif %}
+        END IF;
+        IF {{ any_null('_cow_gone', fk.parent_columns) }}
+           OR EXISTS (SELECT FROM {{ view|catalog }} v WHERE {{ match('v', '_cow_gone', fk.parent_columns) }}) THEN
+            EXIT checks;  -- nothing to reference, or the key value is present again
+        END IF;
+        IF EXISTS (SELECT FROM {{ fk.child_schema|ident }}.{{ fk.child_table|ident }} r
+                   WHERE {{ match('r', '_cow_gone', fk.child_columns, fk.parent_columns) }}) THEN
+            RAISE EXCEPTION USING ERRCODE = 'foreign_key_violation',
+                MESSAGE = {{ ('update or delete on table "' ~ t.name ~ '" violates foreign key constraint "' ~ fk.name ~ '" on table "' ~ fk.child_table ~ '"')|literal }},
+                DETAIL = 'Key ' || {{ key_text('_cow_gone', fk.parent_columns) }} || {{ (' is still referenced from table "' ~ fk.child_table ~ '".')|literal }},
+                CONSTRAINT = {{ fk.name|literal }}, TABLE = {{ fk.child_table|literal }}, SCHEMA = {{ fk.child_schema|literal }};
+        END IF;
+        EXIT checks;
+    END IF;
+{% endfor %}
+    END checks;
+{{ switch_back() }}
+    RETURN NULL;
+END
+{{ tag }}
+--;
+{% for fk in no_action %}
+CREATE CONSTRAINT TRIGGER {{ ('_cow_referenced_' ~ loop.index0)|ident }}
+    AFTER INSERT ON {{ changes|catalog }} {{ fk.deferrability|catalog }}
+    FOR EACH ROW EXECUTE FUNCTION {{ t.schema|ident }}.{{ names.children_check_function|ident }}({{ loop.index0|string|literal }})
+--;
+{% endfor %}
+{% endif %}

@@ -1,0 +1,15 @@
+-- A session's operations in the order of their first write, across the given tables.
+SELECT w.operation_id
+FROM (
+{% for table in tables %}
+    SELECT c.operation_id, min(c._cow_seq) AS first_seq
+    FROM {{ schema|ident }}.{{ table.changes_name|ident }} c
+    WHERE c.session_id = {{ session|catalog }}
+    GROUP BY c.operation_id
+{% if not loop.last %}
+    UNION ALL
+{% endif %}
+{% endfor %}
+) w
+GROUP BY w.operation_id
+ORDER BY min(w.first_seq)

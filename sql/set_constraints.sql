@@ -1,0 +1,1 @@
+SET CONSTRAINTS ALL {{ mode|catalog }}

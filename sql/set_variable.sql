@@ -1,0 +1,1 @@
+SET LOCAL {{ name|catalog }} = {{ value|literal }}

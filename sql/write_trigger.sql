@@ -1,0 +1,166 @@
+{#- INSTEAD OF INSERT/UPDATE/DELETE on the view. Without a session, writes go to the base table
+    exactly as before. In a session, each row write appends a version to the change table:
+    kind I (insert), U (update), D (delete) or M (the old key of a row whose key changed).
+    Constraint checks run in PostgreSQL's order: NOT NULL and CHECK (on the change table),
+    then keys, then foreign keys. -#}
+{% from '_macros.sql' import match, row, any_null, all_null, key_text, security_definer %}
+{% set base = t.schema|ident ~ '.' ~ t.base_name|ident %}
+{% set changes = t.schema|ident ~ '.' ~ t.changes_name|ident %}
+{% set view = t.schema|ident ~ '.' ~ t.name|ident %}
+{% set pk = t.pk_columns %}
+{% macro record_version(kind, source) -%}
+INSERT INTO {{ changes|catalog }} AS c (session_id, operation_id, _cow_kind, {{ t.writable_columns|columns }})
+        VALUES (_cow_sid, _cow_op, {{ kind|literal }}, {{ t.writable_columns|columns(source) }})
+{%- endmacro %}
+{% macro references_exist(fk, prefix) -%}
+EXISTS (SELECT FROM {{ fk.child_schema|ident }}.{{ fk.child_table|ident }} r
+                 WHERE {{ match('r', prefix, fk.child_columns, fk.parent_columns) }})
+{%- endmacro %}
+{% macro restrict(fk, prefix) -%}
+        IF {{ references_exist(fk, prefix) }} THEN
+            RAISE EXCEPTION USING
+                ERRCODE = 'foreign_key_violation',
+                MESSAGE = {{ ('update or delete on table "' ~ t.name ~ '" violates foreign key constraint "' ~ fk.name ~ '" on table "' ~ fk.child_table ~ '"')|literal }},
+                DETAIL = 'Key ' || {{ key_text(prefix, fk.parent_columns) }} || {{ (' is still referenced from table "' ~ fk.child_table ~ '".')|literal }},
+                CONSTRAINT = {{ fk.name|literal }}, TABLE = {{ fk.child_table|literal }}, SCHEMA = {{ fk.child_schema|literal }};
+        END IF;
+{%- endmacro %}
+{#- ON DELETE / ON UPDATE actions other than NO ACTION, applied to the children in the session.
+    NO ACTION is checked by the change table's constraint trigger (deferrable like the key). -#}
+{% macro referential_action(fk, action, new_values) -%}
+{% if action == 'r' %}
+{{ restrict(fk, 'OLD') }}
+{% elif action in ('c', 'n', 'd') %}
+        PERFORM agentcow.require_cow_target({{ fk.child_schema|literal }}, {{ fk.child_table|literal }}, {{ fk.name|literal }});
+{% if action == 'c' and new_values %}
+        UPDATE {{ fk.child_schema|ident }}.{{ fk.child_table|ident }} r
+           SET {% for c in fk.child_columns %}{{ c|ident }} = NEW.{{ fk.parent_columns[loop.index0]|ident }}{% if not loop.last %}, {% endif %}{% endfor %}
+
+         WHERE {{ match('r', 'OLD', fk.child_columns, fk.parent_columns) }};
+{% elif action == 'c' %}
+        DELETE FROM {{ fk.child_schema|ident }}.{{ fk.child_table|ident }} r
+         WHERE {{ match('r', 'OLD', fk.child_columns, fk.parent_columns) }};
+{% else %}
+        UPDATE {{ fk.child_schema|ident }}.{{ fk.child_table|ident }} r
+           SET {% for c in (fk.delete_set_columns if (fk.delete_set_columns and not new_values) else fk.child_columns) %}{{ c|ident }} = {{ ('NULL' if action == 'n' else 'DEFAULT')|catalog }}{% if not loop.last %}, {% endif %}{% endfor %}
+
+         WHERE {{ match('r', 'OLD', fk.child_columns, fk.parent_columns) }};
+{% endif %}
+{% endif %}
+{%- endmacro %}
+CREATE FUNCTION {{ t.schema|ident }}.{{ names.write_function|ident }}() RETURNS trigger
+{{ security_definer() }}
+AS {{ tag }}
+DECLARE
+    _cow_sid uuid := agentcow.session_id();
+    _cow_op uuid;
+    _cow_at bigint;
+    _cow_live boolean;
+BEGIN
+{% for g in t.generated_columns %}
+    IF TG_OP = 'INSERT' AND NEW.{{ g|ident }} IS NOT NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'generated_always',
+            MESSAGE = {{ ('cannot insert a non-DEFAULT value into column "' ~ g ~ '"')|literal }},
+            DETAIL = {{ ('Column "' ~ g ~ '" is a generated column.')|literal }};
+    ELSIF TG_OP = 'UPDATE' AND NEW.{{ g|ident }} IS DISTINCT FROM OLD.{{ g|ident }} THEN
+        RAISE EXCEPTION USING ERRCODE = 'generated_always',
+            MESSAGE = {{ ('column "' ~ g ~ '" can only be updated to DEFAULT')|literal }},
+            DETAIL = {{ ('Column "' ~ g ~ '" is a generated column.')|literal }};
+    END IF;
+{% endfor %}
+{% for a in t.always_identity_columns %}
+    IF TG_OP = 'UPDATE' AND NEW.{{ a|ident }} IS DISTINCT FROM OLD.{{ a|ident }} THEN
+        RAISE EXCEPTION USING ERRCODE = 'generated_always',
+            MESSAGE = {{ ('column "' ~ a ~ '" can only be updated to DEFAULT')|literal }},
+            DETAIL = {{ ('Column "' ~ a ~ '" is an identity column defined as GENERATED ALWAYS.')|literal }};
+    END IF;
+{% endfor %}
+    IF _cow_sid IS NULL THEN
+        -- No session: the table as it always was.
+        IF TG_OP = 'INSERT' THEN
+            INSERT INTO {{ base|catalog }} AS b ({{ t.writable_columns|columns }})
+{% if t.always_identity_columns %}
+            OVERRIDING SYSTEM VALUE
+{% endif %}
+            VALUES ({{ t.writable_columns|columns('NEW') }})
+            RETURNING {{ t.column_names|columns('b') }} INTO NEW;
+            RETURN NEW;
+        ELSIF TG_OP = 'UPDATE' THEN
+            UPDATE {{ base|catalog }} AS b
+               SET ({{ t.updatable_columns|columns }}) = {{ row('NEW', t.updatable_columns) }}
+             WHERE {{ match('b', 'OLD', pk) }}
+            RETURNING {{ t.column_names|columns('b') }} INTO NEW;
+            IF NOT FOUND THEN RETURN NULL; END IF;
+            RETURN NEW;
+        ELSE
+            DELETE FROM {{ base|catalog }} AS b WHERE {{ match('b', 'OLD', pk) }};
+            IF NOT FOUND THEN RETURN NULL; END IF;
+            RETURN OLD;
+        END IF;
+    END IF;
+
+    _cow_op := agentcow.require_write_operation();
+
+    IF TG_OP = 'DELETE' THEN
+        {{ record_version('D', 'OLD') }};
+{% for fk in t.referenced_by %}
+{{ referential_action(fk, fk.on_delete, false) }}
+{% endfor %}
+        RETURN OLD;
+    END IF;
+
+    IF TG_OP = 'UPDATE' AND {{ row('NEW', pk) }} IS DISTINCT FROM {{ row('OLD', pk) }} THEN
+        {{ record_version('M', 'OLD') }};
+    END IF;
+
+    INSERT INTO {{ changes|catalog }} AS c (session_id, operation_id, _cow_kind, {{ t.writable_columns|columns }})
+    VALUES (_cow_sid, _cow_op, CASE TG_OP WHEN 'INSERT' THEN 'I' ELSE 'U' END::"char", {{ t.writable_columns|columns('NEW') }})
+    RETURNING c._cow_seq, {{ t.column_names|columns('c') }} INTO _cow_at, {{ t.column_names|columns('NEW') }};
+
+    IF TG_OP = 'INSERT' OR {{ row('NEW', pk) }} IS DISTINCT FROM {{ row('OLD', pk) }} THEN
+        -- Was the key already live before this write? Then it is a duplicate.
+        SELECT p._cow_kind IN ('I', 'U') INTO _cow_live
+          FROM {{ changes|catalog }} p
+         WHERE p.session_id = _cow_sid AND {{ match('p', 'NEW', pk) }} AND p._cow_seq < _cow_at
+         ORDER BY p._cow_seq DESC
+         LIMIT 1;
+        IF NOT FOUND THEN
+            _cow_live := EXISTS (SELECT FROM {{ base|catalog }} b WHERE {{ match('b', 'NEW', pk) }});
+        END IF;
+        IF _cow_live THEN
+            RAISE EXCEPTION USING
+                ERRCODE = 'unique_violation',
+                MESSAGE = {{ ('duplicate key value violates unique constraint "' ~ t.primary_key.name ~ '"')|literal }},
+                DETAIL = 'Key ' || {{ key_text('NEW', pk) }} || ' already exists.',
+                CONSTRAINT = {{ t.primary_key.name|literal }}, TABLE = {{ t.name|literal }}, SCHEMA = {{ t.schema|literal }};
+        END IF;
+    END IF;
+{% for key in t.unique_keys %}
+
+    IF (TG_OP = 'INSERT' OR {{ row('NEW', key.columns) }} IS DISTINCT FROM {{ row('OLD', key.columns) }}
+        OR {{ row('NEW', pk) }} IS DISTINCT FROM {{ row('OLD', pk) }})
+{% if not key.nulls_not_distinct %}
+       AND NOT {{ any_null('NEW', key.columns) }}
+{% endif %}
+       AND EXISTS (SELECT FROM {{ view|catalog }} v
+                    WHERE {% for c in key.columns %}v.{{ c|ident }} {{ ('IS NOT DISTINCT FROM' if key.nulls_not_distinct else '=')|catalog }} NEW.{{ c|ident }} AND {% endfor %}{{ row('v', pk) }} IS DISTINCT FROM {{ row('NEW', pk) }}) THEN
+        RAISE EXCEPTION USING
+            ERRCODE = 'unique_violation',
+            MESSAGE = {{ ('duplicate key value violates unique constraint "' ~ key.name ~ '"')|literal }},
+            DETAIL = 'Key ' || {{ key_text('NEW', key.columns) }} || ' already exists.',
+            CONSTRAINT = {{ key.name|literal }}, TABLE = {{ t.name|literal }}, SCHEMA = {{ t.schema|literal }};
+    END IF;
+{% endfor %}
+{% for fk in t.referenced_by if fk.on_update != 'a' %}
+
+    IF TG_OP = 'UPDATE' AND {{ row('NEW', fk.parent_columns) }} IS DISTINCT FROM {{ row('OLD', fk.parent_columns) }} THEN
+{{ referential_action(fk, fk.on_update, true) }}
+    END IF;
+{% endfor %}
+    RETURN NEW;
+END
+{{ tag }}
+--;
+CREATE TRIGGER {{ names.write_trigger|ident }}
+    INSTEAD OF INSERT OR UPDATE OR DELETE ON {{ view|catalog }}
+    FOR EACH ROW EXECUTE FUNCTION {{ t.schema|ident }}.{{ names.write_function|ident }}()
