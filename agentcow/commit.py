@@ -48,12 +48,14 @@ def _operations(operation_ids: Sequence[IdLike] | None) -> Sql | None:
 
 
 def _apply(tables: Sequence[TableDescription], session: Sql, operations: Sql | None) -> list[str]:
-    """Upserts parents first, deletes children first, then forgets what was applied."""
+    """Frees unique values, upserts parents first, deletes children first, then forgets what
+    was applied."""
 
     def step(name: str, t: TableDescription) -> str:
         return render("commit.sql", step=name, t=t, session=session, operations=operations)
 
     return [
+        *(step("delete_unreferenced", t) for t in reversed(tables)),
         *(step("upsert", t) for t in tables),
         *(step("delete", t) for t in reversed(tables)),
         *(step("cleanup", t) for t in tables),

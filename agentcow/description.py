@@ -58,6 +58,14 @@ class ForeignKey:
     other_is_cow: bool = False
 
     @property
+    def child_relation(self) -> str:
+        """The table that stores the child rows: its base table when the child is COW-enabled
+        (meaningful for keys seen from the parent side, where the other table is the child)."""
+        return (
+            derived_name(self.child_table, BASE_SUFFIX) if self.other_is_cow else self.child_table
+        )
+
+    @property
     def deferrability(self) -> str:
         if not self.deferrable:
             return "NOT DEFERRABLE"

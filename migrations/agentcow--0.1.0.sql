@@ -65,6 +65,31 @@ BEGIN
 END
 $fn$;
 
+-- The view's default for a GENERATED ALWAYS identity column: draws the value and remembers
+-- it, so the write trigger can refuse any other value as the table itself would.
+CREATE FUNCTION agentcow.identity_default(_sequence regclass, _table oid) RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+AS $fn$
+DECLARE
+    _value bigint := pg_catalog.nextval(_sequence);
+BEGIN
+    PERFORM pg_catalog.set_config('agentcow.identity_' || _table, _value::text, true);
+    RETURN _value;
+END
+$fn$;
+
+-- Whether an inserted identity value is the one the view's default just drew (and forget it).
+CREATE FUNCTION agentcow.is_drawn_identity(_value bigint, _table oid) RETURNS boolean
+LANGUAGE plpgsql VOLATILE
+AS $fn$
+DECLARE
+    _drawn text := pg_catalog.current_setting('agentcow.identity_' || _table, true);
+BEGIN
+    PERFORM pg_catalog.set_config('agentcow.identity_' || _table, '', true);
+    RETURN _value IS NOT DISTINCT FROM nullif(_drawn, '')::bigint;
+END
+$fn$;
+
 CREATE FUNCTION agentcow.is_cow_table(_schema name, _table name) RETURNS boolean
 LANGUAGE sql STABLE PARALLEL SAFE
 AS $fn$

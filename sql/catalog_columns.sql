@@ -3,7 +3,11 @@ SELECT a.attname::text,
        pg_catalog.format_type(a.atttypid, a.atttypmod) AS type,
        a.attnotnull,
        CASE
-           WHEN a.attidentity <> '' THEN pg_catalog.format(
+           WHEN a.attidentity = 'a' THEN pg_catalog.format(
+               'agentcow.identity_default(%L::regclass, %s)',
+               pg_catalog.pg_get_serial_sequence(a.attrelid::regclass::text, a.attname),
+               a.attrelid::bigint)
+           WHEN a.attidentity = 'd' THEN pg_catalog.format(
                'nextval(%L::regclass)',
                pg_catalog.pg_get_serial_sequence(a.attrelid::regclass::text, a.attname))
            WHEN a.attgenerated = '' THEN pg_catalog.pg_get_expr(d.adbin, d.adrelid)

@@ -1,8 +1,12 @@
 {#- Applies a session's changes to one base table, set-based. The state applied for a key is
-    its latest version (among the chosen operations, when operations are given).
-    step 'upsert': rows whose latest version is live; 'delete': keys whose latest version
-    removed the row; 'cleanup': forget the applied versions. -#}
-{% from '_macros.sql' import match %}
+    its latest version (among the chosen operations, when operations are given). Steps:
+    'delete_unreferenced': first, rows that no stored row references and that the session
+        removed, or whose unique values it changed (re-inserted by the upsert), so that unique
+        values are free whatever order they moved in (a key moved, a row replaced, a swap);
+    'upsert': rows whose latest version is live;
+    'delete': the other removed rows, once children have been re-pointed;
+    'cleanup': forget the applied versions. -#}
+{% from '_macros.sql' import match, row %}
 {% set base = t.schema|ident ~ '.' ~ t.base_name|ident %}
 {% set changes = t.schema|ident ~ '.' ~ t.changes_name|ident %}
 {% macro chosen(alias) -%}
@@ -30,6 +34,20 @@ DELETE FROM {{ base|catalog }} AS b
 USING {{ changes|catalog }} c
 WHERE {{ chosen('c') }} AND c._cow_kind IN ('D', 'M') AND {{ latest('c') }}
   AND {{ match('b', 'c', t.pk_columns) }}
+{% elif step == 'delete_unreferenced' %}
+DELETE FROM {{ base|catalog }} AS b
+USING {{ changes|catalog }} c
+WHERE {{ chosen('c') }} AND {{ latest('c') }}
+  AND {{ match('b', 'c', t.pk_columns) }}
+  AND (c._cow_kind IN ('D', 'M')
+{% for key in t.unique_keys %}
+       OR {{ row('b', key.columns) }} IS DISTINCT FROM {{ row('c', key.columns) }}
+{% endfor %}
+      )
+{% for fk in t.referenced_by %}
+  AND NOT EXISTS (SELECT FROM {{ fk.child_schema|ident }}.{{ fk.child_relation|ident }} r
+                  WHERE {{ match('r', 'b', fk.child_columns, fk.parent_columns) }})
+{% endfor %}
 {% else %}
 DELETE FROM {{ changes|catalog }} c WHERE {{ chosen('c') }}
 {% endif %}

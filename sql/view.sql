@@ -2,9 +2,11 @@
     1. no session: the base table alone (a one-time filter, so plans stay those of the table);
     2. in a session: base rows the session has not changed (anti-join on the primary key);
     3. in a session: the latest visible change of each key, unless it removed the row.
-    security_barrier keeps a caller's functions from seeing other sessions' change rows. -#}
+    The arms sit in a subquery: a bare UNION ALL view is flattened and loses security_barrier,
+    which must keep a caller's functions from ever seeing other sessions' change rows. -#}
 {% from '_macros.sql' import match, visible, is_latest %}
 CREATE VIEW {{ t.schema|ident }}.{{ t.name|ident }} WITH (security_barrier) AS
+SELECT {{ t.column_names|columns('merged') }} FROM (
 SELECT {{ t.column_names|columns('b') }}
 FROM {{ t.schema|ident }}.{{ t.base_name|ident }} b
 WHERE agentcow.session_id() IS NULL
@@ -23,6 +25,7 @@ WHERE c.session_id = agentcow.session_id()
   AND c._cow_kind IN ('I', 'U')
   AND {{ visible('c') }}
   AND {{ is_latest(t, 'c') }}
+) merged
 --;
 {% for column in t.columns if column.default is not none %}
 ALTER VIEW {{ t.schema|ident }}.{{ t.name|ident }} ALTER COLUMN {{ column.name|ident }} SET DEFAULT {{ column.default|catalog }}

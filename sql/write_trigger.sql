@@ -18,8 +18,9 @@ EXISTS (SELECT FROM {{ fk.child_schema|ident }}.{{ fk.child_table|ident }} r
 {%- endmacro %}
 {% macro restrict(fk, prefix) -%}
         IF {{ references_exist(fk, prefix) }} THEN
+            -- PostgreSQL 18 reports RESTRICT with a SQLSTATE of its own
             RAISE EXCEPTION USING
-                ERRCODE = 'foreign_key_violation',
+                ERRCODE = {{ ('restrict_violation' if t.relation.server_version >= 180000 else 'foreign_key_violation')|literal }},
                 MESSAGE = {{ ('update or delete on table "' ~ t.name ~ '" violates foreign key constraint "' ~ fk.name ~ '" on table "' ~ fk.child_table ~ '"')|literal }},
                 DETAIL = 'Key ' || {{ key_text(prefix, fk.parent_columns) }} || {{ (' is still referenced from table "' ~ fk.child_table ~ '".')|literal }},
                 CONSTRAINT = {{ fk.name|literal }}, TABLE = {{ fk.child_table|literal }}, SCHEMA = {{ fk.child_schema|literal }};
@@ -31,7 +32,9 @@ EXISTS (SELECT FROM {{ fk.child_schema|ident }}.{{ fk.child_table|ident }} r
 {% if action == 'r' %}
 {{ restrict(fk, 'OLD') }}
 {% elif action in ('c', 'n', 'd') %}
-        PERFORM agentcow.require_cow_target({{ fk.child_schema|literal }}, {{ fk.child_table|literal }}, {{ fk.name|literal }});
+        IF {{ references_exist(fk, 'OLD') }} THEN
+            PERFORM agentcow.require_cow_target({{ fk.child_schema|literal }}, {{ fk.child_table|literal }}, {{ fk.name|literal }});
+        END IF;
 {% if action == 'c' and new_values %}
         UPDATE {{ fk.child_schema|ident }}.{{ fk.child_table|ident }} r
            SET {% for c in fk.child_columns %}{{ c|ident }} = NEW.{{ fk.parent_columns[loop.index0]|ident }}{% if not loop.last %}, {% endif %}{% endfor %}
@@ -69,6 +72,12 @@ BEGIN
     END IF;
 {% endfor %}
 {% for a in t.always_identity_columns %}
+    IF TG_OP = 'INSERT' AND NOT agentcow.is_drawn_identity(NEW.{{ a|ident }}, {{ t.relation.oid }}) THEN
+        RAISE EXCEPTION USING ERRCODE = 'generated_always',
+            MESSAGE = {{ ('cannot insert a non-DEFAULT value into column "' ~ a ~ '"')|literal }},
+            DETAIL = {{ ('Column "' ~ a ~ '" is an identity column defined as GENERATED ALWAYS.')|literal }},
+            HINT = 'Use OVERRIDING SYSTEM VALUE to override.';
+    END IF;
     IF TG_OP = 'UPDATE' AND NEW.{{ a|ident }} IS DISTINCT FROM OLD.{{ a|ident }} THEN
         RAISE EXCEPTION USING ERRCODE = 'generated_always',
             MESSAGE = {{ ('column "' ~ a ~ '" can only be updated to DEFAULT')|literal }},

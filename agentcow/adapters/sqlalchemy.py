@@ -21,5 +21,8 @@ class SQLAlchemyExecutor:
             else self._connection
         )
         # exec_driver_sql: no bind-parameter parsing, so ':name' inside SQL text stays text.
+        # Drivers with format-style placeholders (psycopg) still read '%' as one: double it.
+        if connection.dialect.paramstyle in ("format", "pyformat"):
+            sql = sql.replace("%", "%%")
         result = await connection.exec_driver_sql(sql)
         return [tuple(row) for row in result.fetchall()] if result.returns_rows else []

@@ -1,0 +1,166 @@
+"""The driver adapters: each runs the whole life cycle against the real server."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+
+import agentcow as ac
+from agentcow.adapters.asyncpg import AsyncpgExecutor
+from agentcow.adapters.psycopg import PsycopgExecutor
+from agentcow.adapters.sqlalchemy import SQLAlchemyExecutor
+from tests.conftest import TestDatabase
+from tests.helpers import fetch, new_id
+
+# Text a naive driver would take for placeholders: it must reach the server untouched.
+TRICKY = "it's :name and %s and %(x)s and $1 and ?"
+TRICKY_SQL = "'it''s :name and %s and %(x)s and $1 and ?'"
+
+
+async def _life_cycle(executor: Any, begin: Any, commit: Any) -> None:
+    """deploy + enable + session write + commit through ``executor``.
+
+    ``begin``/``commit`` open and close a transaction on the executor's connection.
+    """
+    await ac.deploy_cow_functions(executor)
+    await ac.deploy_cow_functions(executor)
+    await executor.execute("CREATE TABLE t (id int PRIMARY KEY, v text)")
+    await executor.execute("INSERT INTO t VALUES (1, ':a %s')")
+    await ac.enable_cow(executor, "t")
+    await commit()
+    sid = new_id()
+    await begin()
+    await ac.apply_cow_variables(executor, sid, new_id())
+    await executor.execute(f"INSERT INTO t VALUES (2, {TRICKY_SQL})")
+    await executor.execute("UPDATE t SET v = v || ' :b' WHERE id = 1")
+    rows = await executor.execute("SELECT id, v FROM t ORDER BY id")
+    assert rows == [(1, ":a %s :b"), (2, TRICKY)]
+    await commit()
+    await begin()
+    assert await executor.execute("SELECT id, v FROM t ORDER BY id") == [(1, ":a %s")]
+    assert await ac.get_dirty_tables(executor, sid) == ["t"]
+    assert await ac.get_session_operations(executor, sid) != []
+    await ac.commit_cow_session(executor, "t", sid)
+    await commit()
+    # Statements that return nothing give [].
+    await begin()
+    assert await executor.execute("SET LOCAL statement_timeout = 0") == []
+    assert await executor.execute(f"SELECT {TRICKY_SQL}, ':name', '%s'") == [
+        (TRICKY, ":name", "%s")
+    ]
+    await commit()
+
+
+async def _check_committed(conn: Any) -> None:
+    assert await fetch(conn, "SELECT id, v FROM t_base ORDER BY id") == [
+        (1, ":a %s :b"),
+        (2, TRICKY),
+    ]
+    assert await fetch(conn, "SELECT count(*) FROM t_changes") == [(0,)]
+
+
+async def test_asyncpg_executor(conn: Any, second_conn: Any) -> None:
+    executor = AsyncpgExecutor(conn)
+    assert isinstance(executor, ac.Executor)
+    state: dict[str, Any] = {}
+
+    async def begin() -> None:
+        state["tx"] = conn.transaction()
+        await state["tx"].start()
+
+    async def commit() -> None:
+        tx = state.pop("tx", None)
+        if tx is not None:
+            await tx.commit()
+
+    await _life_cycle(executor, begin, commit)
+    await _check_committed(second_conn)
+
+
+async def test_psycopg_executor(conn: Any, database: TestDatabase) -> None:
+    async with await psycopg.AsyncConnection.connect(database.owner_dsn) as pconn:
+        executor = PsycopgExecutor(pconn)
+        assert isinstance(executor, ac.Executor)
+
+        async def begin() -> None:
+            pass  # psycopg opens a transaction with the first statement
+
+        await _life_cycle(executor, begin, pconn.commit)
+    await _check_committed(conn)
+
+
+async def test_psycopg_executor_autocommit(conn: Any, database: TestDatabase) -> None:
+    async with await psycopg.AsyncConnection.connect(database.owner_dsn, autocommit=True) as pconn:
+        executor = PsycopgExecutor(pconn)
+
+        async def begin() -> None:
+            await executor.execute("BEGIN")
+
+        async def commit() -> None:
+            if pconn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                await executor.execute("COMMIT")
+
+        await _life_cycle(executor, begin, commit)
+    await _check_committed(conn)
+
+
+def _sqlalchemy_url(dsn: str, driver: str) -> str:
+    scheme, rest = dsn.split("://", 1)
+    assert scheme in ("postgresql", "postgres")
+    return f"postgresql+{driver}://{rest}"
+
+
+@pytest.mark.parametrize("driver", ["asyncpg", "psycopg"])
+async def test_sqlalchemy_executor_connection(
+    conn: Any, database: TestDatabase, driver: str
+) -> None:
+    engine = create_async_engine(_sqlalchemy_url(database.owner_dsn, driver))
+    try:
+        async with engine.connect() as sa_conn:
+            executor = SQLAlchemyExecutor(sa_conn)
+            assert isinstance(executor, ac.Executor)
+
+            async def begin() -> None:
+                if not sa_conn.in_transaction():
+                    await sa_conn.begin()
+
+            async def commit() -> None:
+                if sa_conn.in_transaction():
+                    await sa_conn.commit()
+
+            await _life_cycle(executor, begin, commit)
+    finally:
+        await engine.dispose()
+    await _check_committed(conn)
+
+
+@pytest.mark.parametrize("driver", ["asyncpg", "psycopg"])
+async def test_sqlalchemy_executor_session(conn: Any, database: TestDatabase, driver: str) -> None:
+    engine = create_async_engine(_sqlalchemy_url(database.owner_dsn, driver))
+    try:
+        async with AsyncSession(engine) as sa_session:
+            executor = SQLAlchemyExecutor(sa_session)
+            assert isinstance(executor, ac.Executor)
+
+            async def begin() -> None:
+                pass  # the session begins on first use
+
+            await _life_cycle(executor, begin, sa_session.commit)
+    finally:
+        await engine.dispose()
+    await _check_committed(conn)
+
+
+def test_executor_protocol_is_structural() -> None:
+    class Mine:
+        async def execute(self, sql: str) -> list[tuple[Any, ...]]:
+            return []
+
+    class NotOne:
+        async def run(self, sql: str) -> None: ...
+
+    assert isinstance(Mine(), ac.Executor)
+    assert not isinstance(NotOne(), ac.Executor)

@@ -1,0 +1,274 @@
+"""What an agent (or an attacker feeding it input) cannot do."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import asyncpg
+import pytest
+
+import agentcow as ac
+from tests.conftest import TestDatabase
+from tests.helpers import (
+    changes_count,
+    connect_as,
+    create_login_role,
+    ex,
+    fetch,
+    make_cow,
+    new_id,
+    registered,
+    relkind,
+    session,
+)
+
+T = (
+    "CREATE TABLE t (id int PRIMARY KEY, v text);"
+    "INSERT INTO t VALUES (1, 'base-one'), (2, 'base-two');"
+    "CREATE TABLE victim (id int PRIMARY KEY); INSERT INTO victim VALUES (1)"
+)
+
+PAYLOADS = [
+    "00000000-0000-0000-0000-000000000000'; DROP TABLE victim; --",
+    "'; DROP TABLE victim; --",
+    "x' OR '1'='1",
+    "00000000-0000-0000-0000-000000000000; SELECT pg_sleep(10)",
+    "$$; DROP TABLE victim; $$",
+    "{00000000-0000-0000-0000-000000000000}'::uuid[]; DROP TABLE victim; --",
+    "\\x00",
+    "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11\n; DROP TABLE victim",
+]
+
+
+class RecordingExecutor:
+    """Passes statements to asyncpg and remembers them."""
+
+    def __init__(self, conn: Any) -> None:
+        self.inner = ex(conn)
+        self.statements: list[str] = []
+
+    async def execute(self, sql: str) -> list[tuple[Any, ...]]:
+        self.statements.append(sql)
+        return await self.inner.execute(sql)
+
+
+def _calls(rec: RecordingExecutor, bad: str) -> list[Any]:
+    good = new_id()
+    return [
+        lambda: ac.apply_cow_variables(rec, bad),
+        lambda: ac.apply_cow_variables(rec, good, bad),
+        lambda: ac.apply_cow_variables(rec, good, good, [good, bad]),
+        lambda: ac.set_visible_operations(rec, [bad]),
+        lambda: ac.commit_cow_session(rec, "t", bad),
+        lambda: ac.discard_cow_session(rec, "t", bad),
+        lambda: ac.commit_cow_operations(rec, "t", bad, [good]),
+        lambda: ac.commit_cow_operations(rec, "t", good, [good, bad]),
+        lambda: ac.discard_cow_operations(rec, "t", good, [bad]),
+        lambda: ac.get_dirty_tables(rec, bad),
+        lambda: ac.commit_cow_session_schema(rec, bad),
+        lambda: ac.discard_cow_session_schema(rec, bad),
+        lambda: ac.get_session_operations(rec, bad),
+        lambda: ac.get_operation_dependencies(rec, bad),
+    ]
+
+
+@pytest.mark.parametrize("payload", PAYLOADS)
+async def test_injection_in_ids_refused_before_any_sql(conn: Any, payload: str) -> None:
+    await make_cow(conn, T, "t")
+    rec = RecordingExecutor(conn)
+    async with conn.transaction():
+        for call in _calls(rec, payload):
+            with pytest.raises(ac.InvalidIdError):
+                await call()
+            assert rec.statements == []
+        with pytest.raises(ac.InvalidIdError):
+            ac.build_cow_variable_statements(payload)
+        with pytest.raises(ac.InvalidIdError):
+            ac.build_cow_variable_statements(new_id(), payload)
+    assert await fetch(conn, "SELECT * FROM victim") == [(1,)]
+    assert await fetch(conn, "SELECT id, v FROM t ORDER BY id") == [
+        (1, "base-one"),
+        (2, "base-two"),
+    ]
+
+
+def test_variable_statements_quote_only_uuids() -> None:
+    sid, op = uuid.UUID(int=1), uuid.UUID(int=2)
+    assert ac.build_cow_variable_statements(str(sid).upper(), op, [op, sid]) == [
+        f"SET LOCAL app.session_id = '{sid}'",
+        f"SET LOCAL app.operation_id = '{op}'",
+        f"SET LOCAL app.visible_operations = '{{{op},{sid}}}'",
+    ]
+
+
+async def test_hostile_table_and_schema_names_are_only_names(conn: Any) -> None:
+    executor = await make_cow(conn, T, "t")
+    for name in (
+        "t; DROP TABLE victim; --",
+        't" ; DROP TABLE victim; --',
+        "t' OR '1'='1",
+        "victim'); DROP TABLE victim; --",
+    ):
+        with pytest.raises(ac.TableNotFoundError):
+            await ac.enable_cow(executor, name)
+        with pytest.raises(ac.TableNotFoundError):
+            await ac.enable_cow(executor, "t", schema=name)
+        with pytest.raises(ac.TableNotFoundError):
+            await ac.commit_cow_session(executor, name, new_id())
+        with pytest.raises(ac.TableNotFoundError):
+            await ac.disable_cow(executor, name)
+        assert await ac.get_dirty_tables(executor, new_id(), schema=name) == []
+    await conn.execute(f'CREATE TABLE "{"x" * 60}" (id int PRIMARY KEY)')
+    with pytest.raises(ac.InvalidIdentifierError):
+        await ac.enable_cow(executor, "x" * 60)
+    assert await relkind(conn, "x" * 60) == "r"
+    assert await relkind(conn, "victim") == "r"
+    assert await registered(conn) == ["t"]
+
+
+async def test_catalog_text_with_quotes_and_dollars(conn: Any) -> None:
+    """Defaults and CHECK expressions are copied from the catalog into generated code."""
+    executor = await make_cow(
+        conn,
+        "CREATE TABLE victim (id int PRIMARY KEY); INSERT INTO victim VALUES (1);"
+        "CREATE TABLE t (id int PRIMARY KEY,"
+        " v text DEFAULT '$$; DROP TABLE victim; $$' CHECK (v <> '$cow$'),"
+        " w text DEFAULT E'\\'; DROP TABLE victim; --' CHECK (w NOT LIKE '%$x$%'))",
+        "t",
+    )
+    sid = new_id()
+    async with session(conn, sid):
+        await conn.execute("INSERT INTO t (id) VALUES (1)")
+        assert await fetch(conn, "SELECT v, w FROM t") == [
+            ("$$; DROP TABLE victim; $$", "'; DROP TABLE victim; --")
+        ]
+        with pytest.raises(asyncpg.CheckViolationError):
+            async with conn.transaction():
+                await conn.execute("INSERT INTO t (id, v) VALUES (2, '$cow$')")
+    await ac.commit_cow_session(executor, "t", sid)
+    await ac.disable_cow(executor, "t")
+    assert await fetch(conn, "SELECT * FROM victim") == [(1,)]
+    assert await fetch(conn, "SELECT id, v FROM t") == [(1, "$$; DROP TABLE victim; $$")]
+
+
+async def _agent(conn: Any, database: TestDatabase) -> Any:
+    await create_login_role(database, "cow_agent")
+    await conn.execute(T)
+    await conn.execute("GRANT SELECT, INSERT, UPDATE, DELETE ON t TO cow_agent")
+    await ac.deploy_cow_functions(ex(conn))
+    await ac.enable_cow(ex(conn), "t")
+    return await connect_as(database, "cow_agent")
+
+
+async def test_agent_cannot_touch_base_or_changes(conn: Any, database: TestDatabase) -> None:
+    agent = await _agent(conn, database)
+    try:
+        sid = new_id()
+        async with session(agent, sid):
+            await agent.execute("INSERT INTO t VALUES (3, 'agent')")
+            await agent.execute("UPDATE t SET v = 'agent-upd' WHERE id = 1")
+            await agent.execute("DELETE FROM t WHERE id = 2")
+            assert await fetch(agent, "SELECT id, v FROM t ORDER BY id") == [
+                (1, "agent-upd"),
+                (3, "agent"),
+            ]
+        forbidden = [
+            "SELECT * FROM t_base",
+            "SELECT * FROM t_changes",
+            "SELECT count(*) FROM t_changes",
+            "INSERT INTO t_base VALUES (9, 'x')",
+            "UPDATE t_base SET v = 'x'",
+            "DELETE FROM t_base",
+            "TRUNCATE t_base",
+            "INSERT INTO t_changes (session_id, operation_id, _cow_kind, id, v) "
+            "VALUES (gen_random_uuid(), gen_random_uuid(), 'I', 9, 'x')",
+            "UPDATE t_changes SET v = 'x'",
+            "DELETE FROM t_changes",
+            "TRUNCATE t_changes",
+            "TRUNCATE t",
+            "ALTER TABLE t_base ADD COLUMN z int",
+            "DROP VIEW t",
+            "SELECT agentcow.unregister_table('public', 't')",
+            "DELETE FROM agentcow.cow_tables",
+            "UPDATE agentcow.kit SET version = '9.9.9'",
+            "SELECT public.t_cow_write()",
+        ]
+        for sql in forbidden:
+            with pytest.raises(asyncpg.PostgresError) as info:
+                await agent.execute(sql)
+            assert info.value.sqlstate in ("42501", "42809", "0A000"), (sql, info.value.sqlstate)
+        # Another session's changes are invisible to the agent's own session.
+        other = new_id()
+        async with session(agent, other):
+            assert await fetch(agent, "SELECT id, v FROM t ORDER BY id") == [
+                (1, "base-one"),
+                (2, "base-two"),
+            ]
+    finally:
+        await agent.close()
+    assert await changes_count(conn, "t", sid) == 3  # I, U, D (the owner sees them)
+    assert await fetch(conn, "SELECT id, v FROM t_base ORDER BY id") == [
+        (1, "base-one"),
+        (2, "base-two"),
+    ]
+    assert await registered(conn) == ["t"]
+
+
+NO_INDEX_SCANS = (
+    "SET LOCAL enable_indexscan = off; SET LOCAL enable_bitmapscan = off;"
+    "SET LOCAL enable_indexonlyscan = off"
+)
+LEAK = """
+CREATE FUNCTION pg_temp.leak(text) RETURNS boolean
+LANGUAGE plpgsql COST 0.0000001 AS $$
+BEGIN
+    RAISE NOTICE 'leak:%', $1;
+    RETURN true;
+END $$
+"""
+
+
+async def test_leaky_function_cannot_see_other_sessions(conn: Any, database: TestDatabase) -> None:
+    agent = await _agent(conn, database)
+    try:
+        secret_session = new_id()
+        async with session(conn, secret_session):
+            await conn.execute("INSERT INTO t VALUES (10, 'secret-insert')")
+            await conn.execute("UPDATE t SET v = 'secret-update' WHERE id = 1")
+            await conn.execute("DELETE FROM t WHERE id = 2")
+        await agent.execute(LEAK)
+        notices: list[str] = []
+        agent.add_log_listener(lambda _conn, message: notices.append(message.message))
+        mine = new_id()
+        async with session(agent, mine):
+            await agent.execute("INSERT INTO t VALUES (20, 'mine')")
+        queries = [
+            "SELECT * FROM t WHERE pg_temp.leak(v)",
+            "SELECT * FROM t WHERE pg_temp.leak(v) AND id > 0",
+            "SELECT * FROM t WHERE pg_temp.leak(v) AND id = 10",
+            "SELECT * FROM t WHERE pg_temp.leak(v::text || id::text) AND v LIKE 'secret%'",
+            "SELECT count(*) FROM t WHERE pg_temp.leak(v)",
+            "UPDATE t SET v = v WHERE pg_temp.leak(v) AND id = 20",
+            "DELETE FROM t WHERE NOT pg_temp.leak(v)",
+        ]
+        for sql in queries:
+            for plan in ("SELECT 1", NO_INDEX_SCANS):  # without indexes, filters see every row
+                async with session(agent, mine):
+                    await agent.execute(plan)
+                    await agent.execute(sql)
+                async with agent.transaction():
+                    await agent.execute(plan)
+                    await agent.execute(sql)
+        async with session(agent, mine):
+            rows = await fetch(agent, "SELECT id, v FROM t ORDER BY id")
+        assert rows == [(1, "base-one"), (2, "base-two"), (20, "mine")]
+        await asyncio.sleep(0.05)  # notices are delivered through the event loop
+    finally:
+        await agent.close()
+    leaked = [n for n in notices if "secret" in n]
+    assert leaked == []
+    # The listener works: the agent's own rows and the base went through the function.
+    assert "leak:mine" in notices
+    assert "leak:base-one" in notices
