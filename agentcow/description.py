@@ -137,6 +137,34 @@ class TableDescription:
         return tuple(c.name for c in self.columns if c.identity == "a")
 
     @property
+    def parents_checked_per_row(self) -> tuple[ForeignKey, ...]:
+        """Deferrable keys to parents: constraint triggers, so SET CONSTRAINTS applies."""
+        return tuple(fk for fk in self.foreign_keys if fk.deferrable)
+
+    @property
+    def parents_checked_per_statement(self) -> tuple[ForeignKey, ...]:
+        """Other keys to parents: checked when the statement ends, as PostgreSQL does."""
+        return tuple(fk for fk in self.foreign_keys if not fk.deferrable)
+
+    @property
+    def children_checked_per_row(self) -> tuple[ForeignKey, ...]:
+        """Deferrable NO ACTION keys of children: constraint triggers."""
+        return tuple(
+            fk for fk in self.referenced_by if fk.deferrable and "a" in (fk.on_delete, fk.on_update)
+        )
+
+    @property
+    def children_checked_per_statement(self) -> tuple[ForeignKey, ...]:
+        """Keys of children with RESTRICT, or NO ACTION and not deferrable: checked when the
+        statement ends (so a statement may remove a parent and its children together)."""
+        return tuple(
+            fk
+            for fk in self.referenced_by
+            if "r" in (fk.on_delete, fk.on_update)
+            or (not fk.deferrable and "a" in (fk.on_delete, fk.on_update))
+        )
+
+    @property
     def updatable_columns(self) -> tuple[str, ...]:
         """Columns an UPDATE of the base may set: not generated, not identity ALWAYS."""
         return tuple(c.name for c in self.columns if c.writable and c.identity != "a")

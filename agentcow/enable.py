@@ -76,6 +76,7 @@ def enable_statements(t: TableDescription, make_deferrable: Sequence[str]) -> li
         *grant_statements(t.grants, source=(t.schema, t.base_name), target=(t.schema, t.name)),
         *render_statements("write_trigger.sql", t=t, names=names, tag=dollar_tag()),
         *render_statements("fk_checks.sql", t=t, names=names, tag=dollar_tag()),
+        *render_statements("fk_statement_checks.sql", t=t, names=names, tag=dollar_tag()),
         *render_statements("ownership.sql", t=t, functions=_created_functions(t)),
         *render_statements("enable.sql", step="end", t=t, make_deferrable=make_deferrable),
     ]
@@ -84,10 +85,12 @@ def enable_statements(t: TableDescription, make_deferrable: Sequence[str]) -> li
 def _created_functions(t: TableDescription) -> list[str]:
     names = object_names(t.name)
     functions = [names.write_function]
-    if t.foreign_keys:
+    if t.parents_checked_per_row:
         functions.append(names.parent_check_function)
-    if any("a" in (fk.on_delete, fk.on_update) for fk in t.referenced_by):
+    if t.children_checked_per_row:
         functions.append(names.children_check_function)
+    if t.parents_checked_per_statement or t.children_checked_per_statement:
+        functions.append(names.statement_check_function)
     return functions
 
 

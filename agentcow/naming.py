@@ -16,10 +16,18 @@ class ObjectNames:
     write_trigger: str
     parent_check_function: str
     children_check_function: str
+    statement_check_function: str
+    statement_start_trigger: str
+    statement_end_trigger: str
 
     @property
     def functions(self) -> tuple[str, ...]:
-        return (self.write_function, self.parent_check_function, self.children_check_function)
+        return (
+            self.write_function,
+            self.parent_check_function,
+            self.children_check_function,
+            self.statement_check_function,
+        )
 
 
 def object_names(table: str) -> ObjectNames:
@@ -28,6 +36,9 @@ def object_names(table: str) -> ObjectNames:
         write_trigger="agentcow_write",
         parent_check_function=derived_name(table, "_cow_check_parents"),
         children_check_function=derived_name(table, "_cow_check_children"),
+        statement_check_function=derived_name(table, "_cow_check_statement"),
+        statement_start_trigger="agentcow_statement_start",
+        statement_end_trigger="agentcow_statement_end",
     )
 
 

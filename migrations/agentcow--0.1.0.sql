@@ -31,6 +31,14 @@ GRANT SELECT ON agentcow.cow_tables TO PUBLIC;
 CREATE SEQUENCE agentcow.change_seq AS bigint;
 GRANT USAGE, SELECT ON SEQUENCE agentcow.change_seq TO PUBLIC;
 
+-- The highest change number handed out so far: a statement's own writes are those above the
+-- mark taken when it started.
+CREATE FUNCTION agentcow.change_mark() RETURNS bigint
+LANGUAGE sql VOLATILE
+AS $fn$
+    SELECT CASE WHEN s.is_called THEN s.last_value ELSE s.last_value - 1 END FROM agentcow.change_seq s
+$fn$;
+
 -- Session settings. STABLE and PARALLEL SAFE so that views using them keep parallel plans
 -- and index scans; SQL-language so the planner inlines them.
 CREATE FUNCTION agentcow.session_id() RETURNS uuid

@@ -18,6 +18,10 @@ ALTER TABLE {{ t.schema|ident }}.{{ t.changes_name|ident }}
 CREATE INDEX ON {{ t.schema|ident }}.{{ t.changes_name|ident }} (session_id, {{ key.columns|columns }})
 --;
 {% endfor %}
+{% if t.parents_checked_per_statement or t.children_checked_per_statement %}
+CREATE INDEX ON {{ t.schema|ident }}.{{ t.changes_name|ident }} (session_id, _cow_seq)
+--;
+{% endif %}
 {% for fk in t.foreign_keys %}
 CREATE INDEX ON {{ t.schema|ident }}.{{ t.changes_name|ident }} (session_id, {{ fk.child_columns|columns }})
 --;

@@ -1,14 +1,14 @@
-{#- Foreign keys in a session, checked like PostgreSQL's own: as constraint triggers on the
-    change table, with each key's own deferrability, so DEFERRABLE INITIALLY DEFERRED keys are
-    checked at commit and SET CONSTRAINTS applies. The checks read the merged views of the
-    session that wrote the row. -#}
+{#- DEFERRABLE foreign keys in a session, checked like PostgreSQL's own: as constraint triggers
+    on the change table with the key's deferrability, so INITIALLY DEFERRED keys are checked at
+    commit and SET CONSTRAINTS applies. They read the merged views of the session that wrote
+    the row. Other keys are checked at the end of each statement (fk_statement_checks.sql). -#}
 {% from '_macros.sql' import match, row, any_null, all_null, key_text, security_definer,
     session_switch_declarations, switch_to_row_session, switch_back %}
 {% set base = t.schema|ident ~ '.' ~ t.base_name|ident %}
 {% set changes = t.schema|ident ~ '.' ~ t.changes_name|ident %}
 {% set view = t.schema|ident ~ '.' ~ t.name|ident %}
 {% set pk = t.pk_columns %}
-{% if t.foreign_keys %}
+{% if t.parents_checked_per_row %}
 -- This table as the child: the parent row must exist for every live version written.
 CREATE FUNCTION {{ t.schema|ident }}.{{ names.parent_check_function|ident }}() RETURNS trigger
 {{ security_definer() }}
@@ -23,7 +23,7 @@ BEGIN
 {{ switch_to_row_session() }}
     <<checks>>
     BEGIN
-{% for fk in t.foreign_keys %}
+{% for fk in t.parents_checked_per_row %}
     IF TG_ARGV[0] = {{ fk.name|literal }} THEN
         IF {{ any_null('NEW', fk.child_columns) }} THEN
 {% if fk.match_full %}
@@ -52,7 +52,7 @@ BEGIN
 END
 {{ tag }}
 --;
-{% for fk in t.foreign_keys %}
+{% for fk in t.parents_checked_per_row %}
 CREATE CONSTRAINT TRIGGER {{ fk.name|ident }}
     AFTER INSERT ON {{ changes|catalog }} {{ fk.deferrability|catalog }}
     FOR EACH ROW WHEN (NEW._cow_kind IN ('I', 'U'))
@@ -60,8 +60,7 @@ CREATE CONSTRAINT TRIGGER {{ fk.name|ident }}
 --;
 {% endfor %}
 {% endif %}
-{% set no_action = t.referenced_by|selectattr('on_delete', 'equalto', 'a')|list
-                 + t.referenced_by|rejectattr('on_delete', 'equalto', 'a')|selectattr('on_update', 'equalto', 'a')|list %}
+{% set no_action = t.children_checked_per_row %}
 {% if no_action %}
 -- This table as the parent, NO ACTION keys: a key value this write took away must not be
 -- referenced by live children once the check runs (statement end, or commit if deferred).

@@ -16,22 +16,11 @@ INSERT INTO {{ changes|catalog }} AS c (session_id, operation_id, _cow_kind, {{ 
 EXISTS (SELECT FROM {{ fk.child_schema|ident }}.{{ fk.child_table|ident }} r
                  WHERE {{ match('r', prefix, fk.child_columns, fk.parent_columns) }})
 {%- endmacro %}
-{% macro restrict(fk, prefix) -%}
-        IF {{ references_exist(fk, prefix) }} THEN
-            -- PostgreSQL 18 reports RESTRICT with a SQLSTATE of its own
-            RAISE EXCEPTION USING
-                ERRCODE = {{ ('restrict_violation' if t.relation.server_version >= 180000 else 'foreign_key_violation')|literal }},
-                MESSAGE = {{ ('update or delete on table "' ~ t.name ~ '" violates foreign key constraint "' ~ fk.name ~ '" on table "' ~ fk.child_table ~ '"')|literal }},
-                DETAIL = 'Key ' || {{ key_text(prefix, fk.parent_columns) }} || {{ (' is still referenced from table "' ~ fk.child_table ~ '".')|literal }},
-                CONSTRAINT = {{ fk.name|literal }}, TABLE = {{ fk.child_table|literal }}, SCHEMA = {{ fk.child_schema|literal }};
-        END IF;
-{%- endmacro %}
-{#- ON DELETE / ON UPDATE actions other than NO ACTION, applied to the children in the session.
-    NO ACTION is checked by the change table's constraint trigger (deferrable like the key). -#}
+{#- ON DELETE / ON UPDATE CASCADE, SET NULL and SET DEFAULT, applied to the children in the
+    session. RESTRICT and NO ACTION are checked when the statement ends, or by constraint
+    triggers for deferrable keys. -#}
 {% macro referential_action(fk, action, new_values) -%}
-{% if action == 'r' %}
-{{ restrict(fk, 'OLD') }}
-{% elif action in ('c', 'n', 'd') %}
+{% if action in ('c', 'n', 'd') %}
         IF {{ references_exist(fk, 'OLD') }} THEN
             PERFORM agentcow.require_cow_target({{ fk.child_schema|literal }}, {{ fk.child_table|literal }}, {{ fk.name|literal }});
         END IF;
@@ -160,7 +149,7 @@ BEGIN
             CONSTRAINT = {{ key.name|literal }}, TABLE = {{ t.name|literal }}, SCHEMA = {{ t.schema|literal }};
     END IF;
 {% endfor %}
-{% for fk in t.referenced_by if fk.on_update != 'a' %}
+{% for fk in t.referenced_by if fk.on_update in ('c', 'n', 'd') %}
 
     IF TG_OP = 'UPDATE' AND {{ row('NEW', fk.parent_columns) }} IS DISTINCT FROM {{ row('OLD', fk.parent_columns) }} THEN
 {{ referential_action(fk, fk.on_update, true) }}

@@ -543,3 +543,40 @@ async def test_unreferenced_parent_deletable_despite_cascade_into_table_without_
     await ac.commit_cow_session(executor, "parent", sid)
     assert await fetch(conn, "SELECT id FROM parent") == [(1,)]
     assert await fetch(conn, "SELECT * FROM child") == [(10, 1)]
+
+
+TREE_DDL = """
+CREATE TABLE {p}node (id int PRIMARY KEY, parent int REFERENCES {p}node (id) {action});
+"""
+TREE_SEED = ["INSERT INTO {p}node VALUES (1, NULL), (2, 1), (3, 2), (4, 1)"]
+
+
+@pytest.mark.parametrize("action", ["", "ON DELETE RESTRICT", "ON UPDATE RESTRICT"])
+async def test_self_referencing_keys_are_checked_when_the_statement_ends(
+    conn: Any, action: str, pg_server: ServerInfo
+) -> None:
+    """A statement may remove a parent with its children, or insert a child before its parent,
+    as on a plain table: keys that are not deferrable are checked at the end of the statement."""
+    refused = err("23001" if "RESTRICT" in action and pg_server.major >= 18 else "23503")
+    outcomes = await compare_with_plain(
+        conn,
+        TREE_DDL.replace("{action}", action),
+        ["node"],
+        [
+            "DELETE FROM {p}node WHERE id IN (2, 3)",
+            "INSERT INTO {p}node VALUES (6, 5), (5, 4)",
+            "DELETE FROM {p}node WHERE id = 4",
+            "DELETE FROM {p}node WHERE id IN (4, 5, 6) RETURNING id",
+            "INSERT INTO {p}node VALUES (8, 99)",
+            "UPDATE {p}node SET id = 10 WHERE id = 1",
+            "SELECT * FROM {p}node ORDER BY id",
+        ],
+        seed=TREE_SEED,
+    )
+    assert outcomes[0] == OK
+    assert outcomes[1] == OK
+    assert outcomes[2] == (refused if "DELETE" in action else err("23503"))
+    assert outcomes[3][0] == "ok"
+    assert outcomes[4] == err("23503")
+    assert outcomes[5] == OK
+    assert outcomes[6] == ("ok", [(10, None)])
