@@ -24,13 +24,15 @@ ROW({{ cols|columns(prefix) }})
 (agentcow.visible_operations() IS NULL OR {{ alias|catalog }}.operation_id = ANY (agentcow.visible_operations()))
 {%- endmacro %}
 
-{#- A change row that no later visible change of the same key in its session supersedes. -#}
+{#- A change row that is the latest visible change of its key in its session. Written as a
+    max() per key, an index probe whatever the statistics say: as NOT EXISTS (a later version),
+    the planner turned it into a quadratic join whenever a session was newer than its stats. -#}
 {% macro is_latest(t, alias, later='l') -%}
-NOT EXISTS (SELECT FROM {{ t.schema|ident }}.{{ t.changes_name|ident }} {{ later|catalog }}
-            WHERE {{ later|catalog }}.session_id = {{ alias|catalog }}.session_id
-              AND {{ match(later, alias, t.pk_columns) }}
-              AND {{ later|catalog }}._cow_seq > {{ alias|catalog }}._cow_seq
-              AND {{ visible(later) }})
+{{ alias|catalog }}._cow_seq = (SELECT max({{ later|catalog }}._cow_seq)
+                       FROM {{ t.schema|ident }}.{{ t.changes_name|ident }} {{ later|catalog }}
+                       WHERE {{ later|catalog }}.session_id = {{ alias|catalog }}.session_id
+                         AND {{ match(later, alias, t.pk_columns) }}
+                         AND {{ visible(later) }})
 {%- endmacro %}
 
 {% macro security_definer() -%}
@@ -61,4 +63,20 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
         PERFORM pg_catalog.set_config('app.session_id', coalesce(_cow_saved_sid, ''), true),
                 pg_catalog.set_config('app.visible_operations', coalesce(_cow_saved_vis, ''), true);
     END IF;
+{%- endmacro %}
+
+{#- Whether a change row needs its foreign key checked: PostgreSQL checks inserted rows, and
+    updated rows only when the key's columns changed from the row's previous version. -#}
+{% macro key_written(t, fk, alias) -%}
+({{ alias|catalog }}._cow_kind = 'I' OR {{ row(alias, fk.child_columns) }} IS DISTINCT FROM (
+    SELECT {{ row('v', fk.child_columns) }}
+    FROM (SELECT {{ fk.child_columns|columns('p') }}, p._cow_seq AS _cow_at
+          FROM {{ t.schema|ident }}.{{ t.changes_name|ident }} p
+          WHERE p.session_id = {{ alias|catalog }}.session_id AND {{ match('p', alias, t.pk_columns) }}
+            AND p._cow_seq < {{ alias|catalog }}._cow_seq
+          UNION ALL
+          SELECT {{ fk.child_columns|columns('b') }}, 0
+          FROM {{ t.schema|ident }}.{{ t.base_name|ident }} b WHERE {{ match('b', alias, t.pk_columns) }}) v
+    ORDER BY v._cow_at DESC
+    LIMIT 1))
 {%- endmacro %}

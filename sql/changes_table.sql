@@ -8,6 +8,9 @@ CREATE TABLE {{ t.schema|ident }}.{{ t.changes_name|ident }} (
     LIKE {{ t.schema|ident }}.{{ t.base_name|ident }} INCLUDING GENERATED,
     PRIMARY KEY (session_id, {{ t.pk_columns|columns }}, _cow_seq)
 )
+-- Sessions come and go quickly: keep the planner's picture of the table fresh.
+WITH (autovacuum_analyze_scale_factor = 0, autovacuum_analyze_threshold = 500,
+      autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 2000)
 --;
 {% for check in t.checks %}
 ALTER TABLE {{ t.schema|ident }}.{{ t.changes_name|ident }}

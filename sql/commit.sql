@@ -12,9 +12,10 @@
 {% macro chosen(alias) -%}
 {{ alias|catalog }}.session_id = {{ session|catalog }}{% if operations is not none %} AND {{ alias|catalog }}.operation_id = ANY ({{ operations|catalog }}){% endif %}
 {%- endmacro %}
+{#- the latest chosen version of its key (max() per key: an index probe, see is_latest) -#}
 {% macro latest(alias) -%}
-NOT EXISTS (SELECT FROM {{ changes|catalog }} l
-            WHERE {{ chosen('l') }} AND {{ match('l', alias, t.pk_columns) }} AND l._cow_seq > {{ alias|catalog }}._cow_seq)
+{{ alias|catalog }}._cow_seq = (SELECT max(l._cow_seq) FROM {{ changes|catalog }} l
+                     WHERE {{ chosen('l') }} AND {{ match('l', alias, t.pk_columns) }})
 {%- endmacro %}
 {% if step == 'upsert' %}
 {% set non_key = t.updatable_columns|reject('in', t.pk_columns)|list %}

@@ -2,8 +2,8 @@
     on the change table with the key's deferrability, so INITIALLY DEFERRED keys are checked at
     commit and SET CONSTRAINTS applies. They read the merged views of the session that wrote
     the row. Other keys are checked at the end of each statement (fk_statement_checks.sql). -#}
-{% from '_macros.sql' import match, row, any_null, all_null, key_text, security_definer,
-    session_switch_declarations, switch_to_row_session, switch_back %}
+{% from '_macros.sql' import match, row, any_null, all_null, key_text, key_written,
+    security_definer, session_switch_declarations, switch_to_row_session, switch_back %}
 {% set base = t.schema|ident ~ '.' ~ t.base_name|ident %}
 {% set changes = t.schema|ident ~ '.' ~ t.changes_name|ident %}
 {% set view = t.schema|ident ~ '.' ~ t.name|ident %}
@@ -25,6 +25,9 @@ BEGIN
     BEGIN
 {% for fk in t.parents_checked_per_row %}
     IF TG_ARGV[0] = {{ fk.name|literal }} THEN
+        IF NOT {{ key_written(t, fk, 'NEW') }} THEN
+            EXIT checks;  -- an update that kept the key: PostgreSQL does not check it again
+        END IF;
         IF {{ any_null('NEW', fk.child_columns) }} THEN
 {% if fk.match_full %}
             IF NOT {{ all_null('NEW', fk.child_columns) }} THEN

@@ -3,7 +3,8 @@
     together with its children. A BEFORE STATEMENT trigger marks the change sequence; the AFTER
     STATEMENT trigger checks, set-based, the rows this statement wrote in this session. Marks are
     kept per trigger depth, so statements run by cascades check their own rows. -#}
-{% from '_macros.sql' import match, row, any_null, all_null, key_text, is_latest, security_definer %}
+{% from '_macros.sql' import match, row, any_null, all_null, key_text, is_latest, key_written,
+    security_definer %}
 {% set base = t.schema|ident ~ '.' ~ t.base_name|ident %}
 {% set changes = t.schema|ident ~ '.' ~ t.changes_name|ident %}
 {% set view = t.schema|ident ~ '.' ~ t.name|ident %}
@@ -68,6 +69,7 @@ BEGIN
     WHERE c.session_id = _cow_sid AND c._cow_seq > _cow_mark AND c._cow_kind IN ('I', 'U')
       AND {{ any_null('c', fk.child_columns) }} AND NOT {{ all_null('c', fk.child_columns) }}
       AND {{ is_latest(t, 'c') }}
+      AND {{ key_written(t, fk, 'c') }}
     LIMIT 1;
     IF FOUND THEN
         RAISE EXCEPTION USING ERRCODE = 'foreign_key_violation',
@@ -81,6 +83,7 @@ BEGIN
     WHERE c.session_id = _cow_sid AND c._cow_seq > _cow_mark AND c._cow_kind IN ('I', 'U')
       AND NOT {{ any_null('c', fk.child_columns) }}
       AND {{ is_latest(t, 'c') }}
+      AND {{ key_written(t, fk, 'c') }}
       AND NOT EXISTS (SELECT FROM {{ fk.parent_schema|ident }}.{{ fk.parent_table|ident }} p
                       WHERE {{ match('p', 'c', fk.parent_columns, fk.child_columns) }})
     LIMIT 1;
