@@ -18,7 +18,7 @@ from agentcow.errors import DependencyCycleError, TableNotFoundError, Unsupporte
 from agentcow.executor import Executor
 from agentcow.identifiers import Sql, uuid_array_literal, uuid_literal
 from agentcow.script import run_atomically
-from agentcow.templates import render
+from agentcow.templates import render, render_statements
 
 IdLike = str | uuid.UUID
 
@@ -47,26 +47,19 @@ def _operations(operation_ids: Sequence[IdLike] | None) -> Sql | None:
     return None if operation_ids is None else uuid_array_literal(operation_ids)
 
 
-def _apply(tables: Sequence[TableDescription], session: Sql, operations: Sql | None) -> list[str]:
-    """Frees unique values, upserts parents first, deletes children first, then forgets what
-    was applied."""
-
-    def step(name: str, t: TableDescription) -> str:
-        return render("commit.sql", step=name, t=t, session=session, operations=operations)
-
-    return [
-        *(step("delete_unreferenced", t) for t in reversed(tables)),
-        *(step("upsert", t) for t in tables),
-        *(step("delete", t) for t in reversed(tables)),
-        *(step("cleanup", t) for t in tables),
-    ]
+def _apply(tables: Sequence[TableDescription], session: Sql, operations: Sql | None) -> str:
+    """The scheduled commit of sql/commit.sql; ``tables`` parents first."""
+    return render(
+        "commit.sql",
+        tables=tables,
+        dirty={t.name: t for t in tables},
+        session=session,
+        operations=operations,
+    )
 
 
 def _discard(tables: Sequence[TableDescription], session: Sql, operations: Sql | None) -> list[str]:
-    return [
-        render("commit.sql", step="cleanup", t=t, session=session, operations=operations)
-        for t in tables
-    ]
+    return render_statements("discard.sql", tables=tables, session=session, operations=operations)
 
 
 def _parents_first(tables: Sequence[TableDescription]) -> list[TableDescription]:
@@ -126,7 +119,7 @@ async def commit_cow_operations(
     entry = await _registered(executor, schema, table_name)
     _check_pk(entry, schema, pk_cols)
     t = await _describe(executor, schema, entry)
-    await run_atomically(executor, _apply([t], session, operations))
+    await run_atomically(executor, [_apply([t], session, operations)])
 
 
 async def discard_cow_operations(
@@ -191,12 +184,12 @@ async def commit_cow_session_schema(
     if defer_fk_constraints:
         statements = [
             render("set_constraints.sql", mode="DEFERRED"),
-            *_apply(tables, session, None),
+            _apply(tables, session, None),
             render("set_constraints.sql", mode="IMMEDIATE"),
         ]
     else:
         tables = _parents_first(tables)
-        statements = _apply(tables, session, None)
+        statements = [_apply(tables, session, None)]
     await run_atomically(executor, statements)
     return [t.name for t in tables]
 

@@ -58,6 +58,18 @@ class ForeignKey:
     other_is_cow: bool = False
 
     @property
+    def parent_relation(self) -> str:
+        """The table that stores the parent rows (for keys seen from the child side)."""
+        if self.other_is_cow:
+            return derived_name(self.parent_table, BASE_SUFFIX)
+        return self.parent_table
+
+    @property
+    def parent_changes_relation(self) -> str | None:
+        """The parent's change table, when the parent is COW-enabled."""
+        return derived_name(self.parent_table, CHANGES_SUFFIX) if self.other_is_cow else None
+
+    @property
     def child_relation(self) -> str:
         """The table that stores the child rows: its base table when the child is COW-enabled
         (meaningful for keys seen from the parent side, where the other table is the child)."""

@@ -35,8 +35,11 @@ ROW({{ cols|columns(prefix) }})
                          AND {{ visible(later) }})
 {%- endmacro %}
 
+{#- Trigger functions run as the table's owner with a fixed search_path. Their queries are
+    key lookups: enable_seqscan = off keeps their cached plans on the indexes even when the
+    plans were made while a change table was empty (else each write scans the session). -#}
 {% macro security_definer() -%}
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET enable_seqscan = off
 {%- endmacro %}
 
 {#- Checks that run as triggers on a change table read the merged views as the session that

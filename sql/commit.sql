@@ -1,54 +1,119 @@
-{#- Applies a session's changes to one base table, set-based. The state applied for a key is
-    its latest version (among the chosen operations, when operations are given). Steps:
-    'delete_unreferenced': first, rows that no stored row references and that the session
-        removed, or whose unique values it changed (re-inserted by the upsert), so that unique
-        values are free whatever order they moved in (a key moved, a row replaced, a swap);
-    'upsert': rows whose latest version is live;
-    'delete': the other removed rows, once children have been re-pointed;
-    'cleanup': forget the applied versions. -#}
-{% from '_macros.sql' import match, row %}
-{% set base = t.schema|ident ~ '.' ~ t.base_name|ident %}
-{% set changes = t.schema|ident ~ '.' ~ t.changes_name|ident %}
+{#- Applies a session's changes (or the chosen operations' changes) to the base tables, set-based,
+    in one PL/pgSQL block. The state applied for a key is its latest chosen version.
+
+    Foreign keys and unique constraints of the base tables are checked as each statement runs,
+    so the order matters: a child may have to stop referencing a parent before the parent goes,
+    a row may have to go before another takes its unique value, and such needs chain across
+    tables. The block therefore repeats, until nothing moves:
+      - delete rows the session removed (or whose unique values it changed: they come back
+        with the upsert) that no stored row references;
+      - upsert live rows that are ready: their parents are stored for good, no other stored row
+        holds their unique values, and no stored child still references a value they change;
+    then applies whatever remains unconditionally (parents' upserts first, children's deletes
+    first), which raises the error a plain table would if no order can work, and forgets the
+    applied versions. Rows already stored as the session has them are left alone.
+
+    tables: the dirty tables, parents first; dirty: the same by name. -#}
+{% from '_macros.sql' import match, row, any_null %}
+{% macro base(t) %}{{ t.schema|ident }}.{{ t.base_name|ident }}{% endmacro %}
+{% macro changes(t) %}{{ t.schema|ident }}.{{ t.changes_name|ident }}{% endmacro %}
 {% macro chosen(alias) -%}
 {{ alias|catalog }}.session_id = {{ session|catalog }}{% if operations is not none %} AND {{ alias|catalog }}.operation_id = ANY ({{ operations|catalog }}){% endif %}
 {%- endmacro %}
 {#- the latest chosen version of its key (max() per key: an index probe, see is_latest) -#}
-{% macro latest(alias) -%}
-{{ alias|catalog }}._cow_seq = (SELECT max(l._cow_seq) FROM {{ changes|catalog }} l
+{% macro latest(t, alias) -%}
+{{ alias|catalog }}._cow_seq = (SELECT max(l._cow_seq) FROM {{ changes(t) }} l
                      WHERE {{ chosen('l') }} AND {{ match('l', alias, t.pk_columns) }})
 {%- endmacro %}
-{% if step == 'upsert' %}
-{% set non_key = t.updatable_columns|reject('in', t.pk_columns)|list %}
-INSERT INTO {{ base|catalog }} AS b ({{ t.writable_columns|columns }})
-{% if t.always_identity_columns %}
-OVERRIDING SYSTEM VALUE
-{% endif %}
-SELECT {{ t.writable_columns|columns('c') }}
-FROM {{ changes|catalog }} c
-WHERE {{ chosen('c') }} AND c._cow_kind IN ('I', 'U') AND {{ latest('c') }}
-ORDER BY c._cow_seq
-ON CONFLICT ({{ t.pk_columns|columns }}) DO {% if non_key %}UPDATE
-SET ({{ non_key|columns }}) = ROW({{ non_key|columns('EXCLUDED') }}){% else %}NOTHING{% endif %}
+{#- base row b will not keep the columns of a key: the session removes it or changes them -#}
+{% macro loses(t, alias, columns) -%}
+EXISTS (SELECT FROM {{ changes(t) }} x
+        WHERE {{ chosen('x') }} AND {{ match('x', alias, t.pk_columns) }} AND {{ latest(t, 'x') }}
+          AND (x._cow_kind IN ('D', 'M') OR {{ row('x', columns) }} IS DISTINCT FROM {{ row(alias, columns) }}))
+{%- endmacro %}
 
-{% elif step == 'delete' %}
-DELETE FROM {{ base|catalog }} AS b
-USING {{ changes|catalog }} c
-WHERE {{ chosen('c') }} AND c._cow_kind IN ('D', 'M') AND {{ latest('c') }}
-  AND {{ match('b', 'c', t.pk_columns) }}
-{% elif step == 'delete_unreferenced' %}
-DELETE FROM {{ base|catalog }} AS b
-USING {{ changes|catalog }} c
-WHERE {{ chosen('c') }} AND {{ latest('c') }}
-  AND {{ match('b', 'c', t.pk_columns) }}
-  AND (c._cow_kind IN ('D', 'M')
+{% macro delete_removable(t) %}
+    DELETE FROM {{ base(t) }} AS b
+    USING {{ changes(t) }} c
+    WHERE {{ chosen('c') }} AND {{ latest(t, 'c') }} AND {{ match('b', 'c', t.pk_columns) }}
+      AND (c._cow_kind IN ('D', 'M')
 {% for key in t.unique_keys %}
-       OR {{ row('b', key.columns) }} IS DISTINCT FROM {{ row('c', key.columns) }}
+           OR {{ row('b', key.columns) }} IS DISTINCT FROM {{ row('c', key.columns) }}
 {% endfor %}
-      )
+          )
 {% for fk in t.referenced_by %}
-  AND NOT EXISTS (SELECT FROM {{ fk.child_schema|ident }}.{{ fk.child_relation|ident }} r
-                  WHERE {{ match('r', 'b', fk.child_columns, fk.parent_columns) }})
+      AND NOT EXISTS (SELECT FROM {{ fk.child_schema|ident }}.{{ fk.child_relation|ident }} r
+                      WHERE {{ match('r', 'b', fk.child_columns, fk.parent_columns) }})
 {% endfor %}
-{% else %}
-DELETE FROM {{ changes|catalog }} c WHERE {{ chosen('c') }}
+{% endmacro %}
+
+{% macro upsert(t, ready) %}
+{% set non_key = t.updatable_columns|reject('in', t.pk_columns)|list %}
+    INSERT INTO {{ base(t) }} AS b ({{ t.writable_columns|columns }})
+{% if t.always_identity_columns %}
+    OVERRIDING SYSTEM VALUE
 {% endif %}
+    SELECT {{ t.writable_columns|columns('c') }}
+    FROM {{ changes(t) }} c
+    WHERE {{ chosen('c') }} AND c._cow_kind IN ('I', 'U') AND {{ latest(t, 'c') }}
+{% if ready %}
+{% for fk in t.foreign_keys %}
+{% set parent = dirty.get(fk.parent_table) if fk.parent_schema == t.schema else none %}
+      AND ({{ any_null('c', fk.child_columns) }}
+           OR EXISTS (SELECT FROM {{ fk.parent_schema|ident }}.{{ fk.parent_relation|ident }} p
+                      WHERE {{ match('p', 'c', fk.parent_columns, fk.child_columns) }}
+{% if parent %}
+                        AND NOT {{ loses(parent, 'p', fk.parent_columns) }}
+{% endif %}
+                     ))
+{% endfor %}
+{% for key in t.unique_keys %}
+      AND NOT EXISTS (SELECT FROM {{ base(t) }} o
+                      WHERE {{ match('o', 'c', key.columns) }}
+                        AND {{ row('o', t.pk_columns) }} IS DISTINCT FROM {{ row('c', t.pk_columns) }})
+{% endfor %}
+{% for fk in t.referenced_by %}
+      AND NOT EXISTS (SELECT FROM {{ base(t) }} o
+                      JOIN {{ fk.child_schema|ident }}.{{ fk.child_relation|ident }} r
+                        ON {{ match('r', 'o', fk.child_columns, fk.parent_columns) }}
+                      WHERE {{ match('o', 'c', t.pk_columns) }}
+                        AND {{ row('o', fk.parent_columns) }} IS DISTINCT FROM {{ row('c', fk.parent_columns) }})
+{% endfor %}
+{% endif %}
+    ORDER BY c._cow_seq
+    ON CONFLICT ({{ t.pk_columns|columns }}) DO {% if non_key %}UPDATE
+    SET ({{ non_key|columns }}) = ROW({{ non_key|columns('EXCLUDED') }})
+    {#- compared as text: every type has a text form, not every type has equality (json) #}
+    WHERE ROW({{ non_key|columns('b') }})::text IS DISTINCT FROM ROW({{ non_key|columns('EXCLUDED') }})::text
+{% else %}NOTHING{% endif %}
+{% endmacro %}
+
+DECLARE
+    _cow_progress bigint;
+    _cow_rows bigint;
+BEGIN
+    LOOP
+        _cow_progress := 0;
+{% for t in tables|reverse %}
+{{ delete_removable(t) }};
+        GET DIAGNOSTICS _cow_rows = ROW_COUNT;
+        _cow_progress := _cow_progress + _cow_rows;
+{{ upsert(t, true) }};
+        GET DIAGNOSTICS _cow_rows = ROW_COUNT;
+        _cow_progress := _cow_progress + _cow_rows;
+{% endfor %}
+        EXIT WHEN _cow_progress = 0;
+    END LOOP;
+{% for t in tables %}
+{{ upsert(t, false) }};
+{% endfor %}
+{% for t in tables|reverse %}
+    DELETE FROM {{ base(t) }} AS b
+    USING {{ changes(t) }} c
+    WHERE {{ chosen('c') }} AND c._cow_kind IN ('D', 'M') AND {{ latest(t, 'c') }}
+      AND {{ match('b', 'c', t.pk_columns) }};
+{% endfor %}
+{% for t in tables %}
+    DELETE FROM {{ changes(t) }} c WHERE {{ chosen('c') }};
+{% endfor %}
+END

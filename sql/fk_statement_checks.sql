@@ -101,7 +101,9 @@ BEGIN
 {{ removed_values(fk, event) }}
     ) g
     WHERE NOT {{ any_null('g', fk.parent_columns) }}
-{% if action == 'a' %}
+{#- NO ACTION: the value may be present again. And when a row's key changes, a referenced
+    non-key value it keeps is not removed (PostgreSQL checks only changed referenced values). -#}
+{% if action == 'a' or (event == 'update' and (fk.parent_columns|reject('in', pk)|list)) %}
       AND NOT EXISTS (SELECT FROM {{ view|catalog }} v WHERE {{ match('v', 'g', fk.parent_columns) }})
 {% endif %}
       AND EXISTS (SELECT FROM {{ fk.child_schema|ident }}.{{ fk.child_table|ident }} r

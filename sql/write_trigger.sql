@@ -47,7 +47,6 @@ DECLARE
     _cow_sid uuid := agentcow.session_id();
     _cow_op uuid;
     _cow_at bigint;
-    _cow_live boolean;
 BEGIN
 {% for g in t.generated_columns %}
     IF TG_OP = 'INSERT' AND NEW.{{ g|ident }} IS NOT NULL THEN
@@ -116,16 +115,13 @@ BEGIN
     RETURNING c._cow_seq, {{ t.column_names|columns('c') }} INTO _cow_at, {{ t.column_names|columns('NEW') }};
 
     IF TG_OP = 'INSERT' OR {{ row('NEW', pk) }} IS DISTINCT FROM {{ row('OLD', pk) }} THEN
-        -- Was the key already live before this write? Then it is a duplicate.
-        SELECT p._cow_kind IN ('I', 'U') INTO _cow_live
-          FROM {{ changes|catalog }} p
-         WHERE p.session_id = _cow_sid AND {{ match('p', 'NEW', pk) }} AND p._cow_seq < _cow_at
-         ORDER BY p._cow_seq DESC
-         LIMIT 1;
-        IF NOT FOUND THEN
-            _cow_live := EXISTS (SELECT FROM {{ base|catalog }} b WHERE {{ match('b', 'NEW', pk) }});
-        END IF;
-        IF _cow_live THEN
+        -- Was the key live before this write (in the session, else in the base)? A duplicate.
+        IF coalesce((SELECT p._cow_kind IN ('I', 'U')
+                       FROM {{ changes|catalog }} p
+                      WHERE p.session_id = _cow_sid AND {{ match('p', 'NEW', pk) }} AND p._cow_seq < _cow_at
+                      ORDER BY p._cow_seq DESC
+                      LIMIT 1),
+                    EXISTS (SELECT FROM {{ base|catalog }} b WHERE {{ match('b', 'NEW', pk) }})) THEN
             RAISE EXCEPTION USING
                 ERRCODE = 'unique_violation',
                 MESSAGE = {{ ('duplicate key value violates unique constraint "' ~ t.primary_key.name ~ '"')|literal }},

@@ -1,0 +1,39 @@
+"""The README's Python example runs as written, against a real database."""
+
+from __future__ import annotations
+
+import re
+import textwrap
+from pathlib import Path
+from typing import Any
+
+from tests.postgres_server import TestDatabase
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+SCHEMA = """
+CREATE TABLE orders (
+    id serial PRIMARY KEY,
+    status text NOT NULL DEFAULT 'open',
+    total numeric(10, 2) NOT NULL
+);
+INSERT INTO orders (total) VALUES (120.00), (35.50);
+"""
+
+
+def readme_example() -> str:
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.DOTALL)
+    runnable = [block for block in blocks if "await " in block]
+    assert len(runnable) == 1, "the README should hold exactly one runnable example"
+    return runnable[0]
+
+
+async def test_readme_example_runs(conn: Any, database: TestDatabase) -> None:
+    await conn.execute(SCHEMA)
+    source = "async def example(dsn):\n" + textwrap.indent(readme_example(), "    ")
+    namespace: dict[str, Any] = {}
+    exec(compile(source, str(README), "exec"), namespace)
+    await namespace["example"](database.owner_dsn)
+    rows = await conn.fetch("SELECT id, status FROM orders ORDER BY id")
+    assert [tuple(r) for r in rows] == [(1, "open"), (2, "cancelled")]
+    assert await conn.fetchval("SELECT count(*) FROM orders_changes") == 0
