@@ -83,3 +83,27 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET enab
     ORDER BY v._cow_at DESC
     LIMIT 1))
 {%- endmacro %}
+
+{#- The foreign-key errors PostgreSQL raises, with its messages; prefix holds the key values. -#}
+{% macro raise_missing_parent(t, fk, prefix) -%}
+RAISE EXCEPTION USING ERRCODE = 'foreign_key_violation',
+                MESSAGE = {{ ('insert or update on table "' ~ t.name ~ '" violates foreign key constraint "' ~ fk.name ~ '"')|literal }},
+                DETAIL = 'Key ' || {{ key_text(prefix, fk.child_columns) }} || {{ (' is not present in table "' ~ fk.parent_table ~ '".')|literal }},
+                CONSTRAINT = {{ fk.name|literal }}, TABLE = {{ t.name|literal }}, SCHEMA = {{ t.schema|literal }}
+{%- endmacro %}
+
+{% macro raise_mixed_nulls(t, fk) -%}
+RAISE EXCEPTION USING ERRCODE = 'foreign_key_violation',
+                MESSAGE = {{ ('insert or update on table "' ~ t.name ~ '" violates foreign key constraint "' ~ fk.name ~ '"')|literal }},
+                DETAIL = 'MATCH FULL does not allow mixing of null and nonnull key values.',
+                CONSTRAINT = {{ fk.name|literal }}, TABLE = {{ t.name|literal }}, SCHEMA = {{ t.schema|literal }}
+{%- endmacro %}
+
+{% macro raise_still_referenced(t, fk, prefix, restrict=false) -%}
+RAISE EXCEPTION USING
+                {#- PostgreSQL 18 reports RESTRICT with a SQLSTATE of its own #}
+                ERRCODE = {{ ('restrict_violation' if restrict and t.relation.server_version >= 180000 else 'foreign_key_violation')|literal }},
+                MESSAGE = {{ ('update or delete on table "' ~ t.name ~ '" violates foreign key constraint "' ~ fk.name ~ '" on table "' ~ fk.child_table ~ '"')|literal }},
+                DETAIL = 'Key ' || {{ key_text(prefix, fk.parent_columns) }} || {{ (' is still referenced from table "' ~ fk.child_table ~ '".')|literal }},
+                CONSTRAINT = {{ fk.name|literal }}, TABLE = {{ fk.child_table|literal }}, SCHEMA = {{ fk.child_schema|literal }}
+{%- endmacro %}

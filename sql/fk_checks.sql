@@ -2,8 +2,9 @@
     on the change table with the key's deferrability, so INITIALLY DEFERRED keys are checked at
     commit and SET CONSTRAINTS applies. They read the merged views of the session that wrote
     the row. Other keys are checked at the end of each statement (fk_statement_checks.sql). -#}
-{% from '_macros.sql' import match, row, any_null, all_null, key_text, key_written,
-    security_definer, session_switch_declarations, switch_to_row_session, switch_back %}
+{% from '_macros.sql' import match, row, any_null, all_null, key_written, security_definer,
+    session_switch_declarations, switch_to_row_session, switch_back, raise_missing_parent, raise_mixed_nulls,
+    raise_still_referenced %}
 {% set base = t.schema|ident ~ '.' ~ t.base_name|ident %}
 {% set changes = t.schema|ident ~ '.' ~ t.changes_name|ident %}
 {% set view = t.schema|ident ~ '.' ~ t.name|ident %}
@@ -31,20 +32,14 @@ BEGIN
         IF {{ any_null('NEW', fk.child_columns) }} THEN
 {% if fk.match_full %}
             IF NOT {{ all_null('NEW', fk.child_columns) }} THEN
-                RAISE EXCEPTION USING ERRCODE = 'foreign_key_violation',
-                    MESSAGE = {{ ('insert or update on table "' ~ t.name ~ '" violates foreign key constraint "' ~ fk.name ~ '"')|literal }},
-                    DETAIL = 'MATCH FULL does not allow mixing of null and nonnull key values.',
-                    CONSTRAINT = {{ fk.name|literal }}, TABLE = {{ t.name|literal }}, SCHEMA = {{ t.schema|literal }};
+                {{ raise_mixed_nulls(t, fk) }};
             END IF;
 {% endif %}
             EXIT checks;  -- a NULL in the key: nothing to check (MATCH SIMPLE)
         END IF;
         IF NOT EXISTS (SELECT FROM {{ fk.parent_schema|ident }}.{{ fk.parent_table|ident }} p
                        WHERE {{ match('p', 'NEW', fk.parent_columns, fk.child_columns) }}) THEN
-            RAISE EXCEPTION USING ERRCODE = 'foreign_key_violation',
-                MESSAGE = {{ ('insert or update on table "' ~ t.name ~ '" violates foreign key constraint "' ~ fk.name ~ '"')|literal }},
-                DETAIL = 'Key ' || {{ key_text('NEW', fk.child_columns) }} || {{ (' is not present in table "' ~ fk.parent_table ~ '".')|literal }},
-                CONSTRAINT = {{ fk.name|literal }}, TABLE = {{ t.name|literal }}, SCHEMA = {{ t.schema|literal }};
+            {{ raise_missing_parent(t, fk, 'NEW') }};
         END IF;
         EXIT checks;
     END IF;
@@ -116,10 +111,7 @@ BEGIN
         END IF;
         IF EXISTS (SELECT FROM {{ fk.child_schema|ident }}.{{ fk.child_table|ident }} r
                    WHERE {{ match('r', '_cow_gone', fk.child_columns, fk.parent_columns) }}) THEN
-            RAISE EXCEPTION USING ERRCODE = 'foreign_key_violation',
-                MESSAGE = {{ ('update or delete on table "' ~ t.name ~ '" violates foreign key constraint "' ~ fk.name ~ '" on table "' ~ fk.child_table ~ '"')|literal }},
-                DETAIL = 'Key ' || {{ key_text('_cow_gone', fk.parent_columns) }} || {{ (' is still referenced from table "' ~ fk.child_table ~ '".')|literal }},
-                CONSTRAINT = {{ fk.name|literal }}, TABLE = {{ fk.child_table|literal }}, SCHEMA = {{ fk.child_schema|literal }};
+            {{ raise_still_referenced(t, fk, '_cow_gone') }};
         END IF;
         EXIT checks;
     END IF;

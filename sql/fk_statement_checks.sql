@@ -3,19 +3,13 @@
     together with its children. A BEFORE STATEMENT trigger marks the change sequence; the AFTER
     STATEMENT trigger checks, set-based, the rows this statement wrote in this session. Marks are
     kept per trigger depth, so statements run by cascades check their own rows. -#}
-{% from '_macros.sql' import match, row, any_null, all_null, key_text, is_latest, key_written,
-    security_definer %}
+{% from '_macros.sql' import match, row, any_null, all_null, is_latest, key_written,
+    security_definer, raise_missing_parent, raise_mixed_nulls, raise_still_referenced %}
 {% set base = t.schema|ident ~ '.' ~ t.base_name|ident %}
 {% set changes = t.schema|ident ~ '.' ~ t.changes_name|ident %}
 {% set view = t.schema|ident ~ '.' ~ t.name|ident %}
 {% set pk = t.pk_columns %}
 {% set mark_setting = 'agentcow.mark_' ~ t.relation.oid ~ '_' %}
-{% macro parent_violation(fk, prefix) -%}
-            RAISE EXCEPTION USING ERRCODE = 'foreign_key_violation',
-                MESSAGE = {{ ('insert or update on table "' ~ t.name ~ '" violates foreign key constraint "' ~ fk.name ~ '"')|literal }},
-                DETAIL = 'Key ' || {{ key_text(prefix, fk.child_columns) }} || {{ (' is not present in table "' ~ fk.parent_table ~ '".')|literal }},
-                CONSTRAINT = {{ fk.name|literal }}, TABLE = {{ t.name|literal }}, SCHEMA = {{ t.schema|literal }};
-{%- endmacro %}
 {#- The key values of this table that rows written by the statement took away: for event
     'delete', rows deleted; for 'update', keys changed and referenced non-key columns updated. -#}
 {% macro removed_values(fk, event) -%}
@@ -72,10 +66,7 @@ BEGIN
       AND {{ key_written(t, fk, 'c') }}
     LIMIT 1;
     IF FOUND THEN
-        RAISE EXCEPTION USING ERRCODE = 'foreign_key_violation',
-            MESSAGE = {{ ('insert or update on table "' ~ t.name ~ '" violates foreign key constraint "' ~ fk.name ~ '"')|literal }},
-            DETAIL = 'MATCH FULL does not allow mixing of null and nonnull key values.',
-            CONSTRAINT = {{ fk.name|literal }}, TABLE = {{ t.name|literal }}, SCHEMA = {{ t.schema|literal }};
+        {{ raise_mixed_nulls(t, fk) }};
     END IF;
 {% endif %}
     SELECT {{ fk.child_columns|columns('c') }} INTO _cow_row
@@ -88,7 +79,7 @@ BEGIN
                       WHERE {{ match('p', 'c', fk.parent_columns, fk.child_columns) }})
     LIMIT 1;
     IF FOUND THEN
-{{ parent_violation(fk, '_cow_row') }}
+        {{ raise_missing_parent(t, fk, '_cow_row') }};
     END IF;
 {% endfor %}
 {% for fk in t.children_checked_per_statement %}
@@ -110,12 +101,7 @@ BEGIN
                   WHERE {{ match('r', 'g', fk.child_columns, fk.parent_columns) }})
     LIMIT 1;
     IF FOUND THEN
-        RAISE EXCEPTION USING
-            -- PostgreSQL 18 reports RESTRICT with a SQLSTATE of its own
-            ERRCODE = {{ ('restrict_violation' if action == 'r' and t.relation.server_version >= 180000 else 'foreign_key_violation')|literal }},
-            MESSAGE = {{ ('update or delete on table "' ~ t.name ~ '" violates foreign key constraint "' ~ fk.name ~ '" on table "' ~ fk.child_table ~ '"')|literal }},
-            DETAIL = 'Key ' || {{ key_text('_cow_row', fk.parent_columns) }} || {{ (' is still referenced from table "' ~ fk.child_table ~ '".')|literal }},
-            CONSTRAINT = {{ fk.name|literal }}, TABLE = {{ fk.child_table|literal }}, SCHEMA = {{ fk.child_schema|literal }};
+        {{ raise_still_referenced(t, fk, '_cow_row', restrict=(action == 'r')) }};
     END IF;
 {% endif %}
 {% endfor %}
