@@ -13,6 +13,8 @@
     first), which raises the error a plain table would if no order can work, and forgets the
     applied versions. Rows already stored as the session has them are left alone.
 
+    Tables without unique or foreign keys need no schedule: they get the final pass only.
+
     tables: the dirty tables, parents first; dirty: the same by name. -#}
 {% from '_macros.sql' import match, row, any_null %}
 {% macro base(t) %}{{ t.schema|ident }}.{{ t.base_name|ident }}{% endmacro %}
@@ -88,10 +90,13 @@ EXISTS (SELECT FROM {{ changes(t) }} x
 {% else %}NOTHING{% endif %}
 {% endmacro %}
 
+{% set scheduled = tables|selectattr('unique_keys')|list or tables|selectattr('foreign_keys')|list
+                   or tables|selectattr('referenced_by')|list %}
 DECLARE
     _cow_progress bigint;
     _cow_rows bigint;
 BEGIN
+{% if scheduled %}
     LOOP
         _cow_progress := 0;
 {% for t in tables|reverse %}
@@ -104,6 +109,7 @@ BEGIN
 {% endfor %}
         EXIT WHEN _cow_progress = 0;
     END LOOP;
+{% endif %}
 {% for t in tables %}
 {{ upsert(t, false) }};
 {% endfor %}
