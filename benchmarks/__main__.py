@@ -1,0 +1,90 @@
+"""``python -m benchmarks``: time COW against plain tables on one throwaway server."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from collections.abc import Sequence
+
+import asyncpg
+
+from benchmarks.cases import Bench, Repeats, check_session_view, run_all
+from benchmarks.explain import session_plans
+from benchmarks.report import Report, print_report
+from benchmarks.setup import (
+    BATCH,
+    BlockAllocator,
+    Connection,
+    bench_database,
+    create_read_session,
+    load_tables,
+    vacuum_analyze,
+)
+from tests.postgres_server import ServerInfo, running_postgres
+
+DEFAULT_ROWS = 200_000
+
+
+def progress(message: str) -> None:
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+async def _settings(conn: Connection) -> str:
+    names = ("shared_buffers", "work_mem", "jit", "max_parallel_workers_per_gather")
+    values = [f"{name}={await conn.fetchval(f'SHOW {name}')}" for name in names]
+    return ", ".join(values)
+
+
+async def run(server: ServerInfo, rows: int, repeats: Repeats, started: float) -> Report:
+    async with bench_database(server) as dsn:
+        conn: Connection = await asyncpg.connect(dsn)
+        try:
+            version = await conn.fetchval("SHOW server_version")
+            progress(f"PostgreSQL {version} ({server.kind}): loading 2 x {rows} rows")
+            await load_tables(conn, rows)
+            session = await create_read_session(conn, rows)
+            await vacuum_analyze(conn)
+            bench = Bench(conn, session, rows, repeats, BlockAllocator(rows))
+            await check_session_view(bench)
+            progress("EXPLAIN in session")
+            plans, index_check = await session_plans(bench)
+            results = await run_all(bench, progress)
+            settings = await _settings(conn)
+        finally:
+            await conn.close()
+    return Report(
+        server=f"PostgreSQL {version} ({server.kind})",
+        settings=(
+            f"{rows} rows per table; read session holds {BATCH} updated + {BATCH} inserted rows; "
+            f"{settings}"
+        ),
+        results=results,
+        plans=plans,
+        index_check=index_check,
+        elapsed=time.monotonic() - started,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument(
+        "--rows", type=int, default=DEFAULT_ROWS, help=f"rows per table (default {DEFAULT_ROWS})"
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="few repetitions: a smoke test, not a measurement"
+    )
+    args = parser.parse_args(argv)
+    if args.rows < 4 * BATCH:
+        parser.error(f"--rows must be at least {4 * BATCH}")
+    repeats = Repeats.quick() if args.quick else Repeats()
+    started = time.monotonic()
+    with running_postgres() as server:
+        report = asyncio.run(run(server, args.rows, repeats, started))
+    print_report(report)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
