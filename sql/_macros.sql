@@ -37,9 +37,11 @@ ROW({{ cols|columns(prefix) }})
 
 {#- Trigger functions run as the table's owner with a fixed search_path. Their queries are
     key lookups: enable_seqscan = off keeps their cached plans on the indexes even when the
-    plans were made while a change table was empty (else each write scans the session). -#}
+    plans were made while a change table was empty (else each write scans the session). That
+    setting inflates plan costs past jit_above_cost, so JIT (seconds per call on PostgreSQL
+    15-17) is turned off with it. -#}
 {% macro security_definer() -%}
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET enable_seqscan = off
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET enable_seqscan = off SET jit = off
 {%- endmacro %}
 
 {#- Checks that run as triggers on a change table read the merged views as the session that

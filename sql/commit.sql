@@ -5,6 +5,9 @@
     so the order matters: a child may have to stop referencing a parent before the parent goes,
     a row may have to go before another takes its unique value, and such needs chain across
     tables. The block therefore repeats, until nothing moves:
+      - move rows whose key the session changed but which kept a unique value (the stored
+        row is updated in place, as on a plain table, so children referencing that value
+        stay satisfied);
       - delete rows the session removed (or whose unique values it changed: they come back
         with the upsert) that no stored row references;
       - upsert live rows that are ready: their parents are stored for good, no other stored row
@@ -49,16 +52,9 @@ EXISTS (SELECT FROM {{ changes(t) }} x
 {% endfor %}
 {% endmacro %}
 
-{% macro upsert(t, ready) %}
-{% set non_key = t.updatable_columns|reject('in', t.pk_columns)|list %}
-    INSERT INTO {{ base(t) }} AS b ({{ t.writable_columns|columns }})
-{% if t.always_identity_columns %}
-    OVERRIDING SYSTEM VALUE
-{% endif %}
-    SELECT {{ t.writable_columns|columns('c') }}
-    FROM {{ changes(t) }} c
-    WHERE {{ chosen('c') }} AND c._cow_kind IN ('I', 'U') AND {{ latest(t, 'c') }}
-{% if ready %}
+{#- the conditions for writing change row c over the stored row whose key is stored's: parents
+    stored for good, unique values free, and no stored child left on a value c changes -#}
+{% macro ready_conditions(t, stored) %}
 {% for fk in t.foreign_keys %}
 {% set parent = dirty.get(fk.parent_table) if fk.parent_schema == t.schema else none %}
       AND ({{ any_null('c', fk.child_columns) }}
@@ -72,15 +68,40 @@ EXISTS (SELECT FROM {{ changes(t) }} x
 {% for key in t.unique_keys %}
       AND NOT EXISTS (SELECT FROM {{ base(t) }} o
                       WHERE {{ match('o', 'c', key.columns) }}
-                        AND {{ row('o', t.pk_columns) }} IS DISTINCT FROM {{ row('c', t.pk_columns) }})
+                        AND {{ row('o', t.pk_columns) }} IS DISTINCT FROM {{ row('c', t.pk_columns) }}
+                        AND {{ row('o', t.pk_columns) }} IS DISTINCT FROM {{ row(stored, t.pk_columns) }})
 {% endfor %}
 {% for fk in t.referenced_by %}
       AND NOT EXISTS (SELECT FROM {{ base(t) }} o
                       JOIN {{ fk.child_schema|ident }}.{{ fk.child_relation|ident }} r
                         ON {{ match('r', 'o', fk.child_columns, fk.parent_columns) }}
-                      WHERE {{ match('o', 'c', t.pk_columns) }}
+                      WHERE {{ row('o', t.pk_columns) }} = {{ row(stored, t.pk_columns) }}
                         AND {{ row('o', fk.parent_columns) }} IS DISTINCT FROM {{ row('c', fk.parent_columns) }})
 {% endfor %}
+{% endmacro %}
+
+{% macro move_kept_rows(t) %}
+    UPDATE {{ base(t) }} AS b
+    SET ({{ t.updatable_columns|columns }}) = ROW({{ t.updatable_columns|columns('c') }})
+    FROM {{ changes(t) }} m, {{ changes(t) }} c
+    WHERE {{ chosen('m') }} AND m._cow_kind = 'M' AND {{ latest(t, 'm') }} AND {{ match('b', 'm', t.pk_columns) }}
+      AND {{ chosen('c') }} AND c._cow_kind IN ('I', 'U') AND {{ latest(t, 'c') }}
+      AND NOT EXISTS (SELECT FROM {{ base(t) }} o WHERE {{ match('o', 'c', t.pk_columns) }})
+      AND ({% for key in t.unique_keys %}({{ match('b', 'c', key.columns) }}){% if not loop.last %} OR {% endif %}{% endfor %})
+{{ ready_conditions(t, 'b') }}
+{% endmacro %}
+
+{% macro upsert(t, ready) %}
+{% set non_key = t.updatable_columns|reject('in', t.pk_columns)|list %}
+    INSERT INTO {{ base(t) }} AS b ({{ t.writable_columns|columns }})
+{% if t.always_identity_columns %}
+    OVERRIDING SYSTEM VALUE
+{% endif %}
+    SELECT {{ t.writable_columns|columns('c') }}
+    FROM {{ changes(t) }} c
+    WHERE {{ chosen('c') }} AND c._cow_kind IN ('I', 'U') AND {{ latest(t, 'c') }}
+{% if ready %}
+{{ ready_conditions(t, 'c') }}
 {% endif %}
     ORDER BY c._cow_seq
     ON CONFLICT ({{ t.pk_columns|columns }}) DO {% if non_key %}UPDATE
@@ -100,6 +121,11 @@ BEGIN
     LOOP
         _cow_progress := 0;
 {% for t in tables|reverse %}
+{% if t.unique_keys %}
+{{ move_kept_rows(t) }};
+        GET DIAGNOSTICS _cow_rows = ROW_COUNT;
+        _cow_progress := _cow_progress + _cow_rows;
+{% endif %}
 {{ delete_removable(t) }};
         GET DIAGNOSTICS _cow_rows = ROW_COUNT;
         _cow_progress := _cow_progress + _cow_rows;
