@@ -70,20 +70,27 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET enab
     END IF;
 {%- endmacro %}
 
-{#- Whether a change row needs its foreign key checked: PostgreSQL checks inserted rows, and
-    updated rows only when the key's columns changed from the row's previous version. -#}
-{% macro key_written(t, fk, alias) -%}
-({{ alias|catalog }}._cow_kind = 'I' OR {{ row(alias, fk.child_columns) }} IS DISTINCT FROM (
-    SELECT {{ row('v', fk.child_columns) }}
-    FROM (SELECT {{ fk.child_columns|columns('p') }}, p._cow_seq AS _cow_at
+{#- The given columns of a change row's previous version: the session's earlier change of the
+    same key, else the stored row (no row when neither exists). as_row: one ROW value. -#}
+{% macro prior_version(t, alias, columns, as_row=false) -%}
+SELECT {% if as_row %}{{ row('v', columns) }}{% else %}{{ columns|columns('v') }}{% endif %}
+
+    FROM (SELECT {{ columns|columns('p') }}, p._cow_seq AS _cow_at
           FROM {{ t.schema|ident }}.{{ t.changes_name|ident }} p
           WHERE p.session_id = {{ alias|catalog }}.session_id AND {{ match('p', alias, t.pk_columns) }}
             AND p._cow_seq < {{ alias|catalog }}._cow_seq
           UNION ALL
-          SELECT {{ fk.child_columns|columns('b') }}, 0
+          SELECT {{ columns|columns('b') }}, 0
           FROM {{ t.schema|ident }}.{{ t.base_name|ident }} b WHERE {{ match('b', alias, t.pk_columns) }}) v
     ORDER BY v._cow_at DESC
-    LIMIT 1))
+    LIMIT 1
+{%- endmacro %}
+
+{#- Whether a change row needs its foreign key checked: PostgreSQL checks inserted rows, and
+    updated rows only when the key's columns changed from the row's previous version. -#}
+{% macro key_written(t, fk, alias) -%}
+({{ alias|catalog }}._cow_kind = 'I'
+ OR {{ row(alias, fk.child_columns) }} IS DISTINCT FROM ({{ prior_version(t, alias, fk.child_columns, as_row=true) }}))
 {%- endmacro %}
 
 {#- The foreign-key errors PostgreSQL raises, with its messages; prefix holds the key values. -#}

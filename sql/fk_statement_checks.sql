@@ -3,9 +3,8 @@
     together with its children. A BEFORE STATEMENT trigger marks the change sequence; the AFTER
     STATEMENT trigger checks, set-based, the rows this statement wrote in this session. Marks are
     kept per trigger depth, so statements run by cascades check their own rows. -#}
-{% from '_macros.sql' import match, row, any_null, all_null, is_latest, key_written,
+{% from '_macros.sql' import match, row, any_null, all_null, is_latest, key_written, prior_version,
     security_definer, raise_missing_parent, raise_mixed_nulls, raise_still_referenced %}
-{% set base = t.schema|ident ~ '.' ~ t.base_name|ident %}
 {% set changes = t.schema|ident ~ '.' ~ t.changes_name|ident %}
 {% set view = t.schema|ident ~ '.' ~ t.name|ident %}
 {% set pk = t.pk_columns %}
@@ -21,17 +20,7 @@
         UNION ALL
         SELECT {{ fk.parent_columns|columns('prev') }}
         FROM {{ changes|catalog }} c
-        CROSS JOIN LATERAL (
-            SELECT {{ fk.parent_columns|columns('v') }}
-            FROM (SELECT {{ fk.parent_columns|columns('p') }}, p._cow_seq AS _cow_at
-                  FROM {{ changes|catalog }} p
-                  WHERE p.session_id = c.session_id AND {{ match('p', 'c', pk) }} AND p._cow_seq < c._cow_seq
-                  UNION ALL
-                  SELECT {{ fk.parent_columns|columns('b') }}, 0
-                  FROM {{ base|catalog }} b WHERE {{ match('b', 'c', pk) }}) v
-            ORDER BY v._cow_at DESC
-            LIMIT 1
-        ) prev
+        CROSS JOIN LATERAL ({{ prior_version(t, 'c', fk.parent_columns) }}) prev
         WHERE c.session_id = _cow_sid AND c._cow_seq > _cow_mark AND c._cow_kind = 'U'
           AND {{ row('prev', fk.parent_columns) }} IS DISTINCT FROM {{ row('c', fk.parent_columns) }}
 {% endif %}
