@@ -1,20 +1,27 @@
 """agentcow: PostgreSQL copy-on-write sessions for AI agents.
 
-The API lives in :mod:`agentcow.postgres` (the published agent-cow names) and is re-exported
-here, with the error classes and the driver adapters' protocol.
+The published agent-cow names live in :mod:`agentcow.postgres` and are re-exported here, with
+the error classes and what agentcow adds: operation summaries, schema-wide cherry-picks and
+conflict checks.
 """
 
+from agentcow.commit import commit_cow_operations_schema, discard_cow_operations_schema
+from agentcow.conflicts import Conflict, get_cow_conflicts
 from agentcow.errors import (
+    CommitConflictError,
     CowError,
     DependencyCycleError,
     InvalidIdentifierError,
     InvalidIdError,
     KitVersionError,
     NotDeployedError,
+    OperationNotFoundError,
+    OperationsNotClosedError,
     PendingChangesError,
     TableNotFoundError,
     UnsupportedTableError,
 )
+from agentcow.operations import OperationSummary, get_operation_summaries
 from agentcow.postgres import *  # noqa: F403
 from agentcow.postgres import __all__ as _postgres_all
 
@@ -22,13 +29,22 @@ __version__ = "0.1.0"
 
 __all__ = [
     *_postgres_all,
+    "CommitConflictError",
+    "Conflict",
     "CowError",
     "DependencyCycleError",
     "InvalidIdError",
     "InvalidIdentifierError",
     "KitVersionError",
     "NotDeployedError",
+    "OperationNotFoundError",
+    "OperationSummary",
+    "OperationsNotClosedError",
     "PendingChangesError",
     "TableNotFoundError",
     "UnsupportedTableError",
+    "commit_cow_operations_schema",
+    "discard_cow_operations_schema",
+    "get_cow_conflicts",
+    "get_operation_summaries",
 ]

@@ -13,10 +13,18 @@ from contextlib import asynccontextmanager
 from graphlib import CycleError, TopologicalSorter
 
 from agentcow.catalog import describe_table, registered_tables, require_kit
+from agentcow.conflicts import Conflict, ConflictPolicy, check_policy, conflicts_among
 from agentcow.description import RegisteredTable, TableDescription
-from agentcow.errors import DependencyCycleError, TableNotFoundError, UnsupportedTableError
+from agentcow.errors import (
+    CommitConflictError,
+    DependencyCycleError,
+    OperationNotFoundError,
+    TableNotFoundError,
+    UnsupportedTableError,
+)
 from agentcow.executor import Executor
-from agentcow.identifiers import Sql, uuid_array_literal, uuid_literal
+from agentcow.identifiers import Sql, uuid_array_literal, uuid_literal, validate_uuid
+from agentcow.operations import close_selection, dependencies_among, get_session_operations
 from agentcow.script import run_atomically
 from agentcow.templates import render, render_statements
 
@@ -43,11 +51,12 @@ def _check_pk(entry: RegisteredTable, schema: str, pk_cols: Sequence[str] | None
         )
 
 
-def _operations(operation_ids: Sequence[IdLike] | None) -> Sql | None:
-    return None if operation_ids is None else uuid_array_literal(operation_ids)
-
-
-def _apply(tables: Sequence[TableDescription], session: Sql, operations: Sql | None) -> str:
+def _commit_statement(
+    tables: Sequence[TableDescription],
+    session: Sql,
+    operations: Sql | None,
+    on_conflict: ConflictPolicy,
+) -> str:
     """The scheduled commit of sql/commit.sql; ``tables`` parents first."""
     return render(
         "commit.sql",
@@ -55,11 +64,112 @@ def _apply(tables: Sequence[TableDescription], session: Sql, operations: Sql | N
         dirty={t.name: t for t in tables},
         session=session,
         operations=operations,
+        on_conflict=on_conflict,
     )
 
 
-def _discard(tables: Sequence[TableDescription], session: Sql, operations: Sql | None) -> list[str]:
-    return render_statements("discard.sql", tables=tables, session=session, operations=operations)
+def _validated(operation_ids: Sequence[IdLike] | None) -> list[uuid.UUID] | None:
+    """Ids checked before any SQL runs (they are printed into it)."""
+    if operation_ids is None:
+        return None
+    return [validate_uuid(op, "operation id") for op in operation_ids]
+
+
+async def _choose(
+    executor: Executor,
+    tables: Sequence[TableDescription],
+    session_id: IdLike,
+    operation_ids: Sequence[IdLike] | None,
+    *,
+    committing: bool,
+    extend: bool,
+) -> list[uuid.UUID] | None:
+    """The operations to act on, closed under the dependency graph; None means all."""
+    chosen = _validated(operation_ids)
+    if chosen is None or not chosen or not tables:
+        return chosen
+    dependencies = await dependencies_among(executor, tables, session_id=session_id)
+    return close_selection(chosen, dependencies, committing=committing, extend=extend)
+
+
+async def _commit(
+    executor: Executor,
+    tables: Sequence[TableDescription],
+    session_id: IdLike,
+    operation_ids: Sequence[IdLike] | None,
+    *,
+    on_conflict: str,
+    include_dependencies: bool,
+    defer_fk_constraints: bool = False,
+) -> list[uuid.UUID] | None:
+    """Check the choice and the conflicts, then apply in one atomic statement (which checks
+    the conflicts again under lock)."""
+    session = uuid_literal(session_id, "session id")
+    policy = check_policy(on_conflict)
+    chosen = await _choose(
+        executor,
+        tables,
+        session_id,
+        operation_ids,
+        committing=True,
+        extend=include_dependencies,
+    )
+    if not tables or chosen == []:
+        return chosen
+    operations = None if chosen is None else uuid_array_literal(chosen)
+    if policy != "overwrite":
+        found = await conflicts_among(executor, tables, session, operations)
+        if policy == "merge":
+            found = [c for c in found if not c.mergeable]
+        if found:
+            raise CommitConflictError(_conflict_message(found, policy), found)
+    statement = _commit_statement(tables, session, operations, policy)
+    if defer_fk_constraints:
+        statements = [
+            render("set_constraints.sql", mode="DEFERRED"),
+            statement,
+            render("set_constraints.sql", mode="IMMEDIATE"),
+        ]
+    else:
+        statements = [statement]
+    await run_atomically(executor, statements)
+    return chosen
+
+
+def _conflict_message(conflicts: Sequence[Conflict], policy: ConflictPolicy) -> str:
+    shown = "; ".join(f"{c.table} {c.key} ({c.kind} in the base)" for c in conflicts[:5])
+    more = f" and {len(conflicts) - 5} more" if len(conflicts) > 5 else ""
+    what = (
+        "cannot be merged"
+        if policy == "merge"
+        else "changed in the base since the session wrote them"
+    )
+    return (
+        f"nothing committed: {len(conflicts)} row(s) {what}: {shown}{more}. "
+        "See .conflicts; commit with on_conflict='merge' or 'overwrite', or discard"
+    )
+
+
+async def _discard(
+    executor: Executor,
+    tables: Sequence[TableDescription],
+    session_id: IdLike,
+    operation_ids: Sequence[IdLike] | None,
+    *,
+    include_dependents: bool,
+) -> list[uuid.UUID] | None:
+    session = uuid_literal(session_id, "session id")
+    chosen = await _choose(
+        executor, tables, session_id, operation_ids, committing=False, extend=include_dependents
+    )
+    if not tables or chosen == []:
+        return chosen
+    operations = None if chosen is None else uuid_array_literal(chosen)
+    await run_atomically(
+        executor,
+        render_statements("discard.sql", tables=tables, session=session, operations=operations),
+    )
+    return chosen
 
 
 def _parents_first(tables: Sequence[TableDescription]) -> list[TableDescription]:
@@ -91,9 +201,18 @@ async def commit_cow_session(
     session_id: IdLike,
     pk_cols: list[str] | None = None,
     schema: str = "public",
+    *,
+    on_conflict: str = "fail",
 ) -> None:
-    """Apply the session's changes to one table and forget them, atomically."""
-    await commit_cow_operations(executor, table_name, session_id, None, pk_cols, schema)
+    """Apply the session's changes to one table and forget them, atomically.
+
+    Rows whose base changed since the session first wrote them are conflicts: by default the
+    commit is refused (:class:`CommitConflictError`); ``on_conflict="merge"`` takes both
+    sides' changes when they touch different columns; ``"overwrite"`` applies the session's.
+    """
+    await commit_cow_operations(
+        executor, table_name, session_id, None, pk_cols, schema, on_conflict=on_conflict
+    )
 
 
 async def discard_cow_session(
@@ -110,16 +229,30 @@ async def commit_cow_operations(
     operation_ids: Sequence[IdLike] | None,
     pk_cols: list[str] | None = None,
     schema: str = "public",
+    *,
+    include_dependencies: bool = False,
+    on_conflict: str = "fail",
 ) -> None:
-    """Apply the chosen operations' changes to one table (all of them when None)."""
-    session = uuid_literal(session_id, "session id")
-    operations = _operations(operation_ids)
-    if operation_ids is not None and not operation_ids:
-        return
+    """Apply the chosen operations' changes to one table (all of them when None).
+
+    The choice must hold every operation the chosen ones depend on through this table's rows
+    (:class:`OperationsNotClosedError` names the missing ones), unless
+    ``include_dependencies`` adds them. Keys to other tables are left to the base's own
+    foreign keys; :func:`commit_cow_operations_schema` commits across tables.
+    """
+    uuid_literal(session_id, "session id")
+    operation_ids = _validated(operation_ids)
     entry = await _registered(executor, schema, table_name)
     _check_pk(entry, schema, pk_cols)
     t = await _describe(executor, schema, entry)
-    await run_atomically(executor, [_apply([t], session, operations)])
+    await _commit(
+        executor,
+        [t],
+        session_id,
+        operation_ids,
+        on_conflict=on_conflict,
+        include_dependencies=include_dependencies,
+    )
 
 
 async def discard_cow_operations(
@@ -128,15 +261,19 @@ async def discard_cow_operations(
     session_id: IdLike,
     operation_ids: Sequence[IdLike] | None,
     schema: str = "public",
+    *,
+    include_dependents: bool = False,
 ) -> None:
-    """Forget the chosen operations' changes to one table (all of them when None)."""
-    session = uuid_literal(session_id, "session id")
-    operations = _operations(operation_ids)
-    if operation_ids is not None and not operation_ids:
-        return
+    """Forget the chosen operations' changes to one table (all of them when None).
+
+    Operations that depend on a discarded one through this table's rows must be discarded
+    with it (or ``include_dependents`` adds them); the others keep their effects.
+    """
+    uuid_literal(session_id, "session id")
+    operation_ids = _validated(operation_ids)
     entry = await _registered(executor, schema, table_name)
     t = await _describe(executor, schema, entry)
-    await run_atomically(executor, _discard([t], session, operations))
+    await _discard(executor, [t], session_id, operation_ids, include_dependents=include_dependents)
 
 
 async def get_dirty_tables(
@@ -165,43 +302,116 @@ async def _dirty_descriptions(
     ]
 
 
+async def _require_known(
+    executor: Executor, session_id: IdLike, operation_ids: Sequence[IdLike], schema: str
+) -> None:
+    known = set(await get_session_operations(executor, session_id, schema))
+    unknown = [str(op) for op in operation_ids if uuid.UUID(str(op)) not in known]
+    if unknown:
+        raise OperationNotFoundError(
+            f"session {session_id} has no operation {', '.join(unknown)} in schema {schema} "
+            "(never written, or already committed or discarded)"
+        )
+
+
 async def commit_cow_session_schema(
     executor: Executor,
     session_id: IdLike,
     schema: str = "public",
     defer_fk_constraints: bool = False,
+    *,
+    on_conflict: str = "fail",
 ) -> list[str]:
     """Apply the session's changes to every table of the schema in one transaction.
 
     Returns the tables committed, in the order their rows were upserted (parents first).
     A foreign-key cycle among them is refused unless ``defer_fk_constraints`` is set (which
     needs the keys to be DEFERRABLE: see ``enable_cow(allow_deferred_fks=True)``).
+    Conflicts are handled as by :func:`commit_cow_session`.
     """
-    session = uuid_literal(session_id, "session id")
+    uuid_literal(session_id, "session id")
     tables = await _dirty_descriptions(executor, session_id, schema)
-    if not tables:
-        return []
-    if defer_fk_constraints:
-        statements = [
-            render("set_constraints.sql", mode="DEFERRED"),
-            _apply(tables, session, None),
-            render("set_constraints.sql", mode="IMMEDIATE"),
-        ]
-    else:
+    if not defer_fk_constraints:
         tables = _parents_first(tables)
-        statements = [_apply(tables, session, None)]
-    await run_atomically(executor, statements)
+    await _commit(
+        executor,
+        tables,
+        session_id,
+        None,
+        on_conflict=on_conflict,
+        include_dependencies=False,
+        defer_fk_constraints=defer_fk_constraints,
+    )
     return [t.name for t in tables]
+
+
+async def commit_cow_operations_schema(
+    executor: Executor,
+    session_id: IdLike,
+    operation_ids: Sequence[IdLike],
+    schema: str = "public",
+    *,
+    include_dependencies: bool = False,
+    on_conflict: str = "fail",
+    defer_fk_constraints: bool = False,
+) -> list[uuid.UUID]:
+    """Apply the chosen operations' changes to every table of the schema, atomically.
+
+    The choice must be closed under :func:`get_operation_dependencies`: committing it then
+    leaves the base as if only those operations had run, in their order. A choice that
+    lacks some is refused (:class:`OperationsNotClosedError` names them) unless
+    ``include_dependencies`` adds them. Returns the operations committed.
+    """
+    uuid_literal(session_id, "session id")
+    operation_ids = [validate_uuid(op, "operation id") for op in operation_ids]
+    await _require_known(executor, session_id, operation_ids, schema)
+    tables = await _dirty_descriptions(executor, session_id, schema)
+    if not defer_fk_constraints:
+        tables = _parents_first(tables)
+    chosen = await _commit(
+        executor,
+        tables,
+        session_id,
+        operation_ids,
+        on_conflict=on_conflict,
+        include_dependencies=include_dependencies,
+        defer_fk_constraints=defer_fk_constraints,
+    )
+    return chosen or []
 
 
 async def discard_cow_session_schema(
     executor: Executor, session_id: IdLike, schema: str = "public"
 ) -> list[str]:
     """Forget the session's changes in every table of the schema; returns those tables."""
-    session = uuid_literal(session_id, "session id")
+    uuid_literal(session_id, "session id")
     tables = await _dirty_descriptions(executor, session_id, schema)
-    await run_atomically(executor, _discard(tables, session, None))
+    await _discard(executor, tables, session_id, None, include_dependents=False)
     return [t.name for t in tables]
+
+
+async def discard_cow_operations_schema(
+    executor: Executor,
+    session_id: IdLike,
+    operation_ids: Sequence[IdLike],
+    schema: str = "public",
+    *,
+    include_dependents: bool = False,
+) -> list[uuid.UUID]:
+    """Forget the chosen operations in every table of the schema, atomically.
+
+    The session then shows its state as if they had never run: every other operation keeps
+    its effects. Operations that depend on a discarded one must go with it (or
+    ``include_dependents`` adds them). Returns the operations discarded.
+    """
+    uuid_literal(session_id, "session id")
+    operation_ids = [validate_uuid(op, "operation id") for op in operation_ids]
+    await _require_known(executor, session_id, operation_ids, schema)
+    tables = await _dirty_descriptions(executor, session_id, schema)
+    chosen = await _discard(
+        executor, tables, session_id, operation_ids, include_dependents=include_dependents
+    )
+    return chosen or []
 
 
 @asynccontextmanager

@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from agentcow.conflicts import Conflict
+
 
 class CowError(Exception):
     """Base class of every error raised by agentcow."""
@@ -37,3 +44,30 @@ class PendingChangesError(CowError):
 
 class DependencyCycleError(CowError, ValueError):
     """Dirty tables reference each other in a cycle and FK checks are not deferred."""
+
+
+class OperationsNotClosedError(CowError, ValueError):
+    """A cherry-pick leaves out operations it needs: the dependencies of what is committed,
+    or the dependents of what is discarded. ``missing`` names them."""
+
+    def __init__(self, message: str, missing: list[uuid.UUID]) -> None:
+        super().__init__(message)
+        self.missing = missing
+
+
+class OperationNotFoundError(CowError, LookupError):
+    """An operation id names no operation of the session (never written, or already gone)."""
+
+
+class CommitConflictError(CowError):
+    """The base changed under rows the session wrote; nothing was committed.
+
+    ``conflicts`` lists every one (see :class:`agentcow.conflicts.Conflict`). ``sqlstate`` is
+    PostgreSQL's serialization_failure, the code a racing commit raises from the database.
+    """
+
+    sqlstate = "40001"
+
+    def __init__(self, message: str, conflicts: Sequence[Conflict]) -> None:
+        super().__init__(message)
+        self.conflicts = list(conflicts)

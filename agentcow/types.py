@@ -10,7 +10,7 @@ from typing import Any
 # Columns of a change table that are not the table's own; enable refuses tables using them
 # (and any other name starting with ``_cow_``).
 CHANGE_TABLE_RESERVED_FIELDS: frozenset[str] = frozenset(
-    {"session_id", "operation_id", "_cow_seq", "_cow_kind"}
+    {"session_id", "operation_id", "_cow_seq", "_cow_kind", "_cow_old"}
 )
 
 _REMOVING_KINDS = frozenset({"D", "M"})

@@ -1,4 +1,8 @@
-{#- The per-table change log: one row per version of a row written in a session. -#}
+{#- The per-table change log: one row per version of a row written in a session. The table's
+    own columns hold the row after the write (before it, for D and M, whose columns must still
+    satisfy NOT NULL); _cow_old holds the row as the session saw it before the write, NULL when
+    the key was free. A key's first version thus records the stored row the session started
+    from: the baseline of conflict checks, and the "before" of every diff. -#}
 {% from '_macros.sql' import security_definer %}
 CREATE TABLE {{ t.schema|ident }}.{{ t.changes_name|ident }} (
     session_id uuid NOT NULL,
@@ -6,6 +10,7 @@ CREATE TABLE {{ t.schema|ident }}.{{ t.changes_name|ident }} (
     _cow_seq bigint NOT NULL DEFAULT pg_catalog.nextval('agentcow.change_seq'::regclass),
     _cow_kind "char" NOT NULL CHECK (_cow_kind IN ('I', 'U', 'D', 'M')),
     LIKE {{ t.schema|ident }}.{{ t.base_name|ident }} INCLUDING GENERATED,
+    _cow_old {{ t.schema|ident }}.{{ t.base_name|ident }},
     PRIMARY KEY (session_id, {{ t.pk_columns|columns }}, _cow_seq)
 )
 -- Sessions come and go quickly: keep the planner's picture of the table fresh.

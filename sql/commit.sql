@@ -18,18 +18,22 @@
 
     Tables without unique or foreign keys need no schedule: they get the final pass only.
 
+    Before any of it, the base tables are locked against other writers (SHARE ROW EXCLUSIVE,
+    in name order, so two commits cannot deadlock on them) and checked for conflicts: a base
+    row changed since the session first wrote its key. on_conflict 'fail' refuses the commit
+    with SQLSTATE 40001; 'merge' takes the base's value for every column the session left as
+    it was (and refuses when both changed a column differently, or a row's presence differs);
+    'overwrite' applies the session's rows as they are. Locked first, checked after: a base
+    write racing the commit either lands before the check (and is seen) or waits for the
+    commit to end.
+
     tables: the dirty tables, parents first; dirty: the same by name. -#}
 {% from '_macros.sql' import match, row, any_null %}
+{% import '_conflicts.sql' as conflicts %}
 {% macro base(t) %}{{ t.schema|ident }}.{{ t.base_name|ident }}{% endmacro %}
 {% macro changes(t) %}{{ t.schema|ident }}.{{ t.changes_name|ident }}{% endmacro %}
-{% macro chosen(alias) -%}
-{{ alias|catalog }}.session_id = {{ session|catalog }}{% if operations is not none %} AND {{ alias|catalog }}.operation_id = ANY ({{ operations|catalog }}){% endif %}
-{%- endmacro %}
-{#- the latest chosen version of its key (max() per key: an index probe, see is_latest) -#}
-{% macro latest(t, alias) -%}
-{{ alias|catalog }}._cow_seq = (SELECT max(l._cow_seq) FROM {{ changes(t) }} l
-                     WHERE {{ chosen('l') }} AND {{ match('l', alias, t.pk_columns) }})
-{%- endmacro %}
+{% macro chosen(alias) %}{{ conflicts.chosen(alias, session, operations) }}{% endmacro %}
+{% macro latest(t, alias) %}{{ conflicts.latest_chosen(t, alias, session, operations) }}{% endmacro %}
 {#- base row b will not keep the columns of a key: the session removes it or changes them -#}
 {% macro loses(t, alias, columns) -%}
 EXISTS (SELECT FROM {{ changes(t) }} x
@@ -117,6 +121,28 @@ DECLARE
     _cow_progress bigint;
     _cow_rows bigint;
 BEGIN
+{% for t in tables|sort(attribute='base_name')|sort(attribute='schema') %}
+    LOCK TABLE {{ base(t) }} IN SHARE ROW EXCLUSIVE MODE;
+{% endfor %}
+{% if on_conflict != 'overwrite' %}
+{% for t in tables %}
+{% if on_conflict == 'merge' %}
+    UPDATE {{ changes(t) }} AS m
+    SET ({{ t.writable_columns|columns }}) = ROW({% for column in t.writable_columns %}CASE WHEN (c.{{ column|ident }})::text IS NOT DISTINCT FROM ((c._cow_old_baseline).{{ column|ident }})::text THEN (c._cow_now_row).{{ column|ident }} ELSE c.{{ column|ident }} END{% if not loop.last %}, {% endif %}{% endfor %})
+    FROM (SELECT c.*, f._cow_old AS _cow_old_baseline, _cow_now AS _cow_now_row
+          {{ conflicts.conflict_source(t, session, operations) }}
+            AND {{ conflicts.mergeable(t) }}) c
+    WHERE m.session_id = c.session_id AND m._cow_seq = c._cow_seq AND {{ match('m', 'c', t.pk_columns) }};
+{% endif %}
+    IF EXISTS (SELECT {{ conflicts.conflict_source(t, session, operations, on_conflict == 'merge') }}) THEN
+        RAISE EXCEPTION USING ERRCODE = 'serialization_failure',
+            MESSAGE = {{ ('the base table ' ~ t.name ~ ' changed since the session first wrote these rows')|literal }},
+            DETAIL = (SELECT 'Keys ' || string_agg(k.key::text, ', ') || ' conflict.'
+                      FROM ({{ conflicts.conflict_rows(t, session, operations, on_conflict == 'merge') }}) k),
+            HINT = 'List them with get_cow_conflicts(); commit with on_conflict=''merge'' or ''overwrite'', or discard.';
+    END IF;
+{% endfor %}
+{% endif %}
 {% if scheduled %}
     LOOP
         _cow_progress := 0;

@@ -1,22 +1,91 @@
-{#- (depends_on, operation_id): an operation depends on the one that wrote the same row (same
-    primary key, a moved key included) just before it. -#}
+{#- (depends_on, operation_id) pairs of a session: operation B depends on operation A when a
+    write of B came after a write of A and
+      same row:      both wrote the same key (a key freed or taken by a key change included);
+      new parent:    B's row took a reference to a parent value that A's write created
+                     (A inserted the parent, or changed it so that it has that value);
+      freed parent:  B removed a parent value (deleted the row or changed the value) after A
+                     removed a reference to it (deleted or re-pointed a child);
+      unique value:  B's row took a unique value that A's write released.
+    A version's row before the write is _cow_old (NULL when the key was free); its row after
+    is its own columns when it is an I or U version, none for D and M. Each rule looks only at
+    writes that made the change (a version that kept a reference does not need its parent).
+
+    tables: every COW table of the schema; by_name: the same by name (for foreign keys). -#}
 {% from '_macros.sql' import match %}
-SELECT DISTINCT d.depends_on, d.operation_id
-FROM (
+{% macro changes(t) %}{{ t.schema|ident }}.{{ t.changes_name|ident }}{% endmacro %}
+{#- the key was free before the write (a stored row never has a NULL primary-key column) -#}
+{% macro was_free(t, alias) -%}
+({{ alias|catalog }}._cow_old).{{ t.pk_columns[0]|ident }} IS NULL
+{%- endmacro %}
+{% macro old_cols(alias, cols) -%}
+ROW({% for c in cols %}({{ alias|catalog }}._cow_old).{{ c|ident }}{% if not loop.last %}, {% endif %}{% endfor %})
+{%- endmacro %}
+{% macro new_cols(alias, cols) -%}
+ROW({{ cols|columns(alias) }})
+{%- endmacro %}
+{#- the write gave its row these column values (it had other values, or no row, before) -#}
+{% macro took(t, alias, cols) -%}
+({{ alias|catalog }}._cow_kind IN ('I', 'U') AND ({{ was_free(t, alias) }} OR {{ new_cols(alias, cols) }} IS DISTINCT FROM {{ old_cols(alias, cols) }}))
+{%- endmacro %}
+{#- the write took these column values away from its row (removed it, or changed them) -#}
+{% macro released(t, alias, cols) -%}
+(NOT {{ was_free(t, alias) }} AND ({{ alias|catalog }}._cow_kind IN ('D', 'M') OR {{ new_cols(alias, cols) }} IS DISTINCT FROM {{ old_cols(alias, cols) }}))
+{%- endmacro %}
+{% macro old_match(left, right, cols, right_cols=None, op='=') -%}
+{% for c in cols %}({{ left|catalog }}._cow_old).{{ c|ident }} {{ op|catalog }} {{ right|catalog }}.{{ (right_cols or cols)[loop.index0]|ident }}{% if not loop.last %} AND {% endif %}{% endfor %}
+{%- endmacro %}
+{% macro later_write(b) -%}
+b.session_id = {{ session|catalog }} AND a.session_id = b.session_id AND a._cow_seq < b._cow_seq AND a.operation_id <> b.operation_id
+{%- endmacro %}
+WITH pairs (depends_on, operation_id) AS (
 {% for t in tables %}
-    SELECT prev.operation_id AS depends_on, c.operation_id
-    FROM {{ t.schema|ident }}.{{ t.changes_name|ident }} c
-    CROSS JOIN LATERAL (
-        SELECT p.operation_id
-        FROM {{ t.schema|ident }}.{{ t.changes_name|ident }} p
-        WHERE p.session_id = c.session_id AND {{ match('p', 'c', t.pk_columns) }} AND p._cow_seq < c._cow_seq
-        ORDER BY p._cow_seq DESC
-        LIMIT 1
-    ) prev
-    WHERE c.session_id = {{ session|catalog }} AND prev.operation_id <> c.operation_id
-{% if not loop.last %}
+{% if not loop.first %}
+    UNION
+{% endif %}
+    -- {{ t.name|literal }}: same row
+    SELECT a.operation_id, b.operation_id
+    FROM {{ changes(t) }} b JOIN {{ changes(t) }} a ON {{ match('a', 'b', t.pk_columns) }}
+    WHERE {{ later_write('b') }}
+{% for key in t.unique_keys %}
+    UNION
+    -- {{ key.name|literal }}: unique value
+    SELECT a.operation_id, b.operation_id
+    FROM {{ changes(t) }} b JOIN {{ changes(t) }} a
+      ON {{ old_match('a', 'b', key.columns, op=('IS NOT DISTINCT FROM' if key.nulls_not_distinct else '=')) }}
+    WHERE {{ later_write('b') }} AND {{ took(t, 'b', key.columns) }} AND {{ released(t, 'a', key.columns) }}
+{% endfor %}
+{% for fk in t.foreign_keys if fk.parent_schema == t.schema and fk.parent_table in by_name %}
+{% set parent = by_name[fk.parent_table] %}
+    UNION
+    -- {{ fk.name|literal }}: new parent
+    SELECT a.operation_id, b.operation_id
+    FROM {{ changes(t) }} b JOIN {{ changes(parent) }} a ON {{ match('a', 'b', fk.parent_columns, fk.child_columns) }}
+    WHERE {{ later_write('b') }} AND {{ took(t, 'b', fk.child_columns) }} AND {{ took(parent, 'a', fk.parent_columns) }}
+{% endfor %}
+{% for fk in t.referenced_by if fk.child_schema == t.schema and fk.child_table in by_name %}
+{% set child = by_name[fk.child_table] %}
+    UNION
+    -- {{ fk.name|literal }}: freed parent
+    SELECT a.operation_id, b.operation_id
+    FROM {{ changes(t) }} b JOIN {{ changes(child) }} a
+      ON {% for c in fk.child_columns %}(a._cow_old).{{ c|ident }} = (b._cow_old).{{ fk.parent_columns[loop.index0]|ident }}{% if not loop.last %} AND {% endif %}{% endfor %}
+
+    WHERE {{ later_write('b') }} AND {{ released(t, 'b', fk.parent_columns) }} AND {{ released(child, 'a', fk.child_columns) }}
+{% endfor %}
+{% endfor %}
+),
+first_write (operation_id, seq) AS (
+{% for t in tables %}
+{% if not loop.first %}
     UNION ALL
 {% endif %}
+    SELECT c.operation_id, min(c._cow_seq) FROM {{ changes(t) }} c
+    WHERE c.session_id = {{ session|catalog }} GROUP BY c.operation_id
 {% endfor %}
-) d
-ORDER BY 1, 2
+),
+op_order AS (SELECT operation_id, min(seq) AS seq FROM first_write GROUP BY operation_id)
+SELECT p.depends_on, p.operation_id
+FROM pairs p
+JOIN op_order b ON b.operation_id = p.operation_id
+JOIN op_order a ON a.operation_id = p.depends_on
+ORDER BY b.seq, a.seq

@@ -24,7 +24,7 @@ WHERE agentcow.session_id() IS NOT NULL
                     AND {{ visible('c') }})
 UNION ALL
 SELECT {{ t.column_names|columns('cur') }}
-FROM (SELECT DISTINCT ON ({{ t.pk_columns|columns('c') }}) c.*
+FROM (SELECT DISTINCT ON ({{ t.pk_columns|columns('c') }}) c._cow_kind, {{ t.column_names|columns('c') }}
       FROM {{ t.schema|ident }}.{{ t.changes_name|ident }} c
       WHERE c.session_id = agentcow.session_id()
         AND {{ visible('c') }}

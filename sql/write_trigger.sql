@@ -9,8 +9,12 @@
 {% set view = t.schema|ident ~ '.' ~ t.name|ident %}
 {% set pk = t.pk_columns %}
 {% macro record_version(kind, source) -%}
-INSERT INTO {{ changes|catalog }} AS c (session_id, operation_id, _cow_kind, {{ t.writable_columns|columns }})
-        VALUES (_cow_sid, _cow_op, {{ kind|literal }}, {{ t.writable_columns|columns(source) }})
+INSERT INTO {{ changes|catalog }} AS c (session_id, operation_id, _cow_kind, _cow_old, {{ t.writable_columns|columns }})
+        VALUES (_cow_sid, _cow_op, {{ kind|literal }}, {{ old_row() }}, {{ t.writable_columns|columns(source) }})
+{%- endmacro %}
+{#- OLD as a row of the base table: the view's columns are the table's, in its order -#}
+{% macro old_row() -%}
+ROW({{ t.column_names|columns('OLD') }})::{{ base|catalog }}
 {%- endmacro %}
 {% macro references_exist(fk, prefix) -%}
 EXISTS (SELECT FROM {{ fk.child_schema|ident }}.{{ fk.child_table|ident }} r
@@ -110,8 +114,10 @@ BEGIN
         {{ record_version('M', 'OLD') }};
     END IF;
 
-    INSERT INTO {{ changes|catalog }} AS c (session_id, operation_id, _cow_kind, {{ t.writable_columns|columns }})
-    VALUES (_cow_sid, _cow_op, CASE TG_OP WHEN 'INSERT' THEN 'I' ELSE 'U' END::"char", {{ t.writable_columns|columns('NEW') }})
+    INSERT INTO {{ changes|catalog }} AS c (session_id, operation_id, _cow_kind, _cow_old, {{ t.writable_columns|columns }})
+    VALUES (_cow_sid, _cow_op, CASE TG_OP WHEN 'INSERT' THEN 'I' ELSE 'U' END::"char",
+            CASE WHEN TG_OP = 'UPDATE' AND {{ row('NEW', pk) }} IS NOT DISTINCT FROM {{ row('OLD', pk) }} THEN {{ old_row() }} END,
+            {{ t.writable_columns|columns('NEW') }})
     RETURNING c._cow_seq, {{ t.column_names|columns('c') }} INTO _cow_at, {{ t.column_names|columns('NEW') }};
 
     IF TG_OP = 'INSERT' OR {{ row('NEW', pk) }} IS DISTINCT FROM {{ row('OLD', pk) }} THEN

@@ -294,7 +294,8 @@ async def test_operation_dependencies(conn: Any) -> None:
         await conn.execute("UPDATE t SET v = 'w' WHERE id = 10")
         await conn.execute("UPDATE t SET v = 'ww' WHERE id = 10")  # same op: no self-edge
     deps = await ac.get_operation_dependencies(executor, sid)
-    assert sorted(deps) == sorted([(op1, op2), (op2, op4)])
+    # every earlier writer of the row, in the order of the dependents' first writes
+    assert deps == [(op1, op2), (op1, op4), (op2, op4)]
 
 
 async def test_commit_and_discard_a_subset_of_operations(conn: Any) -> None:

@@ -46,6 +46,7 @@ async def test_enable_builds_view_base_and_changes(conn: Any) -> None:
         "id",
         "v",
         "n",
+        "_cow_old",
     ]
     view_cols = await fetch(
         conn,

@@ -1,0 +1,106 @@
+"""Conflicts between a session and base writes made since the session first wrote a row.
+
+The first version of each key a session writes records the stored row it started from (or
+that there was none). At commit, a key whose stored row differs from that baseline is a
+conflict, unless the session ended with exactly the row the base now has.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from agentcow.description import TableDescription
+from agentcow.errors import TableNotFoundError
+from agentcow.executor import Executor
+from agentcow.identifiers import Sql, uuid_array_literal, uuid_literal
+from agentcow.operations import session_tables
+from agentcow.templates import render
+
+IdLike = str | uuid.UUID
+ConflictPolicy = Literal["fail", "overwrite", "merge"]
+CONFLICT_POLICIES: tuple[ConflictPolicy, ...] = ("fail", "overwrite", "merge")
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """One key of one table: the stored row when the session first wrote it (``base_then``),
+    now (``base_now``) and as the session has it (``session``); ``None`` means no row.
+    Values are as PostgreSQL renders them in JSON."""
+
+    table: str
+    key: dict[str, Any]
+    base_then: dict[str, Any] | None
+    base_now: dict[str, Any] | None
+    session: dict[str, Any] | None
+    columns: tuple[str, ...]
+    """Columns the session and the base both changed, to different values."""
+    mergeable: bool
+    """``on_conflict="merge"`` resolves it: the row exists on all sides, no column clashes."""
+
+    @property
+    def kind(self) -> Literal["updated", "deleted", "inserted"]:
+        """What the base did to the row meanwhile."""
+        if self.base_then is None:
+            return "inserted"
+        return "deleted" if self.base_now is None else "updated"
+
+
+def check_policy(on_conflict: str) -> ConflictPolicy:
+    for policy in CONFLICT_POLICIES:
+        if on_conflict == policy:
+            return policy
+    raise ValueError(
+        f"on_conflict must be one of {', '.join(CONFLICT_POLICIES)}, not {on_conflict!r}"
+    )
+
+
+def _loads(text: str | None) -> dict[str, Any] | None:
+    return None if text is None else dict(json.loads(text))
+
+
+async def conflicts_among(
+    executor: Executor,
+    tables: Sequence[TableDescription],
+    session: Sql,
+    operations: Sql | None,
+) -> list[Conflict]:
+    """The conflicts of the chosen operations' writes (all when None) to ``tables``."""
+    if not tables:
+        return []
+    rows = await executor.execute(
+        render("conflicts.sql", tables=tables, session=session, operations=operations)
+    )
+    return [
+        Conflict(
+            table=table,
+            key=json.loads(key),
+            base_then=_loads(then),
+            base_now=_loads(now),
+            session=_loads(mine),
+            columns=tuple(columns),
+            mergeable=bool(mergeable),
+        )
+        for table, key, then, now, mine, columns, mergeable in rows
+    ]
+
+
+async def get_cow_conflicts(
+    executor: Executor,
+    session_id: IdLike,
+    operation_ids: Sequence[IdLike] | None = None,
+    *,
+    schema: str = "public",
+    table: str | None = None,
+) -> list[Conflict]:
+    """What a commit of the session (or of the chosen operations) would meet, committing
+    nothing. Limit it to one table with ``table``."""
+    session = uuid_literal(session_id, "session id")
+    operations = None if operation_ids is None else uuid_array_literal(operation_ids)
+    tables = [t for t in await session_tables(executor, schema) if table in (None, t.name)]
+    if table is not None and not tables:
+        raise TableNotFoundError(f"COW is not enabled on {schema}.{table}")
+    return await conflicts_among(executor, tables, session, operations)

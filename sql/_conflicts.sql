@@ -1,0 +1,74 @@
+{#- Conflicts between a session and its base table, for the commit block and the listing query.
+
+    A key's baseline is the _cow_old of its first version in the session: the stored row the
+    session started from (NULL: the key was free). For the latest chosen version of each key,
+    the base row now is compared with that baseline; a key is in conflict when the base changed
+    since (updated, deleted, or inserted by someone else), unless the session ended with exactly
+    the row the base now has. Whole rows are compared by binary image (*=: every type, no
+    equality operator needed); single columns by their text form, which is exact as well. -#}
+{% from '_macros.sql' import match %}
+{% macro chosen(alias, session, operations) -%}
+{{ alias|catalog }}.session_id = {{ session|catalog }}{% if operations is not none %} AND {{ alias|catalog }}.operation_id = ANY ({{ operations|catalog }}){% endif %}
+{%- endmacro %}
+
+{#- the latest chosen version of its key (max() per key: an index probe, see is_latest) -#}
+{% macro latest_chosen(t, alias, session, operations) -%}
+{{ alias|catalog }}._cow_seq = (SELECT max(l._cow_seq) FROM {{ t.schema|ident }}.{{ t.changes_name|ident }} l
+                     WHERE {{ chosen('l', session, operations) }} AND {{ match('l', alias, t.pk_columns) }})
+{%- endmacro %}
+
+{% macro then_present(t) %}(f._cow_old).{{ t.pk_columns[0]|ident }} IS NOT NULL{% endmacro %}
+{% macro now_present(t) %}_cow_now.{{ t.pk_columns[0]|ident }} IS NOT NULL{% endmacro %}
+{% macro session_present() %}c._cow_kind IN ('I', 'U'){% endmacro %}
+{% macro session_row(t) %}ROW({{ t.column_names|columns('c') }})::{{ t.schema|ident }}.{{ t.base_name|ident }}{% endmacro %}
+
+{#- the session and the base both changed the column since the baseline, to different values -#}
+{% macro both_changed(column) -%}
+((f._cow_old).{{ column|ident }}::text IS DISTINCT FROM c.{{ column|ident }}::text
+ AND (f._cow_old).{{ column|ident }}::text IS DISTINCT FROM _cow_now.{{ column|ident }}::text
+ AND c.{{ column|ident }}::text IS DISTINCT FROM _cow_now.{{ column|ident }}::text)
+{%- endmacro %}
+
+{#- Conflicting keys of t with the change row c (latest chosen version), the baseline
+    f._cow_old and the stored row _cow_now. Aliases start with _cow_ or are single letters
+    qualified everywhere, so no column name of the table can shadow a whole-row reference. -#}
+{% macro conflict_source(t, session, operations, unmergeable_only=false) -%}
+FROM {{ t.schema|ident }}.{{ t.changes_name|ident }} c
+CROSS JOIN LATERAL (SELECT p._cow_old FROM {{ t.schema|ident }}.{{ t.changes_name|ident }} p
+                    WHERE p.session_id = c.session_id AND {{ match('p', 'c', t.pk_columns) }}
+                    ORDER BY p._cow_seq LIMIT 1) f
+LEFT JOIN {{ t.schema|ident }}.{{ t.base_name|ident }} _cow_now ON {{ match('_cow_now', 'c', t.pk_columns) }}
+WHERE {{ chosen('c', session, operations) }} AND {{ latest_chosen(t, 'c', session, operations) }}
+  AND (({{ then_present(t) }}) IS DISTINCT FROM ({{ now_present(t) }})
+       OR ({{ then_present(t) }} AND NOT (f._cow_old *= _cow_now)))
+  AND NOT (({{ session_present() }}) = ({{ now_present(t) }})
+           AND (NOT {{ session_present() }} OR {{ session_row(t) }} *= _cow_now))
+{% if unmergeable_only %}
+  AND NOT {{ mergeable(t) }}
+{% endif %}
+{%- endmacro %}
+
+{#- the columns both sides changed differently; empty unless the row exists on all three sides -#}
+{% macro clashing_columns(t) -%}
+CASE WHEN {{ then_present(t) }} AND {{ now_present(t) }} AND {{ session_present() }} THEN
+    array_remove(ARRAY[{% for column in t.writable_columns %}CASE WHEN {{ both_changed(column) }} THEN {{ column|literal }}::text END{% if not loop.last %}, {% endif %}{% endfor %}], NULL)
+ELSE ARRAY[]::text[] END
+{%- endmacro %}
+
+{#- merge can resolve it: the row exists on all three sides and no column clashes -#}
+{% macro mergeable(t) -%}
+({{ then_present(t) }} AND {{ now_present(t) }} AND {{ session_present() }}
+ AND cardinality({{ clashing_columns(t) }}) = 0)
+{%- endmacro %}
+
+{% macro conflict_rows(t, session, operations, unmergeable_only=false) -%}
+SELECT {{ t.name|literal }}::text AS table_name,
+       jsonb_build_object({% for column in t.pk_columns %}{{ column|literal }}, c.{{ column|ident }}{% if not loop.last %}, {% endif %}{% endfor %}) AS key,
+       to_jsonb(f._cow_old) AS base_then,
+       to_jsonb(_cow_now) AS base_now,
+       CASE WHEN {{ session_present() }} THEN to_jsonb({{ session_row(t) }}) END AS session_row,
+       {{ clashing_columns(t) }} AS columns,
+       {{ mergeable(t) }} AS mergeable,
+       c._cow_seq
+{{ conflict_source(t, session, operations, unmergeable_only) }}
+{%- endmacro %}
