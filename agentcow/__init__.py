@@ -24,8 +24,9 @@ from agentcow.errors import (
 from agentcow.operations import OperationSummary, get_operation_summaries
 from agentcow.postgres import *  # noqa: F403
 from agentcow.postgres import __all__ as _postgres_all
+from agentcow.upgrade import upgrade_cow_tables
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     *_postgres_all,
@@ -47,4 +48,5 @@ __all__ = [
     "discard_cow_operations_schema",
     "get_cow_conflicts",
     "get_operation_summaries",
+    "upgrade_cow_tables",
 ]

@@ -17,10 +17,11 @@ from agentcow.description import (
     TableDescription,
     UniqueKey,
 )
-from agentcow.errors import NotDeployedError, TableNotFoundError
+from agentcow.errors import KitVersionError, NotDeployedError, TableNotFoundError
 from agentcow.executor import Executor
 from agentcow.grants import read_grants
 from agentcow.templates import render
+from agentcow.versions import KIT_VERSION, TABLE_LAYOUT
 
 
 async def kit_version(executor: Executor) -> str | None:
@@ -32,10 +33,30 @@ async def kit_version(executor: Executor) -> str | None:
 
 
 async def require_kit(executor: Executor) -> None:
-    if await kit_version(executor) is None:
+    """The kit this package speaks is deployed (older ones are upgraded by deploying)."""
+    version = await kit_version(executor)
+    if version is None:
         raise NotDeployedError(
             "agentcow is not deployed in this database: call deploy_cow_functions(executor) first"
         )
+    if version != KIT_VERSION:
+        raise KitVersionError(
+            f"the database has agentcow kit {version}, this package speaks {KIT_VERSION}: "
+            "call deploy_cow_functions(executor) to upgrade it"
+        )
+
+
+async def describe_current(
+    executor: Executor, schema: str, entry: RegisteredTable
+) -> TableDescription:
+    """Describe a COW table whose objects have this package's layout (operations, conflicts
+    and commits read columns that older layouts lack)."""
+    if entry.layout != TABLE_LAYOUT:
+        raise KitVersionError(
+            f"{schema}.{entry.name} was enabled with layout {entry.layout}; its owner must call "
+            f"upgrade_cow_tables(executor, schema={schema!r}) to bring it to {TABLE_LAYOUT}"
+        )
+    return await describe_table(executor, schema, entry.name, entry.base_name)
 
 
 async def registered_tables(
@@ -43,8 +64,8 @@ async def registered_tables(
 ) -> list[RegisteredTable]:
     rows = await executor.execute(render("registry.sql", schema=schema, table=table))
     return [
-        RegisteredTable(name, base, changes, tuple(pk), tuple(fks))
-        for name, base, changes, pk, fks in rows
+        RegisteredTable(name, base, changes, tuple(pk), tuple(fks), layout)
+        for name, base, changes, pk, fks, layout in rows
     ]
 
 

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from graphlib import CycleError, TopologicalSorter
 
-from agentcow.catalog import describe_table, registered_tables, require_kit
+from agentcow.catalog import describe_current, registered_tables, require_kit
 from agentcow.conflicts import Conflict, ConflictPolicy, check_policy, conflicts_among
 from agentcow.description import RegisteredTable, TableDescription
 from agentcow.errors import (
@@ -40,7 +40,7 @@ async def _registered(executor: Executor, schema: str, table: str) -> Registered
 
 
 async def _describe(executor: Executor, schema: str, entry: RegisteredTable) -> TableDescription:
-    return await describe_table(executor, schema, entry.name, entry.base_name)
+    return await describe_current(executor, schema, entry)
 
 
 def _check_pk(entry: RegisteredTable, schema: str, pk_cols: Sequence[str] | None) -> None:
@@ -98,14 +98,13 @@ async def _commit(
     session_id: IdLike,
     operation_ids: Sequence[IdLike] | None,
     *,
-    on_conflict: str,
+    on_conflict: ConflictPolicy,
     include_dependencies: bool,
     defer_fk_constraints: bool = False,
 ) -> list[uuid.UUID] | None:
     """Check the choice and the conflicts, then apply in one atomic statement (which checks
     the conflicts again under lock)."""
     session = uuid_literal(session_id, "session id")
-    policy = check_policy(on_conflict)
     chosen = await _choose(
         executor,
         tables,
@@ -117,13 +116,13 @@ async def _commit(
     if not tables or chosen == []:
         return chosen
     operations = None if chosen is None else uuid_array_literal(chosen)
-    if policy != "overwrite":
+    if on_conflict != "overwrite":
         found = await conflicts_among(executor, tables, session, operations)
-        if policy == "merge":
+        if on_conflict == "merge":
             found = [c for c in found if not c.mergeable]
         if found:
-            raise CommitConflictError(_conflict_message(found, policy), found)
-    statement = _commit_statement(tables, session, operations, policy)
+            raise CommitConflictError(_conflict_message(found, on_conflict), found)
+    statement = _commit_statement(tables, session, operations, on_conflict)
     if defer_fk_constraints:
         statements = [
             render("set_constraints.sql", mode="DEFERRED"),
@@ -139,11 +138,7 @@ async def _commit(
 def _conflict_message(conflicts: Sequence[Conflict], policy: ConflictPolicy) -> str:
     shown = "; ".join(f"{c.table} {c.key} ({c.kind} in the base)" for c in conflicts[:5])
     more = f" and {len(conflicts) - 5} more" if len(conflicts) > 5 else ""
-    what = (
-        "cannot be merged"
-        if policy == "merge"
-        else "changed in the base since the session wrote them"
-    )
+    what = "cannot be merged" if policy == "merge" else "changed in the base meanwhile"
     return (
         f"nothing committed: {len(conflicts)} row(s) {what}: {shown}{more}. "
         "See .conflicts; commit with on_conflict='merge' or 'overwrite', or discard"
@@ -241,6 +236,7 @@ async def commit_cow_operations(
     foreign keys; :func:`commit_cow_operations_schema` commits across tables.
     """
     uuid_literal(session_id, "session id")
+    policy = check_policy(on_conflict)
     operation_ids = _validated(operation_ids)
     entry = await _registered(executor, schema, table_name)
     _check_pk(entry, schema, pk_cols)
@@ -250,7 +246,7 @@ async def commit_cow_operations(
         [t],
         session_id,
         operation_ids,
-        on_conflict=on_conflict,
+        on_conflict=policy,
         include_dependencies=include_dependencies,
     )
 
@@ -330,6 +326,7 @@ async def commit_cow_session_schema(
     Conflicts are handled as by :func:`commit_cow_session`.
     """
     uuid_literal(session_id, "session id")
+    policy = check_policy(on_conflict)
     tables = await _dirty_descriptions(executor, session_id, schema)
     if not defer_fk_constraints:
         tables = _parents_first(tables)
@@ -338,7 +335,7 @@ async def commit_cow_session_schema(
         tables,
         session_id,
         None,
-        on_conflict=on_conflict,
+        on_conflict=policy,
         include_dependencies=False,
         defer_fk_constraints=defer_fk_constraints,
     )
@@ -363,6 +360,7 @@ async def commit_cow_operations_schema(
     ``include_dependencies`` adds them. Returns the operations committed.
     """
     uuid_literal(session_id, "session id")
+    policy = check_policy(on_conflict)
     operation_ids = [validate_uuid(op, "operation id") for op in operation_ids]
     await _require_known(executor, session_id, operation_ids, schema)
     tables = await _dirty_descriptions(executor, session_id, schema)
@@ -373,7 +371,7 @@ async def commit_cow_operations_schema(
         tables,
         session_id,
         operation_ids,
-        on_conflict=on_conflict,
+        on_conflict=policy,
         include_dependencies=include_dependencies,
         defer_fk_constraints=defer_fk_constraints,
     )

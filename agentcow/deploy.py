@@ -16,8 +16,7 @@ from agentcow.executor import Executor
 from agentcow.resources import migrations_dir
 from agentcow.script import run_atomically
 from agentcow.templates import render
-
-KIT_VERSION = "0.1.0"
+from agentcow.versions import KIT_VERSION
 
 _INSTALL = re.compile(r"^agentcow--(\d+\.\d+\.\d+)\.sql$")
 _UPGRADE = re.compile(r"^agentcow--(\d+\.\d+\.\d+)--(\d+\.\d+\.\d+)\.sql$")
@@ -58,7 +57,8 @@ def migration_plan(installed: str | None, target: str = KIT_VERSION) -> list[Pat
 async def deploy_cow_functions(executor: Executor) -> None:
     """Install the kit (schema ``agentcow``) or upgrade it in place; safe to call every start.
 
-    Needs no superuser: the role needs CREATE on the database.
+    Needs no superuser: the role needs CREATE on the database. Tables enabled under an older
+    kit are then brought up to date by their owner with :func:`upgrade_cow_tables`.
     """
     installed = await kit_version(executor)
     steps = migration_plan(installed)

@@ -189,3 +189,4 @@ class RegisteredTable:
     changes_name: str
     pk_columns: tuple[str, ...]
     deferrable_fks: tuple[str, ...]
+    layout: str

@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
-from agentcow.catalog import describe_table, registered_tables, require_kit
+from agentcow.catalog import describe_current, registered_tables, require_kit
 from agentcow.description import TableDescription
 from agentcow.errors import OperationsNotClosedError
 from agentcow.executor import Executor
@@ -40,7 +40,7 @@ async def session_tables(executor: Executor, schema: str) -> list[TableDescripti
     """Every COW table of ``schema``, described (dependencies cross tables through keys)."""
     await require_kit(executor)
     return [
-        await describe_table(executor, schema, entry.name, entry.base_name)
+        await describe_current(executor, schema, entry)
         for entry in await registered_tables(executor, schema)
     ]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TypedDict
 
-from agentcow.catalog import kit_version, registered_tables
+from agentcow.catalog import kit_version, registered_tables, require_kit
 from agentcow.executor import Executor
 from agentcow.session import CowPostgresConfig
 
@@ -21,6 +21,7 @@ async def get_cow_status(executor: Executor, schema: str = "public") -> CowStatu
         return CowStatus(
             enabled=False, tables_with_cow=[], changes_tables=[], cow_functions_deployed=False
         )
+    await require_kit(executor)  # a kit older than this package: deploy to upgrade it
     tables = await registered_tables(executor, schema)
     return CowStatus(
         enabled=bool(tables),

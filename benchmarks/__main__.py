@@ -12,6 +12,7 @@ import asyncpg
 
 from benchmarks.cases import Bench, Repeats, check_session_view, run_all
 from benchmarks.explain import session_plans
+from benchmarks.operations import operations
 from benchmarks.report import Report, print_report
 from benchmarks.setup import (
     BATCH,
@@ -51,6 +52,8 @@ async def run(server: ServerInfo, rows: int, repeats: Repeats, started: float) -
             progress("EXPLAIN in session")
             plans, index_check = await session_plans(bench)
             results = await run_all(bench, progress)
+            progress("operations: review, cherry-pick and commit of a session")
+            results += await operations(bench)
             settings = await _settings(conn)
         finally:
             await conn.close()

@@ -52,6 +52,7 @@ class Repeats:
     fresh_session_scan: int = 5
     write: int = 21
     commit: int = 11
+    operations: int = 6
 
     @classmethod
     def quick(cls) -> Repeats:
@@ -63,6 +64,7 @@ class Repeats:
             fresh_session_scan=1,
             write=3,
             commit=3,
+            operations=2,
         )
 
 

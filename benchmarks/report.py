@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from benchmarks.explain import IndexCheck, Plan
+from benchmarks.operations import OPS_LEGEND
 from benchmarks.setup import BATCH, COW
 from benchmarks.timing import Result
 
@@ -43,7 +44,9 @@ ratio = COW median / plain median (times per unit); every case alternates plain 
      timed inside a transaction that is rolled back; fresh key ranges every round.
 6    COW: commit_cow_session of a fresh session holding {BATCH} updated + {BATCH} inserted rows;
      plain: the same UPDATE + INSERT made directly, in one transaction.
-7    As 4, 5 without a session: writes through the view's INSTEAD OF trigger (informational)."""
+7    As 4, 5 without a session: writes through the view's INSTEAD OF trigger (informational).
+{OPS_LEGEND}"""
+
 _STYLE = {"PASS": "green", "MISS": "bold red", "info": "dim"}
 
 
@@ -65,15 +68,22 @@ def fmt_seconds(seconds: float) -> str:
     return f"{seconds:.2f} s"
 
 
+def fmt_ratio(ratio: float | None) -> str:
+    if ratio is None:
+        return "-"
+    return f"{ratio:.2f}x" if ratio < 10 else f"{ratio:.1f}x"
+
+
 def _row(result: Result) -> tuple[str, ...]:
+    plain = result.plain
     return (
         result.name,
         result.unit,
-        fmt_seconds(result.plain.median),
-        fmt_seconds(result.plain.min),
+        "-" if plain is None else fmt_seconds(plain.median),
+        "-" if plain is None else fmt_seconds(plain.min),
         fmt_seconds(result.cow.median),
         fmt_seconds(result.cow.min),
-        f"{result.ratio:.2f}x" if result.ratio < 10 else f"{result.ratio:.1f}x",
+        fmt_ratio(result.ratio),
         "-" if result.target is None else f"<= {result.target:g}",
         result.verdict,
     )

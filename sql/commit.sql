@@ -34,11 +34,19 @@
 {% macro changes(t) %}{{ t.schema|ident }}.{{ t.changes_name|ident }}{% endmacro %}
 {% macro chosen(alias) %}{{ conflicts.chosen(alias, session, operations) }}{% endmacro %}
 {% macro latest(t, alias) %}{{ conflicts.latest_chosen(t, alias, session, operations) }}{% endmacro %}
-{#- base row b will not keep the columns of a key: the session removes it or changes them -#}
+{#- base row b will not keep the values of a unique key (columns): the session removes the
+    row or changes them. A row whose primary key changed keeps them when the session has
+    them under its new key, which is not stored yet: move_kept_rows updates it in place. -#}
 {% macro loses(t, alias, columns) -%}
 EXISTS (SELECT FROM {{ changes(t) }} x
         WHERE {{ chosen('x') }} AND {{ match('x', alias, t.pk_columns) }} AND {{ latest(t, 'x') }}
-          AND (x._cow_kind IN ('D', 'M') OR {{ row('x', columns) }} IS DISTINCT FROM {{ row(alias, columns) }}))
+          AND (x._cow_kind = 'D'
+               OR (x._cow_kind IN ('I', 'U') AND {{ row('x', columns) }} IS DISTINCT FROM {{ row(alias, columns) }})
+               OR (x._cow_kind = 'M' AND NOT EXISTS (
+                     SELECT FROM {{ changes(t) }} y
+                     WHERE {{ chosen('y') }} AND y._cow_kind IN ('I', 'U') AND {{ latest(t, 'y') }}
+                       AND {{ match('y', alias, columns) }}
+                       AND NOT EXISTS (SELECT FROM {{ base(t) }} o WHERE {{ match('o', 'y', t.pk_columns) }})))))
 {%- endmacro %}
 
 {% macro delete_removable(t) %}

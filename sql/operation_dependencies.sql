@@ -42,8 +42,8 @@ WITH pairs (depends_on, operation_id) AS (
 {% if not loop.first %}
     UNION
 {% endif %}
-    -- {{ t.name|literal }}: same row
-    SELECT a.operation_id, b.operation_id
+    -- {{ t.name|literal }}: same row (DISTINCT: a table may have no other rule to UNION with)
+    SELECT DISTINCT a.operation_id, b.operation_id
     FROM {{ changes(t) }} b JOIN {{ changes(t) }} a ON {{ match('a', 'b', t.pk_columns) }}
     WHERE {{ later_write('b') }}
 {% for key in t.unique_keys %}

@@ -2,7 +2,8 @@
     exactly as before. In a session, each row write appends a version to the change table:
     kind I (insert), U (update), D (delete) or M (the old key of a row whose key changed).
     Constraint checks run in PostgreSQL's order: NOT NULL and CHECK (on the change table),
-    then keys, then foreign keys. -#}
+    then keys, then foreign keys.
+    replace: only the function, replacing the one a table already has (upgrades). -#}
 {% from '_macros.sql' import match, row, any_null, all_null, key_text, security_definer %}
 {% set base = t.schema|ident ~ '.' ~ t.base_name|ident %}
 {% set changes = t.schema|ident ~ '.' ~ t.changes_name|ident %}
@@ -11,6 +12,14 @@
 {% macro record_version(kind, source) -%}
 INSERT INTO {{ changes|catalog }} AS c (session_id, operation_id, _cow_kind, _cow_old, {{ t.writable_columns|columns }})
         VALUES (_cow_sid, _cow_op, {{ kind|literal }}, {{ old_row() }}, {{ t.writable_columns|columns(source) }})
+{%- endmacro %}
+{#- the stored row changed since the statement read it (gone: skipped, as on a table) -#}
+{% macro refuse_if_changed() -%}
+IF EXISTS (SELECT FROM {{ base|catalog }} AS b WHERE {{ match('b', 'OLD', pk) }}) THEN
+                    RAISE EXCEPTION USING ERRCODE = 'serialization_failure',
+                        MESSAGE = 'could not serialize access due to concurrent update',
+                        DETAIL = {{ ('Another transaction changed a row of ' ~ t.name ~ ' after this statement read it; retry the statement.')|literal }};
+                END IF;
 {%- endmacro %}
 {#- OLD as a row of the base table: the view's columns are the table's, in its order -#}
 {% macro old_row() -%}
@@ -44,7 +53,7 @@ EXISTS (SELECT FROM {{ fk.child_schema|ident }}.{{ fk.child_table|ident }} r
 {% endif %}
 {% endif %}
 {%- endmacro %}
-CREATE FUNCTION {{ t.schema|ident }}.{{ names.write_function|ident }}() RETURNS trigger
+CREATE {% if replace %}OR REPLACE {% endif %}FUNCTION {{ t.schema|ident }}.{{ names.write_function|ident }}() RETURNS trigger
 {{ security_definer() }}
 AS {{ tag }}
 DECLARE
@@ -87,15 +96,24 @@ BEGIN
             RETURNING {{ t.column_names|columns('b') }} INTO NEW;
             RETURN NEW;
         ELSIF TG_OP = 'UPDATE' THEN
-            UPDATE {{ base|catalog }} AS b
+            -- NEW was computed from the row the statement read. Unless the stored row is
+            -- still that one (once its lock is ours), writing NEW would undo a concurrent
+            -- write, which a table would have re-read: refuse as REPEATABLE READ does.
+            UPDATE {{ base|catalog }} AS _cow_b
                SET ({{ t.updatable_columns|columns }}) = {{ row('NEW', t.updatable_columns) }}
-             WHERE {{ match('b', 'OLD', pk) }}
-            RETURNING {{ t.column_names|columns('b') }} INTO NEW;
-            IF NOT FOUND THEN RETURN NULL; END IF;
+             WHERE {{ match('_cow_b', 'OLD', pk) }} AND _cow_b *= {{ old_row() }}
+            RETURNING {{ t.column_names|columns('_cow_b') }} INTO NEW;
+            IF NOT FOUND THEN
+                {{ refuse_if_changed() }}
+                RETURN NULL;
+            END IF;
             RETURN NEW;
         ELSE
-            DELETE FROM {{ base|catalog }} AS b WHERE {{ match('b', 'OLD', pk) }};
-            IF NOT FOUND THEN RETURN NULL; END IF;
+            DELETE FROM {{ base|catalog }} AS _cow_b WHERE {{ match('_cow_b', 'OLD', pk) }} AND _cow_b *= {{ old_row() }};
+            IF NOT FOUND THEN
+                {{ refuse_if_changed() }}
+                RETURN NULL;
+            END IF;
             RETURN OLD;
         END IF;
     END IF;
@@ -160,7 +178,9 @@ BEGIN
     RETURN NEW;
 END
 {{ tag }}
+{% if not replace %}
 --;
 CREATE TRIGGER {{ names.write_trigger|ident }}
     INSTEAD OF INSERT OR UPDATE OR DELETE ON {{ view|catalog }}
     FOR EACH ROW EXECUTE FUNCTION {{ t.schema|ident }}.{{ names.write_function|ident }}()
+{% endif %}

@@ -22,6 +22,10 @@ import asyncpg
 import pytest
 import pytest_asyncio
 
+import agentcow as ac
+from agentcow.adapters.asyncpg import AsyncpgExecutor
+from tests.differential_programs import DDL, TABLES
+from tests.differential_support import COW, PLAIN
 from tests.postgres_server import ServerInfo, TestDatabase, running_postgres
 
 __all__ = ["OWNER_PASSWORD", "OWNER_ROLE", "ServerInfo", "TestDatabase"]
@@ -168,3 +172,16 @@ async def second_conn(database: TestDatabase) -> AsyncIterator[Connection]:
         yield connection
     finally:
         await connection.close()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def twins(conn: Connection) -> AsyncIterator[Connection]:
+    """Schemas ``plain`` and ``cow`` with the same tables (tests/differential_programs.py);
+    COW enabled on ``cow``. For the differential tests."""
+    ex = AsyncpgExecutor(conn)
+    for schema in (PLAIN, COW):
+        await conn.execute(f"CREATE SCHEMA {schema}")
+        await conn.execute(DDL.format(s=schema))
+    await ac.deploy_cow_functions(ex)
+    assert sorted(await ac.enable_cow_schema(ex, schema=COW)) == sorted(TABLES)
+    yield conn

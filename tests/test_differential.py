@@ -29,79 +29,28 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import pytest
-import pytest_asyncio
 from hypothesis import HealthCheck, event, example, given, settings
 
 import agentcow as ac
 from agentcow.adapters.asyncpg import AsyncpgExecutor
-from tests.differential_programs import DDL, TABLES, Program, Step, programs, snapshot_sql
-
-if TYPE_CHECKING:
-    Connection = asyncpg.Connection[asyncpg.Record]
-
-EXAMPLES = int(os.environ.get("AGENTCOW_DIFFERENTIAL_EXAMPLES", "200"))
-
-PLAIN, COW = "plain", "cow"
-RESET = "TRUNCATE {tables} RESTART IDENTITY".format(
-    tables=", ".join(
-        [f"{PLAIN}.{name}" for name in TABLES] + [f"{COW}.{name}_base" for name in TABLES]
-    )
+from tests.differential_programs import Program, Step, programs
+from tests.differential_support import (
+    COW,
+    PLAIN,
+    RESET,
+    Outcome,
+    run_statement,
+    snapshot,
 )
 
+if TYPE_CHECKING:
+    from tests.differential_support import Connection
 
-@dataclass(frozen=True)
-class Outcome:
-    """What a statement did: its rows, columns and command tag, or its SQLSTATE."""
-
-    sqlstate: str | None = None
-    message: str = ""
-    status: str | None = None
-    columns: tuple[str, ...] = ()
-    rows: tuple[tuple[Any, ...], ...] = ()
-
-    def same_as(self, other: Outcome) -> bool:
-        # Error messages may differ (a CHECK is raised from the change table); the promise
-        # is the SQLSTATE.
-        return (self.sqlstate, self.status, self.columns, self.rows) == (
-            other.sqlstate,
-            other.status,
-            other.columns,
-            other.rows,
-        )
-
-    def __str__(self) -> str:
-        if self.sqlstate is not None:
-            return f"ERROR {self.sqlstate}: {self.message}"
-        return f"{self.status} columns={list(self.columns)} rows={list(self.rows)}"
-
-
-async def run_statement(conn: Connection, sql: str, ordered: bool) -> Outcome:
-    """Runs one statement in a savepoint (rolled back if it fails)."""
-    try:
-        async with conn.transaction():
-            statement = await conn.prepare(sql)
-            records = await statement.fetch()
-            status = statement.get_statusmsg()
-            columns = tuple(a.name for a in statement.get_attributes())
-    except asyncpg.PostgresError as exc:
-        message = " ".join(str(exc).split())
-        return Outcome(sqlstate=exc.sqlstate, message=message)
-    rows = [tuple(record) for record in records]
-    if not ordered:
-        rows.sort(key=repr)
-    return Outcome(status=status, columns=columns, rows=tuple(rows))
-
-
-async def snapshot(conn: Connection, schema: str, suffix: str = "") -> dict[str, list[str]]:
-    record = await conn.fetchrow(snapshot_sql(schema, suffix))
-    assert record is not None
-    return {name: list(record[name]) for name in TABLES}
+EXAMPLES = int(os.environ.get("AGENTCOW_DIFFERENTIAL_EXAMPLES", "200"))
 
 
 class Divergence(AssertionError):
@@ -235,18 +184,6 @@ class Runner:
             await self.check_untouched(index)
 
 
-@pytest_asyncio.fixture(loop_scope="session")
-async def twins(conn: Connection) -> AsyncIterator[Connection]:
-    """Schemas ``plain`` and ``cow`` with the same tables; COW enabled on ``cow``."""
-    ex = AsyncpgExecutor(conn)
-    for schema in (PLAIN, COW):
-        await conn.execute(f"CREATE SCHEMA {schema}")
-        await conn.execute(DDL.format(s=schema))
-    await ac.deploy_cow_functions(ex)
-    assert sorted(await ac.enable_cow_schema(ex, schema=COW)) == sorted(TABLES)
-    yield conn
-
-
 def _program(seed: list[str], *statements: str) -> Program:
     return Program(seed=seed, steps=[Step(sql) for sql in statements])
 
@@ -278,6 +215,19 @@ REGRESSIONS = [
         [_T1_K1, "INSERT INTO {s}.c (id, r, q) VALUES (1, 1, 1)"],
         "WITH m AS (DELETE FROM {s}.t WHERE id = 1 RETURNING *) "
         "INSERT INTO {s}.t (id, k) SELECT id + 1, k FROM m ORDER BY id",
+    ),
+    # A row changes key but keeps its UNIQUE value, which a replaced child now references
+    # while the stored child still references the old key: the child goes first, then the
+    # row moves in place (found by the cherry-pick test).
+    _program(
+        [
+            "INSERT INTO {s}.t (id, k) VALUES (1, 1), (4, 4)",
+            "INSERT INTO {s}.p (a, b) VALUES (1, 1)",
+            "INSERT INTO {s}.c (id, a, b, r, q) VALUES (3, 1, 1, 4, 1)",
+        ],
+        "DELETE FROM {s}.p WHERE a = 1 AND b = 1",
+        "INSERT INTO {s}.c (id, q) VALUES (3, 4)",
+        "UPDATE {s}.t SET id = 2 WHERE id = 4",
     ),
     # A child before its parent in one statement, and a parent deleted with its children.
     _program(

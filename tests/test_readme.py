@@ -22,10 +22,11 @@ INSERT INTO orders (total) VALUES (120.00), (35.50);
 
 
 def readme_example() -> str:
+    """The README's runnable blocks (those that await), in order: one example in parts."""
     blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.DOTALL)
     runnable = [block for block in blocks if "await " in block]
-    assert len(runnable) == 1, "the README should hold exactly one runnable example"
-    return runnable[0]
+    assert len(runnable) == 2, "the README should hold the quick start and the review example"
+    return "\n".join(runnable)
 
 
 async def test_readme_example_runs(conn: Any, database: TestDatabase) -> None:
@@ -34,6 +35,10 @@ async def test_readme_example_runs(conn: Any, database: TestDatabase) -> None:
     namespace: dict[str, Any] = {}
     exec(compile(source, str(README), "exec"), namespace)
     await namespace["example"](database.owner_dsn)
-    rows = await conn.fetch("SELECT id, status FROM orders ORDER BY id")
-    assert [tuple(r) for r in rows] == [(1, "open"), (2, "cancelled")]
+    rows = await conn.fetch("SELECT id, status, total::text FROM orders ORDER BY id")
+    assert [tuple(r) for r in rows] == [
+        (1, "shipped", "108.00"),
+        (2, "cancelled", "35.50"),
+        (10, "paid", "99.00"),
+    ]
     assert await conn.fetchval("SELECT count(*) FROM orders_changes") == 0

@@ -1,0 +1,31 @@
+{#- Brings a table enabled under layout 0.1.0 to 0.2.0: its change table gains _cow_old (the
+    row before each write), filled in from the versions it already holds, and its write
+    trigger function is replaced by one that records it.
+
+    A version's previous row is the session's previous version of the key (none when that
+    removed the row); a key's first version saw the stored row, or none if it inserted. The
+    stored row the session started from is no longer known: the one stored now stands in for
+    it, so changes made to the base since then are not reported as conflicts. -#}
+{% from '_macros.sql' import match %}
+{% set base = t.schema|ident ~ '.' ~ t.base_name|ident %}
+{% set changes = t.schema|ident ~ '.' ~ t.changes_name|ident %}
+ALTER TABLE {{ changes|catalog }} ADD COLUMN _cow_old {{ base|catalog }}
+--;
+UPDATE {{ changes|catalog }} AS c
+SET _cow_old = CASE
+        WHEN v.previous_kind IS NOT NULL THEN
+            CASE WHEN v.previous_kind IN ('I', 'U') THEN v.previous END
+        WHEN c._cow_kind <> 'I' THEN
+            (SELECT _cow_b FROM {{ base|catalog }} AS _cow_b WHERE {{ match('_cow_b', 'c', t.pk_columns) }})
+    END
+FROM (SELECT p.session_id, p._cow_seq,
+             lag(p._cow_kind) OVER w AS previous_kind,
+             lag(ROW({{ t.column_names|columns('p') }})::{{ base|catalog }}) OVER w AS previous
+      FROM {{ changes|catalog }} p
+      WINDOW w AS (PARTITION BY p.session_id, {{ t.pk_columns|columns('p') }} ORDER BY p._cow_seq)) v
+WHERE c.session_id = v.session_id AND c._cow_seq = v._cow_seq
+--;
+{% include 'write_trigger.sql' %}
+
+--;
+PERFORM agentcow.set_table_layout({{ t.schema|literal }}, {{ t.name|literal }}, {{ layout|literal }})

@@ -1,0 +1,172 @@
+"""Differential test of cherry-picking: committing a dependency-closed set of operations
+leaves the base as a plain copy on which only those operations' statements ran, in order.
+
+Hypothesis draws a seed and a session of up to four interleaved operations of single-row
+statements (``tests/cherry_pick_programs.py``), runs it in a COW session (each statement in
+its own transaction and savepoint), and keeps the statements that took effect: those that
+succeeded and wrote rows. Then, against schema ``plain`` replayed from the seed:
+
+* the session shows what all those statements give;
+* a random set of operations, closed under ``get_operation_dependencies``, is committed
+  (an open set is first refused, naming exactly what it lacks): the base equals the plain
+  replay of that set, and the session still shows everything;
+* a random set of the remaining operations, closed under dependents, is discarded: the
+  session shows the replay of everything else, in the original order;
+* the rest is committed: the base equals that same replay.
+
+``AGENTCOW_CHERRY_PICK_EXAMPLES`` (default 150) sets the number of sessions.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Collection
+from typing import TYPE_CHECKING
+
+import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+import agentcow as ac
+from agentcow.adapters.asyncpg import AsyncpgExecutor
+from agentcow.operations import with_dependencies, with_dependents
+from tests.cherry_pick_programs import sessions
+from tests.differential_programs import TABLES, Program, Step
+from tests.differential_support import COW, PLAIN, RESET, run_statement, snapshot
+
+if TYPE_CHECKING:
+    from tests.differential_support import Connection
+
+EXAMPLES = int(os.environ.get("AGENTCOW_CHERRY_PICK_EXAMPLES", "150"))
+RESET_PLAIN = "TRUNCATE {} RESTART IDENTITY".format(", ".join(f"{PLAIN}.{t}" for t in TABLES))
+
+
+def _wrote_rows(status: str | None) -> bool:
+    """Whether a command tag (``UPDATE 2``, ``INSERT 0 1``) counts at least one row."""
+    return status is not None and status.split()[-1].isdigit() and int(status.split()[-1]) > 0
+
+
+class CherryPick:
+    def __init__(self, conn: Connection, program: Program, data: st.DataObject) -> None:
+        self.conn = conn
+        self.ex = AsyncpgExecutor(conn)
+        self.program = program
+        self.data = data
+        self.session = uuid.uuid4()
+        self.operations = [uuid.uuid4() for _ in range(4)]
+        self.effective: list[Step] = []
+
+    def fail(self, what: str, expected: object, actual: object) -> None:
+        kept = "\n".join(f"{step.render(COW)};  -- operation {step.op}" for step in self.effective)
+        raise AssertionError(
+            f"{what}\n  expected: {expected}\n  actual:   {actual}\n"
+            f"program:\n{self.program.script(COW)}\nstatements that took effect:\n{kept}"
+        )
+
+    async def seed(self) -> None:
+        await self.conn.execute(RESET)
+        for sql in self.program.seed:
+            for schema in (PLAIN, COW):
+                result = await run_statement(self.conn, sql.format(s=schema), ordered=False)
+                assert result.sqlstate is None, f"invalid seed: {result}"
+
+    async def run_session(self) -> None:
+        for step in self.program.steps:
+            async with self.conn.transaction():
+                await ac.apply_cow_variables(self.ex, self.session, self.operations[step.op])
+                result = await run_statement(self.conn, step.render(COW), ordered=False)
+            if result.sqlstate is None and _wrote_rows(result.status):
+                self.effective.append(step)
+            event(f"{step.label()}: {result.sqlstate or ('wrote' if result.status else '-')}")
+
+    async def replay(self, operations: Collection[uuid.UUID]) -> dict[str, list[str]]:
+        """The plain tables after the seed and the chosen operations' statements, in order."""
+        await self.conn.execute(RESET_PLAIN)
+        for sql in self.program.seed:
+            await self.conn.execute(sql.format(s=PLAIN))
+        for step in self.effective:
+            if self.operations[step.op] in operations:
+                result = await run_statement(self.conn, step.render(PLAIN), ordered=False)
+                if result.sqlstate is not None or not _wrote_rows(result.status):
+                    chosen = sorted(self.operations.index(op) for op in operations)
+                    self.fail(
+                        f"replaying operations {chosen} on the plain copy: "
+                        f"{step.render(PLAIN)} did not do what it did in the session",
+                        "it writes rows",
+                        result,
+                    )
+        return await snapshot(self.conn, PLAIN)
+
+    async def in_session(self) -> dict[str, list[str]]:
+        async with self.conn.transaction():
+            await ac.apply_cow_variables(self.ex, self.session)
+            return await snapshot(self.conn, COW)
+
+    def pick(self, pool: list[uuid.UUID]) -> set[uuid.UUID]:
+        if not pool:
+            return set()
+        return set(self.data.draw(st.sets(st.sampled_from(pool)), label="chosen"))
+
+    def names(self, operations: Collection[uuid.UUID]) -> list[int]:
+        return sorted(self.operations.index(op) for op in operations)
+
+    async def run(self) -> None:
+        await self.seed()
+        await self.run_session()
+        everything = set(self.operations)
+        full = await self.replay(everything)
+        if await self.in_session() != full:
+            self.fail("the session differs from the plain replay", full, await self.in_session())
+
+        present = await ac.get_session_operations(self.ex, self.session, schema=COW)
+        dependencies = await ac.get_operation_dependencies(self.ex, self.session, schema=COW)
+        event(f"dependencies: {min(len(dependencies), 5)}")
+        chosen = self.pick(present)
+        committed = with_dependencies(chosen, dependencies)
+        if committed != chosen:
+            event("an open choice is refused")
+            with pytest.raises(ac.OperationsNotClosedError) as refused:
+                await ac.commit_cow_operations_schema(self.ex, self.session, list(chosen), COW)
+            assert set(refused.value.missing) == committed - chosen
+        if committed:
+            await ac.commit_cow_operations_schema(self.ex, self.session, list(committed), COW)
+        base = await snapshot(self.conn, COW, "_base")
+        expected = await self.replay(committed)
+        if base != expected:
+            self.fail(f"base after committing {self.names(committed)}", expected, base)
+        if await self.in_session() != full:
+            self.fail("the session after a partial commit", full, await self.in_session())
+
+        remaining = [op for op in present if op not in committed]
+        dependencies = await ac.get_operation_dependencies(self.ex, self.session, schema=COW)
+        dropped = with_dependents(self.pick(remaining), dependencies)
+        if dropped:
+            await ac.discard_cow_operations_schema(self.ex, self.session, list(dropped), COW)
+        kept = everything - dropped
+        expected = await self.replay(kept)
+        if await self.in_session() != expected:
+            what = f"the session after discarding {self.names(dropped)}"
+            self.fail(what, expected, await self.in_session())
+        await ac.commit_cow_session_schema(self.ex, self.session, COW)
+        base = await snapshot(self.conn, COW, "_base")
+        if base != expected:
+            self.fail("base after committing the rest", expected, base)
+        event(f"committed {len(committed)}, discarded {len(dropped)} of {len(present)}")
+
+
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+    print_blob=True,
+)
+@given(program=sessions(), data=st.data())
+async def test_cherry_pick_matches_plain_replay(
+    twins: Connection, program: Program, data: st.DataObject
+) -> None:
+    runner = CherryPick(twins, program, data)
+    try:
+        await runner.run()
+    finally:
+        await ac.discard_cow_session_schema(runner.ex, runner.session, schema=COW)

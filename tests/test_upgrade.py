@@ -1,0 +1,100 @@
+"""Upgrading a database from kit 0.1.0: the kit by deploy_cow_functions, then the tables
+enabled under it by upgrade_cow_tables, with sessions keeping their changes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+import pytest
+
+import agentcow as ac
+from agentcow.deploy import migration_plan
+from agentcow.enable import prepare_enable
+from agentcow.script import run_atomically
+from agentcow.templates import render
+from agentcow.versions import KIT_VERSION, TABLE_LAYOUT
+from tests.conftest import TestDatabase
+from tests.helpers import connect_as, create_login_role, ex, fetch, new_id, session
+
+OLD_CHANGES = "SELECT _cow_seq, _cow_kind::text, id, v, _cow_old::text FROM t_changes ORDER BY 1"
+
+
+async def _install_kit_010(conn: Any) -> None:
+    steps = migration_plan(None, "0.1.0")
+    assert [step.name for step in steps] == ["agentcow--0.1.0.sql"]
+    await run_atomically(
+        ex(conn), [render("deploy_guard.sql", installed=None), steps[0].read_text()]
+    )
+
+
+async def _table_with_layout_010(conn: Any) -> tuple[Any, list[tuple[Any, ...]]]:
+    """Kit 0.1.0 with table t enabled and a session of three operations on it. Layout 0.1.0
+    is simulated: t is enabled with this package's templates, then its change table loses
+    the column 0.1.0 did not have. Returns the session id and the versions as they were."""
+    await _install_kit_010(conn)
+    await conn.execute(
+        "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'a'), (2, 'b')"
+    )
+    await run_atomically(ex(conn), await prepare_enable(ex(conn), "t", None, "public", False))
+    sid = new_id()
+    async with session(conn, sid):
+        await conn.execute("UPDATE t SET v = 'x' WHERE id = 1")
+        await conn.execute("INSERT INTO t VALUES (3, 'c')")
+    async with session(conn, sid):
+        await conn.execute("UPDATE t SET v = 'y' WHERE id = 1")
+        await conn.execute("DELETE FROM t WHERE id = 3")
+    async with session(conn, sid):
+        await conn.execute("INSERT INTO t VALUES (3, 'd')")
+        await conn.execute("DELETE FROM t WHERE id = 2")
+    versions = await fetch(conn, OLD_CHANGES)
+    await conn.execute("ALTER TABLE t_changes DROP COLUMN _cow_old")
+    return sid, versions
+
+
+async def test_upgrade_from_kit_010(conn: Any) -> None:
+    executor = ex(conn)
+    sid, versions = await _table_with_layout_010(conn)
+    assert await conn.fetchval("SELECT version FROM agentcow.kit") == "0.1.0"
+    with pytest.raises(ac.KitVersionError, match="deploy_cow_functions"):
+        await ac.get_session_operations(executor, sid)
+
+    await ac.deploy_cow_functions(executor)
+    assert await conn.fetchval("SELECT version FROM agentcow.kit") == KIT_VERSION
+    assert await fetch(conn, "SELECT table_name::text, layout FROM agentcow.cow_tables") == [
+        ("t", "0.1.0")
+    ]
+    with pytest.raises(ac.KitVersionError, match="upgrade_cow_tables"):
+        await ac.commit_cow_session(executor, "t", sid)
+    with pytest.raises(ac.KitVersionError, match="upgrade_cow_tables"):
+        await ac.get_operation_dependencies(executor, sid)
+
+    assert await ac.upgrade_cow_tables(executor) == ["t"]
+    assert await ac.upgrade_cow_tables(executor) == []
+    assert await fetch(conn, "SELECT layout FROM agentcow.cow_tables") == [(TABLE_LAYOUT,)]
+    # The rows before each write, rebuilt: as recorded (the base has not changed since).
+    assert await fetch(conn, OLD_CHANGES) == versions
+    assert len(await ac.get_operation_dependencies(executor, sid)) == 3
+
+    # The replaced trigger records the row before each write.
+    async with session(conn, sid):
+        await conn.execute("UPDATE t SET v = 'z' WHERE id = 3")
+    assert (
+        await conn.fetchval("SELECT _cow_old::text FROM t_changes ORDER BY _cow_seq DESC LIMIT 1")
+        == "(3,d)"
+    )
+    await ac.commit_cow_session(executor, "t", sid)
+    assert await fetch(conn, "SELECT id, v FROM t ORDER BY id") == [(1, "y"), (3, "z")]
+
+
+async def test_upgrade_is_for_the_owner(conn: Any, database: TestDatabase) -> None:
+    await _table_with_layout_010(conn)
+    await ac.deploy_cow_functions(ex(conn))
+    await create_login_role(database, "intruder")
+    intruder = await connect_as(database, "intruder")
+    try:
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await ac.upgrade_cow_tables(ex(intruder))
+    finally:
+        await intruder.close()
+    assert await fetch(conn, "SELECT layout FROM agentcow.cow_tables") == [("0.1.0",)]
