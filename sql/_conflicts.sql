@@ -17,30 +17,32 @@
                      WHERE {{ chosen('l', session, operations) }} AND {{ match('l', alias, t.pk_columns) }})
 {%- endmacro %}
 
-{% macro then_present(t) %}(f._cow_old).{{ t.pk_columns[0]|ident }} IS NOT NULL{% endmacro %}
+{% macro then_present(t) %}(c._cow_baseline).{{ t.pk_columns[0]|ident }} IS NOT NULL{% endmacro %}
 {% macro now_present(t) %}_cow_now.{{ t.pk_columns[0]|ident }} IS NOT NULL{% endmacro %}
 {% macro session_present() %}c._cow_kind IN ('I', 'U'){% endmacro %}
 {% macro session_row(t) %}ROW({{ t.column_names|columns('c') }})::{{ t.schema|ident }}.{{ t.base_name|ident }}{% endmacro %}
 
 {#- the session and the base both changed the column since the baseline, to different values -#}
 {% macro both_changed(column) -%}
-((f._cow_old).{{ column|ident }}::text IS DISTINCT FROM c.{{ column|ident }}::text
- AND (f._cow_old).{{ column|ident }}::text IS DISTINCT FROM _cow_now.{{ column|ident }}::text
+((c._cow_baseline).{{ column|ident }}::text IS DISTINCT FROM c.{{ column|ident }}::text
+ AND (c._cow_baseline).{{ column|ident }}::text IS DISTINCT FROM _cow_now.{{ column|ident }}::text
  AND c.{{ column|ident }}::text IS DISTINCT FROM _cow_now.{{ column|ident }}::text)
 {%- endmacro %}
 
-{#- Conflicting keys of t with the change row c (latest chosen version), the baseline
-    f._cow_old and the stored row _cow_now. Aliases start with _cow_ or are single letters
-    qualified everywhere, so no column name of the table can shadow a whole-row reference. -#}
+{#- Conflicting keys of t: the change row c (latest chosen version of its key, with its key's
+    baseline as c._cow_baseline) and the stored row _cow_now. One pass over the session's
+    versions finds both by window (no probe per key); aliases start with _cow_ or are single
+    letters qualified everywhere, so no column of the table can shadow a whole-row reference. -#}
 {% macro conflict_source(t, session, operations, unmergeable_only=false) -%}
-FROM {{ t.schema|ident }}.{{ t.changes_name|ident }} c
-CROSS JOIN LATERAL (SELECT p._cow_old FROM {{ t.schema|ident }}.{{ t.changes_name|ident }} p
-                    WHERE p.session_id = c.session_id AND {{ match('p', 'c', t.pk_columns) }}
-                    ORDER BY p._cow_seq LIMIT 1) f
+FROM (SELECT v.*,
+             first_value(v._cow_old) OVER (PARTITION BY {{ t.pk_columns|columns('v') }} ORDER BY v._cow_seq) AS _cow_baseline,
+             max(v._cow_seq) {% if operations is not none %}FILTER (WHERE v.operation_id = ANY ({{ operations|catalog }})) {% endif %}OVER (PARTITION BY {{ t.pk_columns|columns('v') }}) AS _cow_latest
+      FROM {{ t.schema|ident }}.{{ t.changes_name|ident }} v
+      WHERE v.session_id = {{ session|catalog }}) c
 LEFT JOIN {{ t.schema|ident }}.{{ t.base_name|ident }} _cow_now ON {{ match('_cow_now', 'c', t.pk_columns) }}
-WHERE {{ chosen('c', session, operations) }} AND {{ latest_chosen(t, 'c', session, operations) }}
+WHERE c._cow_seq = c._cow_latest
   AND (({{ then_present(t) }}) IS DISTINCT FROM ({{ now_present(t) }})
-       OR ({{ then_present(t) }} AND NOT (f._cow_old *= _cow_now)))
+       OR ({{ then_present(t) }} AND NOT (c._cow_baseline *= _cow_now)))
   AND NOT (({{ session_present() }}) = ({{ now_present(t) }})
            AND (NOT {{ session_present() }} OR {{ session_row(t) }} *= _cow_now))
 {% if unmergeable_only %}
@@ -64,7 +66,7 @@ ELSE ARRAY[]::text[] END
 {% macro conflict_rows(t, session, operations, unmergeable_only=false) -%}
 SELECT {{ t.name|literal }}::text AS table_name,
        jsonb_build_object({% for column in t.pk_columns %}{{ column|literal }}, c.{{ column|ident }}{% if not loop.last %}, {% endif %}{% endfor %}) AS key,
-       to_jsonb(f._cow_old) AS base_then,
+       to_jsonb(c._cow_baseline) AS base_then,
        to_jsonb(_cow_now) AS base_now,
        CASE WHEN {{ session_present() }} THEN to_jsonb({{ session_row(t) }}) END AS session_row,
        {{ clashing_columns(t) }} AS columns,

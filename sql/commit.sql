@@ -25,7 +25,8 @@
     it was (and refuses when both changed a column differently, or a row's presence differs);
     'overwrite' applies the session's rows as they are. Locked first, checked after: a base
     write racing the commit either lands before the check (and is seen) or waits for the
-    commit to end.
+    commit to end. The error's DETAIL is a JSON array of the conflicts (at most
+    conflict_limit per table), which the Python API turns into CommitConflictError.
 
     tables: the dirty tables, parents first; dirty: the same by name. -#}
 {% from '_macros.sql' import match, row, any_null %}
@@ -128,6 +129,7 @@ EXISTS (SELECT FROM {{ changes(t) }} x
 DECLARE
     _cow_progress bigint;
     _cow_rows bigint;
+    _cow_conflicts jsonb := '[]';
 BEGIN
 {% for t in tables|sort(attribute='base_name')|sort(attribute='schema') %}
     LOCK TABLE {{ base(t) }} IN SHARE ROW EXCLUSIVE MODE;
@@ -136,20 +138,23 @@ BEGIN
 {% for t in tables %}
 {% if on_conflict == 'merge' %}
     UPDATE {{ changes(t) }} AS m
-    SET ({{ t.writable_columns|columns }}) = ROW({% for column in t.writable_columns %}CASE WHEN (c.{{ column|ident }})::text IS NOT DISTINCT FROM ((c._cow_old_baseline).{{ column|ident }})::text THEN (c._cow_now_row).{{ column|ident }} ELSE c.{{ column|ident }} END{% if not loop.last %}, {% endif %}{% endfor %})
-    FROM (SELECT c.*, f._cow_old AS _cow_old_baseline, _cow_now AS _cow_now_row
+    SET ({{ t.writable_columns|columns }}) = ROW({% for column in t.writable_columns %}CASE WHEN (c.{{ column|ident }})::text IS NOT DISTINCT FROM ((c._cow_baseline).{{ column|ident }})::text THEN (c._cow_now_row).{{ column|ident }} ELSE c.{{ column|ident }} END{% if not loop.last %}, {% endif %}{% endfor %})
+    FROM (SELECT c.*, _cow_now AS _cow_now_row
           {{ conflicts.conflict_source(t, session, operations) }}
             AND {{ conflicts.mergeable(t) }}) c
     WHERE m.session_id = c.session_id AND m._cow_seq = c._cow_seq AND {{ match('m', 'c', t.pk_columns) }};
 {% endif %}
-    IF EXISTS (SELECT {{ conflicts.conflict_source(t, session, operations, on_conflict == 'merge') }}) THEN
-        RAISE EXCEPTION USING ERRCODE = 'serialization_failure',
-            MESSAGE = {{ ('the base table ' ~ t.name ~ ' changed since the session first wrote these rows')|literal }},
-            DETAIL = (SELECT 'Keys ' || string_agg(k.key::text, ', ') || ' conflict.'
-                      FROM ({{ conflicts.conflict_rows(t, session, operations, on_conflict == 'merge') }}) k),
-            HINT = 'List them with get_cow_conflicts(); commit with on_conflict=''merge'' or ''overwrite'', or discard.';
-    END IF;
+    _cow_conflicts := _cow_conflicts || coalesce(
+        (SELECT jsonb_agg(to_jsonb(k) - '_cow_seq' ORDER BY k._cow_seq)
+         FROM ({{ conflicts.conflict_rows(t, session, operations, on_conflict == 'merge') }}
+               LIMIT {{ conflict_limit }}) k), '[]');
 {% endfor %}
+    IF jsonb_array_length(_cow_conflicts) > 0 THEN
+        RAISE EXCEPTION USING ERRCODE = 'serialization_failure',
+            MESSAGE = {{ conflict_message|literal }},
+            DETAIL = _cow_conflicts::text,
+            HINT = 'Commit with on_conflict => merge or overwrite, or discard the operations.';
+    END IF;
 {% endif %}
 {% if scheduled %}
     LOOP

@@ -1,8 +1,7 @@
-{#- The conflicts a commit of the chosen operations (all when operations is none) would meet;
-    row images as JSON text, so every driver returns them alike. -#}
+{#- The conflicts a commit of the chosen operations (all when operations is none) would meet,
+    one JSON object each (as in the commit's error DETAIL), so every driver returns them alike. -#}
 {% from '_conflicts.sql' import conflict_rows %}
-SELECT k.table_name, k.key::text, k.base_then::text, k.base_now::text, k.session_row::text,
-       k.columns, k.mergeable
+SELECT (to_jsonb(k) - '_cow_seq')::text
 FROM (
 {% for t in tables %}
 {% if not loop.first %}

@@ -164,3 +164,52 @@ def test_executor_protocol_is_structural() -> None:
 
     assert isinstance(Mine(), ac.Executor)
     assert not isinstance(NotOne(), ac.Executor)
+
+
+async def _conflicting_session(conn: Any) -> Any:
+    """Table t with a session that updated row 1, which the base changed since."""
+    await ac.deploy_cow_functions(AsyncpgExecutor(conn))
+    await conn.execute("CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'a')")
+    await ac.enable_cow(AsyncpgExecutor(conn), "t")
+    sid = new_id()
+    async with conn.transaction():
+        await ac.apply_cow_variables(AsyncpgExecutor(conn), sid, new_id())
+        await conn.execute("UPDATE t SET v = 'session' WHERE id = 1")
+    await conn.execute("UPDATE t SET v = 'base' WHERE id = 1")
+    return sid
+
+
+def _check_conflict_error(error: ac.CommitConflictError) -> None:
+    assert error.sqlstate == "40001"
+    [conflict] = error.conflicts
+    assert (conflict.table, conflict.key, conflict.kind) == ("t", {"id": 1}, "updated")
+    assert (conflict.base_then, conflict.base_now, conflict.session) == (
+        {"id": 1, "v": "a"},
+        {"id": 1, "v": "base"},
+        {"id": 1, "v": "session"},
+    )
+
+
+@pytest.mark.parametrize("driver", ["psycopg", "sqlalchemy+asyncpg", "sqlalchemy+psycopg"])
+async def test_conflict_error_through_every_driver(
+    conn: Any, database: TestDatabase, driver: str
+) -> None:
+    """The commit block's 40001 becomes CommitConflictError whatever wraps it."""
+    sid = await _conflicting_session(conn)
+    if driver == "psycopg":
+        async with await psycopg.AsyncConnection.connect(database.owner_dsn) as pconn:
+            with pytest.raises(ac.CommitConflictError) as caught:
+                await ac.commit_cow_session(PsycopgExecutor(pconn), "t", sid)
+            await pconn.rollback()
+    else:
+        engine = create_async_engine(_sqlalchemy_url(database.owner_dsn, driver.split("+")[1]))
+        try:
+            async with engine.connect() as sa_conn:
+                with pytest.raises(ac.CommitConflictError) as caught:
+                    await ac.commit_cow_session(SQLAlchemyExecutor(sa_conn), "t", sid)
+                await sa_conn.rollback()
+        finally:
+            await engine.dispose()
+    _check_conflict_error(caught.value)
+    assert await fetch(conn, "SELECT id, v FROM t_base") == [(1, "base")]
+    assert await fetch(conn, "SELECT count(*) FROM t_changes") == [(1,)]

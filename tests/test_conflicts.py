@@ -955,9 +955,12 @@ async def test_direct_write_racing_a_commit(
         await racing.commit()
 
         if fails:
-            with pytest.raises(asyncpg.SerializationError) as caught:
+            with pytest.raises(ac.CommitConflictError) as caught:
                 await task
             assert caught.value.sqlstate == "40001"
+            # found under the lock by the commit block itself: the database's own 40001
+            assert isinstance(caught.value.__cause__, asyncpg.SerializationError)
+            assert caught.value.conflicts
             # Nothing of the session applied; the racer's write stands; the session is whole.
             assert await fetch(conn, BASE_ALL) == base_after
             assert await _session_view(conn, sid) == seen
@@ -993,9 +996,12 @@ async def test_direct_insert_racing_a_commit_of_the_same_key(
             await _finish(task)
             raise
         await racing.commit()
-        with pytest.raises(asyncpg.SerializationError) as caught:
+        with pytest.raises(ac.CommitConflictError) as caught:
             await task
         assert caught.value.sqlstate == "40001"
+        # found under the lock by the commit block itself: the database's own 40001
+        assert isinstance(caught.value.__cause__, asyncpg.SerializationError)
+        assert caught.value.conflicts
 
     assert await fetch(conn, BASE_ALL) == [*BASE_ROWS, (5, "racer", 55)]
     assert await _session_view(conn, sid) == seen
@@ -1070,9 +1076,12 @@ async def test_two_sessions_committing_the_same_row(
             await _finish(task)
             raise
         await tx.commit()
-        with pytest.raises(asyncpg.SerializationError) as caught:
+        with pytest.raises(ac.CommitConflictError) as caught:
             await task
         assert caught.value.sqlstate == "40001"
+        # found under the lock by the commit block itself: the database's own 40001
+        assert isinstance(caught.value.__cause__, asyncpg.SerializationError)
+        assert caught.value.conflicts
 
     assert await fetch(conn, BASE_ALL) == [(1, "first", 10), *BASE_ROWS[1:]]
     assert await fetch(conn, "SELECT * FROM w_base ORDER BY id") == [(1, "w1"), (2, "first")]
@@ -1292,3 +1301,21 @@ async def test_two_direct_writers_of_one_row_through_the_view(
         plain = await _two_writers(conn, second_conn, watcher, "plain_t")
         assert plain == [(1, "first", 11)]
         assert await _two_writers(conn, second_conn, watcher, "t") == plain
+
+
+async def test_conflict_values_keep_numeric_scale(conn: Any) -> None:
+    """Numbers with a fraction come back as Decimal, exactly as stored (35.50, not 35.5)."""
+    executor = await make_cow(
+        conn,
+        "CREATE TABLE money (id int PRIMARY KEY, total numeric(10, 2), rate float8);"
+        "INSERT INTO money VALUES (1, 35.50, 0.1)",
+        "money",
+    )
+    sid = new_id()
+    async with session(conn, sid):
+        await conn.execute("UPDATE money SET total = 40.10 WHERE id = 1")
+    await conn.execute("UPDATE money SET total = 36.00 WHERE id = 1")
+    [conflict] = await ac.get_cow_conflicts(executor, sid)
+    assert conflict.base_then == {"id": 1, "total": Decimal("35.50"), "rate": Decimal("0.1")}
+    assert str(conflict.base_now["total"]) == "36.00"  # type: ignore[index]
+    assert str(conflict.session["total"]) == "40.10"  # type: ignore[index]
