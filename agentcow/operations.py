@@ -117,7 +117,11 @@ async def dependencies_among(
     return [(uuid.UUID(str(a)), uuid.UUID(str(b))) for a, b in rows]
 
 
-def _reach(start: Iterable[uuid.UUID], edges: dict[uuid.UUID, set[uuid.UUID]]) -> set[uuid.UUID]:
+def _reach(start: Iterable[uuid.UUID], arcs: Iterable[Dependency]) -> set[uuid.UUID]:
+    """``start`` and everything reachable from it along ``(from, to)`` arcs."""
+    edges: dict[uuid.UUID, set[uuid.UUID]] = {}
+    for source, target in arcs:
+        edges.setdefault(source, set()).add(target)
     seen = set(start)
     stack = list(seen)
     while stack:
@@ -132,20 +136,14 @@ def with_dependencies(
     chosen: Collection[uuid.UUID], dependencies: Iterable[Dependency]
 ) -> set[uuid.UUID]:
     """``chosen`` and every operation they depend on, directly or not."""
-    edges: dict[uuid.UUID, set[uuid.UUID]] = {}
-    for depends_on, op in dependencies:
-        edges.setdefault(op, set()).add(depends_on)
-    return _reach(chosen, edges)
+    return _reach(chosen, ((op, depends_on) for depends_on, op in dependencies))
 
 
 def with_dependents(
     chosen: Collection[uuid.UUID], dependencies: Iterable[Dependency]
 ) -> set[uuid.UUID]:
     """``chosen`` and every operation that depends on them, directly or not."""
-    edges: dict[uuid.UUID, set[uuid.UUID]] = {}
-    for depends_on, op in dependencies:
-        edges.setdefault(depends_on, set()).add(op)
-    return _reach(chosen, edges)
+    return _reach(chosen, dependencies)
 
 
 def close_selection(

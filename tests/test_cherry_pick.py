@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING
 
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from hypothesis.control import currently_in_test_context
 
 import agentcow as ac
 from agentcow.adapters.asyncpg import AsyncpgExecutor
@@ -42,17 +43,28 @@ EXAMPLES = int(os.environ.get("AGENTCOW_CHERRY_PICK_EXAMPLES", "150"))
 RESET_PLAIN = "TRUNCATE {} RESTART IDENTITY".format(", ".join(f"{PLAIN}.{t}" for t in TABLES))
 
 
+def note(what: str) -> None:
+    """A statistics event when Hypothesis runs the test (the regressions run without it)."""
+    if currently_in_test_context():
+        event(what)
+
+
 def _wrote_rows(status: str | None) -> bool:
     """Whether a command tag (``UPDATE 2``, ``INSERT 0 1``) counts at least one row."""
     return status is not None and status.split()[-1].isdigit() and int(status.split()[-1]) > 0
 
 
 class CherryPick:
-    def __init__(self, conn: Connection, program: Program, data: st.DataObject) -> None:
+    def __init__(
+        self,
+        conn: Connection,
+        program: Program,
+        choose: Callable[[list[uuid.UUID]], set[uuid.UUID]],
+    ) -> None:
         self.conn = conn
         self.ex = AsyncpgExecutor(conn)
         self.program = program
-        self.data = data
+        self.choose = choose
         self.session = uuid.uuid4()
         self.operations = [uuid.uuid4() for _ in range(4)]
         self.effective: list[Step] = []
@@ -78,7 +90,7 @@ class CherryPick:
                 result = await run_statement(self.conn, step.render(COW), ordered=False)
             if result.sqlstate is None and _wrote_rows(result.status):
                 self.effective.append(step)
-            event(f"{step.label()}: {result.sqlstate or ('wrote' if result.status else '-')}")
+            note(f"{step.label()}: {result.sqlstate or ('wrote' if result.status else '-')}")
 
     async def replay(self, operations: Collection[uuid.UUID]) -> dict[str, list[str]]:
         """The plain tables after the seed and the chosen operations' statements, in order."""
@@ -104,9 +116,7 @@ class CherryPick:
             return await snapshot(self.conn, COW)
 
     def pick(self, pool: list[uuid.UUID]) -> set[uuid.UUID]:
-        if not pool:
-            return set()
-        return set(self.data.draw(st.sets(st.sampled_from(pool)), label="chosen"))
+        return self.choose(pool) if pool else set()
 
     def names(self, operations: Collection[uuid.UUID]) -> list[int]:
         return sorted(self.operations.index(op) for op in operations)
@@ -121,11 +131,11 @@ class CherryPick:
 
         present = await ac.get_session_operations(self.ex, self.session, schema=COW)
         dependencies = await ac.get_operation_dependencies(self.ex, self.session, schema=COW)
-        event(f"dependencies: {min(len(dependencies), 5)}")
+        note(f"dependencies: {min(len(dependencies), 5)}")
         chosen = self.pick(present)
         committed = with_dependencies(chosen, dependencies)
         if committed != chosen:
-            event("an open choice is refused")
+            note("an open choice is refused")
             with pytest.raises(ac.OperationsNotClosedError) as refused:
                 await ac.commit_cow_operations_schema(self.ex, self.session, list(chosen), COW)
             assert set(refused.value.missing) == committed - chosen
@@ -152,7 +162,11 @@ class CherryPick:
         base = await snapshot(self.conn, COW, "_base")
         if base != expected:
             self.fail("base after committing the rest", expected, base)
-        event(f"committed {len(committed)}, discarded {len(dropped)} of {len(present)}")
+        note(f"committed {len(committed)}, discarded {len(dropped)} of {len(present)}")
+
+
+def _drawn(data: st.DataObject) -> Callable[[list[uuid.UUID]], set[uuid.UUID]]:
+    return lambda pool: set(data.draw(st.sets(st.sampled_from(pool)), label="chosen"))
 
 
 @settings(
@@ -165,7 +179,70 @@ class CherryPick:
 async def test_cherry_pick_matches_plain_replay(
     twins: Connection, program: Program, data: st.DataObject
 ) -> None:
-    runner = CherryPick(twins, program, data)
+    runner = CherryPick(twins, program, _drawn(data))
+    try:
+        await runner.run()
+    finally:
+        await ac.discard_cow_session_schema(runner.ex, runner.session, schema=COW)
+
+
+_T = "INSERT INTO {s}.t (id, k) VALUES (1, 1), (2, NULL)"
+_NODES = "INSERT INTO {s}.node (id, parent) VALUES (1, NULL), (2, 1)"
+
+#: (seed, statements as (operation, sql), operations to commit, then to discard): one per
+#: kind of dependency, each choosing the dependent without what it needs (random programs
+#: reach these rarely).
+REGRESSIONS = {
+    "unique value": (
+        [_T],
+        [(0, "UPDATE {s}.t SET k = NULL WHERE id = 1"), (1, "UPDATE {s}.t SET k = 1 WHERE id = 2")],
+        {1},
+        set(),
+    ),
+    "unique value, discarded": (
+        [_T],
+        [
+            (0, "DELETE FROM {s}.t WHERE id = 1"),
+            (1, "INSERT INTO {s}.t (id, k, s) VALUES (3, 1, 3)"),
+        ],
+        set(),
+        {0},
+    ),
+    "freed parent": (
+        [_NODES],
+        [(0, "DELETE FROM {s}.node WHERE id = 2"), (1, "DELETE FROM {s}.node WHERE id = 1")],
+        {1},
+        set(),
+    ),
+    "new parent": (
+        [],
+        [
+            (0, "INSERT INTO {s}.p (a, b) VALUES (2, 2)"),
+            (1, "INSERT INTO {s}.c (id, a, b) VALUES (1, 2, 2)"),
+        ],
+        {1},
+        set(),
+    ),
+    "key change": (
+        [_T],
+        [(0, "UPDATE {s}.t SET id = 4 WHERE id = 1"), (1, "UPDATE {s}.t SET v = 'x' WHERE id = 4")],
+        {1},
+        {0},
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(REGRESSIONS))
+async def test_cherry_pick_regressions(twins: Connection, case: str) -> None:
+    seed, statements, commit, discard = REGRESSIONS[case]
+    program = Program(seed=seed, steps=[Step(sql, op=op) for op, sql in statements])
+    picks = iter([commit, discard])
+
+    def choose(pool: list[uuid.UUID]) -> set[uuid.UUID]:
+        wanted = {runner.operations[index] for index in next(picks)}
+        return wanted & set(pool)
+
+    runner = CherryPick(twins, program, choose)
     try:
         await runner.run()
     finally:
