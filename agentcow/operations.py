@@ -174,4 +174,4 @@ def close_selection(
             f"{', '.join(map(str, names))}; choose them too, or pass include_dependents=True",
             names,
         )
-    return [*chosen, *sorted(missing, key=str)]
+    return list(dict.fromkeys([*chosen, *sorted(missing, key=str)]))

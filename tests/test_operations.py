@@ -390,7 +390,7 @@ async def test_commit_schema_refuses_a_selection_missing_dependencies(conn: Any)
     assert await fetch(conn, ALL) == [*BASE_ROWS, (10, "z")]
     assert await ac.get_session_operations(executor, sid) == [d]
     assert await _view(conn, sid) == view
-    assert await ac.commit_cow_operations_schema(executor, sid, [d]) == [d]
+    assert await ac.commit_cow_operations_schema(executor, sid, [d, str(d), d]) == [d]
     assert await fetch(conn, ALL) == view
     assert await changes_count(conn, "t") == 0
 
