@@ -77,10 +77,8 @@ def _commit_statement(
     )
 
 
-def _validated(operation_ids: Sequence[IdLike] | None) -> list[uuid.UUID] | None:
+def _ids(operation_ids: Sequence[IdLike]) -> list[uuid.UUID]:
     """Ids checked before any SQL runs (they are printed into it)."""
-    if operation_ids is None:
-        return None
     return [validate_uuid(op, "operation id") for op in operation_ids]
 
 
@@ -88,14 +86,13 @@ async def _choose(
     executor: Executor,
     tables: Sequence[TableDescription],
     session_id: IdLike,
-    operation_ids: Sequence[IdLike] | None,
+    chosen: list[uuid.UUID] | None,
     *,
     committing: bool,
     extend: bool,
 ) -> list[uuid.UUID] | None:
     """The operations to act on, closed under the dependency graph; None means all."""
-    chosen = _validated(operation_ids)
-    if chosen is None or not chosen or not tables:
+    if not chosen or not tables:
         return chosen
     dependencies = await dependencies_among(executor, tables, session_id=session_id)
     return close_selection(chosen, dependencies, committing=committing, extend=extend)
@@ -105,7 +102,7 @@ async def _commit(
     executor: Executor,
     tables: Sequence[TableDescription],
     session_id: IdLike,
-    operation_ids: Sequence[IdLike] | None,
+    operation_ids: list[uuid.UUID] | None,
     *,
     on_conflict: ConflictPolicy,
     include_dependencies: bool,
@@ -160,7 +157,7 @@ async def _discard(
     executor: Executor,
     tables: Sequence[TableDescription],
     session_id: IdLike,
-    operation_ids: Sequence[IdLike] | None,
+    operation_ids: list[uuid.UUID] | None,
     *,
     include_dependents: bool,
 ) -> list[uuid.UUID] | None:
@@ -248,7 +245,7 @@ async def commit_cow_operations(
     """
     uuid_literal(session_id, "session id")
     policy = check_policy(on_conflict)
-    operation_ids = _validated(operation_ids)
+    chosen = None if operation_ids is None else _ids(operation_ids)
     entry = await _registered(executor, schema, table_name)
     _check_pk(entry, schema, pk_cols)
     t = await _describe(executor, schema, entry)
@@ -256,7 +253,7 @@ async def commit_cow_operations(
         executor,
         [t],
         session_id,
-        operation_ids,
+        chosen,
         on_conflict=policy,
         include_dependencies=include_dependencies,
     )
@@ -277,10 +274,10 @@ async def discard_cow_operations(
     with it (or ``include_dependents`` adds them); the others keep their effects.
     """
     uuid_literal(session_id, "session id")
-    operation_ids = _validated(operation_ids)
+    chosen = None if operation_ids is None else _ids(operation_ids)
     entry = await _registered(executor, schema, table_name)
     t = await _describe(executor, schema, entry)
-    await _discard(executor, [t], session_id, operation_ids, include_dependents=include_dependents)
+    await _discard(executor, [t], session_id, chosen, include_dependents=include_dependents)
 
 
 async def get_dirty_tables(
@@ -310,10 +307,10 @@ async def _dirty_descriptions(
 
 
 async def _require_known(
-    executor: Executor, session_id: IdLike, operation_ids: Sequence[IdLike], schema: str
+    executor: Executor, session_id: IdLike, operation_ids: Sequence[uuid.UUID], schema: str
 ) -> None:
     known = set(await get_session_operations(executor, session_id, schema))
-    unknown = [str(op) for op in operation_ids if uuid.UUID(str(op)) not in known]
+    unknown = [str(op) for op in operation_ids if op not in known]
     if unknown:
         raise OperationNotFoundError(
             f"session {session_id} has no operation {', '.join(unknown)} in schema {schema} "
@@ -372,21 +369,21 @@ async def commit_cow_operations_schema(
     """
     uuid_literal(session_id, "session id")
     policy = check_policy(on_conflict)
-    operation_ids = [validate_uuid(op, "operation id") for op in operation_ids]
-    await _require_known(executor, session_id, operation_ids, schema)
+    chosen = _ids(operation_ids)
+    await _require_known(executor, session_id, chosen, schema)
     tables = await _dirty_descriptions(executor, session_id, schema)
     if not defer_fk_constraints:
         tables = _parents_first(tables)
-    chosen = await _commit(
+    committed = await _commit(
         executor,
         tables,
         session_id,
-        operation_ids,
+        chosen,
         on_conflict=policy,
         include_dependencies=include_dependencies,
         defer_fk_constraints=defer_fk_constraints,
     )
-    return chosen or []
+    return committed or []
 
 
 async def discard_cow_session_schema(
@@ -414,13 +411,13 @@ async def discard_cow_operations_schema(
     ``include_dependents`` adds them). Returns the operations discarded.
     """
     uuid_literal(session_id, "session id")
-    operation_ids = [validate_uuid(op, "operation id") for op in operation_ids]
-    await _require_known(executor, session_id, operation_ids, schema)
+    chosen = _ids(operation_ids)
+    await _require_known(executor, session_id, chosen, schema)
     tables = await _dirty_descriptions(executor, session_id, schema)
-    chosen = await _discard(
-        executor, tables, session_id, operation_ids, include_dependents=include_dependents
+    discarded = await _discard(
+        executor, tables, session_id, chosen, include_dependents=include_dependents
     )
-    return chosen or []
+    return discarded or []
 
 
 @asynccontextmanager

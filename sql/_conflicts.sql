@@ -7,16 +7,6 @@
     the row the base now has. Whole rows are compared by binary image (*=: every type, no
     equality operator needed); single columns by their text form, which is exact as well. -#}
 {% from '_macros.sql' import match %}
-{% macro chosen(alias, session, operations) -%}
-{{ alias|catalog }}.session_id = {{ session|catalog }}{% if operations is not none %} AND {{ alias|catalog }}.operation_id = ANY ({{ operations|catalog }}){% endif %}
-{%- endmacro %}
-
-{#- the latest chosen version of its key (max() per key: an index probe, see is_latest) -#}
-{% macro latest_chosen(t, alias, session, operations) -%}
-{{ alias|catalog }}._cow_seq = (SELECT max(l._cow_seq) FROM {{ t.schema|ident }}.{{ t.changes_name|ident }} l
-                     WHERE {{ chosen('l', session, operations) }} AND {{ match('l', alias, t.pk_columns) }})
-{%- endmacro %}
-
 {% macro then_present(t) %}(c._cow_baseline).{{ t.pk_columns[0]|ident }} IS NOT NULL{% endmacro %}
 {% macro now_present(t) %}_cow_now.{{ t.pk_columns[0]|ident }} IS NOT NULL{% endmacro %}
 {% macro session_present() %}c._cow_kind IN ('I', 'U'){% endmacro %}

@@ -33,8 +33,14 @@
 {% import '_conflicts.sql' as conflicts %}
 {% macro base(t) %}{{ t.schema|ident }}.{{ t.base_name|ident }}{% endmacro %}
 {% macro changes(t) %}{{ t.schema|ident }}.{{ t.changes_name|ident }}{% endmacro %}
-{% macro chosen(alias) %}{{ conflicts.chosen(alias, session, operations) }}{% endmacro %}
-{% macro latest(t, alias) %}{{ conflicts.latest_chosen(t, alias, session, operations) }}{% endmacro %}
+{% macro chosen(alias) -%}
+{{ alias|catalog }}.session_id = {{ session|catalog }}{% if operations is not none %} AND {{ alias|catalog }}.operation_id = ANY ({{ operations|catalog }}){% endif %}
+{%- endmacro %}
+{#- the latest chosen version of its key (max() per key: an index probe, see is_latest) -#}
+{% macro latest(t, alias) -%}
+{{ alias|catalog }}._cow_seq = (SELECT max(l._cow_seq) FROM {{ changes(t) }} l
+                     WHERE {{ chosen('l') }} AND {{ match('l', alias, t.pk_columns) }})
+{%- endmacro %}
 {#- base row b will not keep the values of a unique key (columns): the session removes the
     row or changes them. A row whose primary key changed keeps them when the session has
     them under its new key, which is not stored yet: move_kept_rows updates it in place. -#}
