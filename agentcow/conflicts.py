@@ -14,11 +14,10 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal
 
-from agentcow.description import TableDescription
 from agentcow.driver_errors import postgres_error_fields
 from agentcow.errors import TableNotFoundError
 from agentcow.executor import Executor
-from agentcow.identifiers import Sql, uuid_array_literal, uuid_literal
+from agentcow.identifiers import uuid_array_literal, uuid_literal
 from agentcow.operations import session_tables
 from agentcow.templates import render
 
@@ -91,21 +90,6 @@ def conflicts_in_error(error: BaseException) -> list[Conflict] | None:
     return [conflict_from_json(item) for item in json.loads(detail, parse_float=Decimal)]
 
 
-async def conflicts_among(
-    executor: Executor,
-    tables: Sequence[TableDescription],
-    session: Sql,
-    operations: Sql | None,
-) -> list[Conflict]:
-    """The conflicts of the chosen operations' writes (all when None) to ``tables``."""
-    if not tables:
-        return []
-    rows = await executor.execute(
-        render("conflicts.sql", tables=tables, session=session, operations=operations)
-    )
-    return [conflict_from_json(json.loads(text, parse_float=Decimal)) for (text,) in rows]
-
-
 async def get_cow_conflicts(
     executor: Executor,
     session_id: IdLike,
@@ -121,4 +105,9 @@ async def get_cow_conflicts(
     tables = [t for t in await session_tables(executor, schema) if table in (None, t.name)]
     if table is not None and not tables:
         raise TableNotFoundError(f"COW is not enabled on {schema}.{table}")
-    return await conflicts_among(executor, tables, session, operations)
+    if not tables:
+        return []
+    rows = await executor.execute(
+        render("conflicts.sql", tables=tables, session=session, operations=operations)
+    )
+    return [conflict_from_json(json.loads(text, parse_float=Decimal)) for (text,) in rows]

@@ -1,6 +1,7 @@
 {#- Shared fragments. Every name goes through |ident; record prefixes are NEW, OLD or aliases. -#}
-{% macro match(left, right, cols, right_cols=None) -%}
-{% for c in cols %}{{ left|catalog }}.{{ c|ident }} = {{ right|catalog }}.{{ (right_cols or cols)[loop.index0]|ident }}{% if not loop.last %} AND {% endif %}{% endfor %}
+{#- left.cols op right.right_cols, column by column; op '=' or 'IS NOT DISTINCT FROM' -#}
+{% macro match(left, right, cols, right_cols=None, op='=') -%}
+{% for c in cols %}{{ left|catalog }}.{{ c|ident }} {{ op|catalog }} {{ right|catalog }}.{{ (right_cols or cols)[loop.index0]|ident }}{% if not loop.last %} AND {% endif %}{% endfor %}
 {%- endmacro %}
 
 {% macro row(prefix, cols) -%}

@@ -11,28 +11,19 @@
     writes that made the change (a version that kept a reference does not need its parent).
 
     tables: every COW table of the schema; by_name: the same by name (for foreign keys). -#}
-{% from '_macros.sql' import match %}
+{% from '_macros.sql' import match, row %}
 {% macro changes(t) %}{{ t.schema|ident }}.{{ t.changes_name|ident }}{% endmacro %}
+{#- a version's row before the write, as a record prefix -#}
+{% macro old(alias) %}({{ alias|catalog }}._cow_old){% endmacro %}
 {#- the key was free before the write (a stored row never has a NULL primary-key column) -#}
-{% macro was_free(t, alias) -%}
-({{ alias|catalog }}._cow_old).{{ t.pk_columns[0]|ident }} IS NULL
-{%- endmacro %}
-{% macro old_cols(alias, cols) -%}
-ROW({% for c in cols %}({{ alias|catalog }}._cow_old).{{ c|ident }}{% if not loop.last %}, {% endif %}{% endfor %})
-{%- endmacro %}
-{% macro new_cols(alias, cols) -%}
-ROW({{ cols|columns(alias) }})
-{%- endmacro %}
+{% macro was_free(t, alias) %}{{ old(alias) }}.{{ t.pk_columns[0]|ident }} IS NULL{% endmacro %}
 {#- the write gave its row these column values (it had other values, or no row, before) -#}
 {% macro took(t, alias, cols) -%}
-({{ alias|catalog }}._cow_kind IN ('I', 'U') AND ({{ was_free(t, alias) }} OR {{ new_cols(alias, cols) }} IS DISTINCT FROM {{ old_cols(alias, cols) }}))
+({{ alias|catalog }}._cow_kind IN ('I', 'U') AND ({{ was_free(t, alias) }} OR {{ row(alias, cols) }} IS DISTINCT FROM {{ row(old(alias), cols) }}))
 {%- endmacro %}
 {#- the write took these column values away from its row (removed it, or changed them) -#}
 {% macro released(t, alias, cols) -%}
-(NOT {{ was_free(t, alias) }} AND ({{ alias|catalog }}._cow_kind IN ('D', 'M') OR {{ new_cols(alias, cols) }} IS DISTINCT FROM {{ old_cols(alias, cols) }}))
-{%- endmacro %}
-{% macro old_match(left, right, cols, right_cols=None, op='=') -%}
-{% for c in cols %}({{ left|catalog }}._cow_old).{{ c|ident }} {{ op|catalog }} {{ right|catalog }}.{{ (right_cols or cols)[loop.index0]|ident }}{% if not loop.last %} AND {% endif %}{% endfor %}
+(NOT {{ was_free(t, alias) }} AND ({{ alias|catalog }}._cow_kind IN ('D', 'M') OR {{ row(alias, cols) }} IS DISTINCT FROM {{ row(old(alias), cols) }}))
 {%- endmacro %}
 {% macro later_write(b) -%}
 b.session_id = {{ session|catalog }} AND a.session_id = b.session_id AND a._cow_seq < b._cow_seq AND a.operation_id <> b.operation_id
@@ -51,7 +42,7 @@ WITH pairs (depends_on, operation_id) AS (
     -- {{ key.name|literal }}: unique value
     SELECT a.operation_id, b.operation_id
     FROM {{ changes(t) }} b JOIN {{ changes(t) }} a
-      ON {{ old_match('a', 'b', key.columns, op=('IS NOT DISTINCT FROM' if key.nulls_not_distinct else '=')) }}
+      ON {{ match(old('a'), 'b', key.columns, op=('IS NOT DISTINCT FROM' if key.nulls_not_distinct else '=')) }}
     WHERE {{ later_write('b') }} AND {{ took(t, 'b', key.columns) }} AND {{ released(t, 'a', key.columns) }}
 {% endfor %}
 {% for fk in t.foreign_keys if fk.parent_schema == t.schema and fk.parent_table in by_name %}
@@ -68,8 +59,7 @@ WITH pairs (depends_on, operation_id) AS (
     -- {{ fk.name|literal }}: freed parent
     SELECT a.operation_id, b.operation_id
     FROM {{ changes(t) }} b JOIN {{ changes(child) }} a
-      ON {% for c in fk.child_columns %}(a._cow_old).{{ c|ident }} = (b._cow_old).{{ fk.parent_columns[loop.index0]|ident }}{% if not loop.last %} AND {% endif %}{% endfor %}
-
+      ON {{ match(old('a'), old('b'), fk.child_columns, fk.parent_columns) }}
     WHERE {{ later_write('b') }} AND {{ released(t, 'b', fk.parent_columns) }} AND {{ released(child, 'a', fk.child_columns) }}
 {% endfor %}
 {% endfor %}
