@@ -18,6 +18,8 @@ from agentcow.errors import (
     OperationNotFoundError,
     OperationsNotClosedError,
     PendingChangesError,
+    SessionChangedError,
+    SessionNotInTransactionError,
     TableNotFoundError,
     UnsupportedTableError,
 )
@@ -26,7 +28,7 @@ from agentcow.postgres import *  # noqa: F403
 from agentcow.postgres import __all__ as _postgres_all
 from agentcow.upgrade import upgrade_cow_tables
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 __all__ = [
     *_postgres_all,
@@ -42,6 +44,8 @@ __all__ = [
     "OperationSummary",
     "OperationsNotClosedError",
     "PendingChangesError",
+    "SessionChangedError",
+    "SessionNotInTransactionError",
     "TableNotFoundError",
     "UnsupportedTableError",
     "commit_cow_operations_schema",

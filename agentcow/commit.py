@@ -3,14 +3,21 @@
 Every call is one atomic statement: a commit that fails leaves base and session as they were.
 Across tables, rows are upserted parents first and deleted children first, so foreign keys
 hold at every step without deferring them.
+
+A call reads the session (its digest first), plans, then runs one block that locks the
+session (see sql/_session_state.sql) and acts only if the session is still the one it
+planned for. If an agent wrote in between, the call plans again (in autocommit mode), or
+raises :class:`SessionChangedError` (inside the caller's transaction, which the failed block
+has aborted).
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from graphlib import CycleError, TopologicalSorter
+from typing import TypeVar
 
 from agentcow.catalog import describe_current, registered_tables, require_kit
 from agentcow.conflicts import (
@@ -22,10 +29,12 @@ from agentcow.conflicts import (
     conflicts_in_error,
 )
 from agentcow.description import RegisteredTable, TableDescription
+from agentcow.driver_errors import postgres_error_fields
 from agentcow.errors import (
     CommitConflictError,
     DependencyCycleError,
     OperationNotFoundError,
+    SessionChangedError,
     TableNotFoundError,
     UnsupportedTableError,
 )
@@ -33,9 +42,16 @@ from agentcow.executor import Executor
 from agentcow.identifiers import Sql, uuid_array_literal, uuid_literal, validate_uuid
 from agentcow.operations import close_selection, dependencies_among, get_session_operations
 from agentcow.script import run_atomically
-from agentcow.templates import render, render_statements
+from agentcow.templates import render
 
 IdLike = str | uuid.UUID
+T = TypeVar("T")
+Watched = list[tuple[str, str]]
+
+#: The block's error when the session is no longer the one the call planned for.
+SESSION_CHANGED_MESSAGE = "agentcow: the session changed while the call was being prepared"
+#: Plans a call makes before giving up on a session that keeps changing under it.
+PLAN_ATTEMPTS = 5
 
 
 async def _registered(executor: Executor, schema: str, table: str) -> RegisteredTable:
@@ -63,8 +79,10 @@ def _commit_statement(
     session: Sql,
     operations: Sql | None,
     on_conflict: ConflictPolicy,
+    state: tuple[Watched, str],
 ) -> str:
     """The scheduled commit of sql/commit.sql; ``tables`` parents first."""
+    watched, expected = state
     return render(
         "commit.sql",
         tables=tables,
@@ -74,7 +92,62 @@ def _commit_statement(
         on_conflict=on_conflict,
         conflict_message=CONFLICT_MESSAGE,
         conflict_limit=CONFLICT_LIMIT,
+        watched=watched,
+        expected=expected,
+        changed_message=SESSION_CHANGED_MESSAGE,
     )
+
+
+async def _session_state(
+    executor: Executor, session_id: IdLike, schema: str, entries: Sequence[RegisteredTable]
+) -> tuple[Watched, str]:
+    """The change tables a call acts on and the session's digest over them, read before the
+    call plans anything (what it reads after can only be newer)."""
+    watched = [(schema, entry.changes_name) for entry in entries]
+    if not watched:
+        return watched, ""
+    session = uuid_literal(session_id, "session id")
+    rows = await executor.execute(
+        render("session_fingerprint.sql", watched=watched, session=session)
+    )
+    return watched, str(rows[0][0])
+
+
+def _session_changed(error: BaseException) -> bool:
+    fields = postgres_error_fields(error)
+    return fields is not None and fields[:2] == ("40001", SESSION_CHANGED_MESSAGE)
+
+
+async def _in_failed_transaction(executor: Executor) -> bool:
+    """After a failed statement: whether it aborted a transaction of the caller's (then every
+    statement fails until ROLLBACK) rather than its own (autocommit)."""
+    try:
+        await executor.execute(render("probe.sql"))
+    except Exception as error:
+        fields = postgres_error_fields(error)
+        if fields is not None and fields[0] == "25P02":
+            return True
+        raise
+    return False
+
+
+async def _planned(executor: Executor, attempt: Callable[[], Awaitable[T]]) -> T:
+    """Runs ``attempt`` (read, plan, act) again while agents change the session between its
+    plan and its block; at most PLAN_ATTEMPTS times, and never inside the caller's
+    transaction, which the failed block aborted."""
+    for number in range(1, PLAN_ATTEMPTS + 1):
+        try:
+            return await attempt()
+        except Exception as error:
+            if not _session_changed(error):
+                raise
+            if number == PLAN_ATTEMPTS or await _in_failed_transaction(executor):
+                raise SessionChangedError(
+                    "the session gained or lost versions while the call was being prepared "
+                    "(an agent wrote, or another commit or discard ran); nothing was applied: "
+                    "call again" + (" after ROLLBACK" if number < PLAN_ATTEMPTS else "")
+                ) from error
+    raise AssertionError("unreachable")
 
 
 def _ids(operation_ids: Sequence[IdLike]) -> list[uuid.UUID]:
@@ -106,6 +179,7 @@ async def _commit(
     *,
     on_conflict: ConflictPolicy,
     include_dependencies: bool,
+    state: tuple[Watched, str],
     defer_fk_constraints: bool = False,
 ) -> list[uuid.UUID] | None:
     """Check the choice, then apply it in one atomic statement that locks the base tables,
@@ -124,7 +198,7 @@ async def _commit(
     if not tables or chosen == []:
         return chosen
     operations = None if chosen is None else uuid_array_literal(chosen)
-    statement = _commit_statement(tables, session, operations, on_conflict)
+    statement = _commit_statement(tables, session, operations, on_conflict, state)
     if defer_fk_constraints:
         statements = [
             render("set_constraints.sql", mode="DEFERRED"),
@@ -160,6 +234,7 @@ async def _discard(
     operation_ids: list[uuid.UUID] | None,
     *,
     include_dependents: bool,
+    state: tuple[Watched, str],
 ) -> list[uuid.UUID] | None:
     session = uuid_literal(session_id, "session id")
     chosen = await _choose(
@@ -168,9 +243,20 @@ async def _discard(
     if not tables or chosen == []:
         return chosen
     operations = None if chosen is None else uuid_array_literal(chosen)
+    watched, expected = state
     await run_atomically(
         executor,
-        render_statements("discard.sql", tables=tables, session=session, operations=operations),
+        [
+            render(
+                "discard.sql",
+                tables=tables,
+                session=session,
+                operations=operations,
+                watched=watched,
+                expected=expected,
+                changed_message=SESSION_CHANGED_MESSAGE,
+            )
+        ],
     )
     return chosen
 
@@ -246,17 +332,23 @@ async def commit_cow_operations(
     uuid_literal(session_id, "session id")
     policy = check_policy(on_conflict)
     chosen = None if operation_ids is None else _ids(operation_ids)
-    entry = await _registered(executor, schema, table_name)
-    _check_pk(entry, schema, pk_cols)
-    t = await _describe(executor, schema, entry)
-    await _commit(
-        executor,
-        [t],
-        session_id,
-        chosen,
-        on_conflict=policy,
-        include_dependencies=include_dependencies,
-    )
+
+    async def attempt() -> None:
+        entry = await _registered(executor, schema, table_name)
+        _check_pk(entry, schema, pk_cols)
+        state = await _session_state(executor, session_id, schema, [entry])
+        t = await _describe(executor, schema, entry)
+        await _commit(
+            executor,
+            [t],
+            session_id,
+            chosen,
+            on_conflict=policy,
+            include_dependencies=include_dependencies,
+            state=state,
+        )
+
+    await _planned(executor, attempt)
 
 
 async def discard_cow_operations(
@@ -275,9 +367,16 @@ async def discard_cow_operations(
     """
     uuid_literal(session_id, "session id")
     chosen = None if operation_ids is None else _ids(operation_ids)
-    entry = await _registered(executor, schema, table_name)
-    t = await _describe(executor, schema, entry)
-    await _discard(executor, [t], session_id, chosen, include_dependents=include_dependents)
+
+    async def attempt() -> None:
+        entry = await _registered(executor, schema, table_name)
+        state = await _session_state(executor, session_id, schema, [entry])
+        t = await _describe(executor, schema, entry)
+        await _discard(
+            executor, [t], session_id, chosen, include_dependents=include_dependents, state=state
+        )
+
+    await _planned(executor, attempt)
 
 
 async def get_dirty_tables(
@@ -295,15 +394,16 @@ async def get_dirty_tables(
     return [row[0] for row in rows]
 
 
-async def _dirty_descriptions(
+async def _schema_plan(
     executor: Executor, session_id: IdLike, schema: str
-) -> list[TableDescription]:
+) -> tuple[tuple[Watched, str], list[TableDescription]]:
+    """The session's digest over every COW table of the schema, then its dirty tables."""
+    await require_kit(executor)
+    entries = await registered_tables(executor, schema)
+    state = await _session_state(executor, session_id, schema, entries)
     dirty = set(await get_dirty_tables(executor, session_id, schema))
-    return [
-        await _describe(executor, schema, entry)
-        for entry in await registered_tables(executor, schema)
-        if entry.name in dirty
-    ]
+    tables = [await _describe(executor, schema, e) for e in entries if e.name in dirty]
+    return state, tables
 
 
 async def _require_known(
@@ -335,19 +435,24 @@ async def commit_cow_session_schema(
     """
     uuid_literal(session_id, "session id")
     policy = check_policy(on_conflict)
-    tables = await _dirty_descriptions(executor, session_id, schema)
-    if not defer_fk_constraints:
-        tables = _parents_first(tables)
-    await _commit(
-        executor,
-        tables,
-        session_id,
-        None,
-        on_conflict=policy,
-        include_dependencies=False,
-        defer_fk_constraints=defer_fk_constraints,
-    )
-    return [t.name for t in tables]
+
+    async def attempt() -> list[str]:
+        state, tables = await _schema_plan(executor, session_id, schema)
+        if not defer_fk_constraints:
+            tables = _parents_first(tables)
+        await _commit(
+            executor,
+            tables,
+            session_id,
+            None,
+            on_conflict=policy,
+            include_dependencies=False,
+            state=state,
+            defer_fk_constraints=defer_fk_constraints,
+        )
+        return [t.name for t in tables]
+
+    return await _planned(executor, attempt)
 
 
 async def commit_cow_operations_schema(
@@ -370,20 +475,25 @@ async def commit_cow_operations_schema(
     uuid_literal(session_id, "session id")
     policy = check_policy(on_conflict)
     chosen = _ids(operation_ids)
-    await _require_known(executor, session_id, chosen, schema)
-    tables = await _dirty_descriptions(executor, session_id, schema)
-    if not defer_fk_constraints:
-        tables = _parents_first(tables)
-    committed = await _commit(
-        executor,
-        tables,
-        session_id,
-        chosen,
-        on_conflict=policy,
-        include_dependencies=include_dependencies,
-        defer_fk_constraints=defer_fk_constraints,
-    )
-    return committed or []
+
+    async def attempt() -> list[uuid.UUID]:
+        state, tables = await _schema_plan(executor, session_id, schema)
+        await _require_known(executor, session_id, chosen, schema)
+        if not defer_fk_constraints:
+            tables = _parents_first(tables)
+        committed = await _commit(
+            executor,
+            tables,
+            session_id,
+            chosen,
+            on_conflict=policy,
+            include_dependencies=include_dependencies,
+            state=state,
+            defer_fk_constraints=defer_fk_constraints,
+        )
+        return committed or []
+
+    return await _planned(executor, attempt)
 
 
 async def discard_cow_session_schema(
@@ -391,9 +501,13 @@ async def discard_cow_session_schema(
 ) -> list[str]:
     """Forget the session's changes in every table of the schema; returns those tables."""
     uuid_literal(session_id, "session id")
-    tables = await _dirty_descriptions(executor, session_id, schema)
-    await _discard(executor, tables, session_id, None, include_dependents=False)
-    return [t.name for t in tables]
+
+    async def attempt() -> list[str]:
+        state, tables = await _schema_plan(executor, session_id, schema)
+        await _discard(executor, tables, session_id, None, include_dependents=False, state=state)
+        return [t.name for t in tables]
+
+    return await _planned(executor, attempt)
 
 
 async def discard_cow_operations_schema(
@@ -412,12 +526,16 @@ async def discard_cow_operations_schema(
     """
     uuid_literal(session_id, "session id")
     chosen = _ids(operation_ids)
-    await _require_known(executor, session_id, chosen, schema)
-    tables = await _dirty_descriptions(executor, session_id, schema)
-    discarded = await _discard(
-        executor, tables, session_id, chosen, include_dependents=include_dependents
-    )
-    return discarded or []
+
+    async def attempt() -> list[uuid.UUID]:
+        state, tables = await _schema_plan(executor, session_id, schema)
+        await _require_known(executor, session_id, chosen, schema)
+        discarded = await _discard(
+            executor, tables, session_id, chosen, include_dependents=include_dependents, state=state
+        )
+        return discarded or []
+
+    return await _planned(executor, attempt)
 
 
 @asynccontextmanager

@@ -59,6 +59,20 @@ class OperationNotFoundError(CowError, LookupError):
     """An operation id names no operation of the session (never written, or already gone)."""
 
 
+class SessionNotInTransactionError(CowError):
+    """A session was entered outside a transaction (autocommit mode, or a pool handing out a
+    different connection per statement): its settings would be gone before the agent's next
+    statement, which would then write to production."""
+
+
+class SessionChangedError(CowError):
+    """Agents wrote in the session (or another commit or discard ran) while a commit or
+    discard was being prepared, and it could not plan again; nothing was applied.
+    ``sqlstate`` is serialization_failure: call again."""
+
+    sqlstate = "40001"
+
+
 class CommitConflictError(CowError):
     """The base changed under rows the session wrote; nothing was committed.
 

@@ -19,6 +19,7 @@ class ObjectNames:
     statement_check_function: str
     statement_start_trigger: str
     statement_end_trigger: str
+    session_lock_trigger: str
 
     @property
     def functions(self) -> tuple[str, ...]:
@@ -39,6 +40,7 @@ def object_names(table: str) -> ObjectNames:
         statement_check_function=derived_name(table, "_cow_check_statement"),
         statement_start_trigger="agentcow_statement_start",
         statement_end_trigger="agentcow_statement_end",
+        session_lock_trigger="agentcow_session_lock",
     )
 
 

@@ -1,7 +1,10 @@
 """Session settings: which session and operation the current transaction writes as.
 
 They are transaction-local (``SET LOCAL``), so a pooled connection never leaks a session into
-the next request; call them inside the transaction that runs the agent's SQL.
+the next request; call them inside the transaction that runs the agent's SQL. Outside one
+(autocommit mode, or a pool that hands out a connection per statement) they would be gone
+before the agent's next statement, which would write to production: entering a session
+there raises :class:`SessionNotInTransactionError`.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from agentcow.errors import SessionNotInTransactionError
 from agentcow.executor import Executor
 from agentcow.identifiers import validate_uuid
 from agentcow.templates import render
@@ -76,9 +80,22 @@ async def apply_cow_variables(
     operation_id: str | uuid.UUID | None = None,
     visible_operations: Sequence[str | uuid.UUID] | None = None,
 ) -> None:
-    """Make the rest of the current transaction read and write as this session/operation."""
-    for statement in build_cow_variable_statements(session_id, operation_id, visible_operations):
+    """Make the rest of the current transaction read and write as this session/operation.
+
+    Raises :class:`SessionNotInTransactionError` when no transaction is open on the executor's
+    connection: the session would not outlive this call.
+    """
+    statements = build_cow_variable_statements(session_id, operation_id, visible_operations)
+    for statement in statements:
         await executor.execute(statement)
+    entered = await executor.execute(render("read_variable.sql", name="app.session_id"))
+    if not entered or entered[0][0] != str(validate_uuid(session_id, "session id")):
+        raise SessionNotInTransactionError(
+            "apply_cow_variables needs an open transaction on the connection (it was in "
+            "autocommit mode, or a pool ran each statement on another connection): the "
+            "session would end with this call and the agent's SQL would write to production. "
+            "Open a transaction first, e.g. `async with conn.transaction():`"
+        )
 
 
 async def set_visible_operations(

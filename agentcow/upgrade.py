@@ -28,6 +28,7 @@ async def upgrade_cow_tables(executor: Executor, schema: str = "public") -> list
             tag=dollar_tag(),
             replace=True,
             layout=TABLE_LAYOUT,
+            from_layout=entry.layout,
         )
         upgraded.append(entry.name)
     if statements:

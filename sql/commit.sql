@@ -18,8 +18,11 @@
 
     Tables without unique or foreign keys need no schedule: they get the final pass only.
 
-    Before any of it, the base tables are locked against other writers (SHARE ROW EXCLUSIVE,
-    in name order, so two commits cannot deadlock on them) and checked for conflicts: a base
+    Before any of it, the session and the base tables are locked (begin_exclusive: no agent
+    write of the session is in flight or can start, other writers of the tables wait, and the
+    locks are taken so that the commit never deadlocks), the session is checked to be the
+    one the caller planned for (so the versions applied, and then forgotten, are exactly
+    those that existed when the commit began), and the base is checked for conflicts: a base
     row changed since the session first wrote its key. on_conflict 'fail' refuses the commit
     with SQLSTATE 40001; 'merge' takes the base's value for every column the session left as
     it was (and refuses when both changed a column differently, or a row's presence differs);
@@ -28,9 +31,11 @@
     commit to end. The error's DETAIL is a JSON array of the conflicts (at most
     conflict_limit per table), which the Python API turns into CommitConflictError.
 
-    tables: the dirty tables, parents first; dirty: the same by name. -#}
+    tables: the dirty tables, parents first; dirty: the same by name; watched, expected: the
+    change tables whose versions of the session the caller planned for, and their digest. -#}
 {% from '_macros.sql' import match, row, any_null %}
 {% import '_conflicts.sql' as conflicts %}
+{% from '_session_state.sql' import begin_exclusive, end_exclusive %}
 {% macro base(t) %}{{ t.schema|ident }}.{{ t.base_name|ident }}{% endmacro %}
 {% macro changes(t) %}{{ t.schema|ident }}.{{ t.changes_name|ident }}{% endmacro %}
 {% macro chosen(alias) -%}
@@ -136,10 +141,9 @@ DECLARE
     _cow_progress bigint;
     _cow_rows bigint;
     _cow_conflicts jsonb := '[]';
+    _cow_path text := pg_catalog.current_setting('search_path');
 BEGIN
-{% for t in tables|sort(attribute='base_name')|sort(attribute='schema') %}
-    LOCK TABLE {{ base(t) }} IN SHARE ROW EXCLUSIVE MODE;
-{% endfor %}
+{{ begin_exclusive(session, watched, expected, tables, changed_message) }}
 {% if on_conflict != 'overwrite' %}
 {% for t in tables %}
 {% if on_conflict == 'merge' %}
@@ -193,4 +197,5 @@ BEGIN
 {% for t in tables %}
     DELETE FROM {{ changes(t) }} c WHERE {{ chosen('c') }};
 {% endfor %}
+{{ end_exclusive(session, operations is none) }}
 END

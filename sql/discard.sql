@@ -1,7 +1,14 @@
-{#- Forgets a session's changes (or the chosen operations' changes) in the given tables. -#}
+{#- Forgets a session's changes (or the chosen operations' changes) in the given tables, under
+    the session's lock (see _session_state.sql), so that exactly the versions the caller
+    planned for go, and a commit of the session never runs at the same time. -#}
+{% from '_session_state.sql' import begin_exclusive, end_exclusive %}
+DECLARE
+    _cow_path text := pg_catalog.current_setting('search_path');
+BEGIN
+{{ begin_exclusive(session, watched, expected, [], changed_message) }}
 {% for t in tables %}
-DELETE FROM {{ t.schema|ident }}.{{ t.changes_name|ident }} c
-WHERE c.session_id = {{ session|catalog }}{% if operations is not none %} AND c.operation_id = ANY ({{ operations|catalog }}){% endif %}
-
---;
+    DELETE FROM {{ t.schema|ident }}.{{ t.changes_name|ident }} c
+    WHERE c.session_id = {{ session|catalog }}{% if operations is not none %} AND c.operation_id = ANY ({{ operations|catalog }}){% endif %};
 {% endfor %}
+{{ end_exclusive(session, operations is none) }}
+END

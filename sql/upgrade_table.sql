@@ -1,14 +1,20 @@
-{#- Brings a table enabled under layout 0.1.0 to 0.2.0: its change table gains _cow_old (the
-    row before each write), filled in from the versions it already holds, and its write
-    trigger function is replaced by one that records it.
+{#- Brings a table enabled under an older layout (from_layout) to this package's, step by
+    step, keeping the versions sessions hold; the write trigger function is replaced by this
+    package's.
+
+    0.1.0 -> 0.2.0: the change table gains _cow_old (the row before each write), filled in
+    from the versions it already holds.
 
     A version's previous row is the session's previous version of the key (none when that
     removed the row); a key's first version saw the stored row, or none if it inserted. The
     stored row the session started from is no longer known: the one stored now stands in for
-    it, so changes made to the base since then are not reported as conflicts. -#}
+    it, so changes made to the base since then are not reported as conflicts.
+
+    0.2.0 -> 0.3.0: writes in a session take the session's lock (session_lock_trigger.sql). -#}
 {% from '_macros.sql' import match %}
 {% set base = t.schema|ident ~ '.' ~ t.base_name|ident %}
 {% set changes = t.schema|ident ~ '.' ~ t.changes_name|ident %}
+{% if from_layout == '0.1.0' %}
 ALTER TABLE {{ changes|catalog }} ADD COLUMN _cow_old {{ base|catalog }}
 --;
 UPDATE {{ changes|catalog }} AS c
@@ -25,6 +31,12 @@ FROM (SELECT p.session_id, p._cow_seq,
       WINDOW w AS (PARTITION BY p.session_id, {{ t.pk_columns|columns('p') }} ORDER BY p._cow_seq)) v
 WHERE c.session_id = v.session_id AND c._cow_seq = v._cow_seq
 --;
+{% endif %}
+{% if from_layout in ('0.1.0', '0.2.0') %}
+{% include 'session_lock_trigger.sql' %}
+
+--;
+{% endif %}
 {% include 'write_trigger.sql' %}
 
 --;

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import asyncpg
 import psycopg
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
@@ -213,3 +214,54 @@ async def test_conflict_error_through_every_driver(
     _check_conflict_error(caught.value)
     assert await fetch(conn, "SELECT id, v FROM t_base") == [(1, "base")]
     assert await fetch(conn, "SELECT count(*) FROM t_changes") == [(1,)]
+
+
+async def _outside_a_transaction(conn: Any, executor: Any) -> None:
+    """Entering a session with no transaction open is refused, and the write the agent would
+    have sent next is never reached; the same connection works once a transaction is open."""
+    with pytest.raises(ac.SessionNotInTransactionError, match="open transaction"):
+        await ac.apply_cow_variables(executor, new_id(), new_id())
+    assert await fetch(conn, "SELECT id, v FROM t_base ORDER BY id") == [(1, "a")]
+
+
+async def _table_t(conn: Any) -> None:
+    await ac.deploy_cow_functions(AsyncpgExecutor(conn))
+    await conn.execute("CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'a')")
+    await ac.enable_cow(AsyncpgExecutor(conn), "t")
+
+
+async def test_session_outside_a_transaction_asyncpg(conn: Any, database: TestDatabase) -> None:
+    await _table_t(conn)
+    agent = await asyncpg.connect(database.owner_dsn)
+    pool = await asyncpg.create_pool(database.owner_dsn, min_size=2, max_size=2)
+    try:
+        await _outside_a_transaction(conn, AsyncpgExecutor(agent))
+        await _outside_a_transaction(conn, AsyncpgExecutor(pool))  # one connection per call
+        async with agent.transaction():
+            await ac.apply_cow_variables(AsyncpgExecutor(agent), new_id(), new_id())
+            await agent.execute("UPDATE t SET v = 'b'")
+    finally:
+        await pool.close()
+        await agent.close()
+    assert await fetch(conn, "SELECT id, v FROM t_base") == [(1, "a")]
+
+
+async def test_session_outside_a_transaction_psycopg(conn: Any, database: TestDatabase) -> None:
+    await _table_t(conn)
+    async with await psycopg.AsyncConnection.connect(database.owner_dsn, autocommit=True) as pconn:
+        await _outside_a_transaction(conn, PsycopgExecutor(pconn))
+
+
+@pytest.mark.parametrize("driver", ["asyncpg", "psycopg"])
+async def test_session_outside_a_transaction_sqlalchemy(
+    conn: Any, database: TestDatabase, driver: str
+) -> None:
+    await _table_t(conn)
+    engine = create_async_engine(
+        _sqlalchemy_url(database.owner_dsn, driver), isolation_level="AUTOCOMMIT"
+    )
+    try:
+        async with engine.connect() as sa_conn:
+            await _outside_a_transaction(conn, SQLAlchemyExecutor(sa_conn))
+    finally:
+        await engine.dispose()

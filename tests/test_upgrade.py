@@ -11,6 +11,7 @@ import pytest
 import agentcow as ac
 from agentcow.deploy import migration_plan
 from agentcow.enable import prepare_enable
+from agentcow.naming import object_names
 from agentcow.script import run_atomically
 from agentcow.templates import render
 from agentcow.versions import KIT_VERSION, TABLE_LAYOUT
@@ -28,6 +29,22 @@ async def _install_kit_010(conn: Any) -> None:
     )
 
 
+async def _enable_without_session_lock(conn: Any, table: str) -> list[str]:
+    """This package's enable statements less the session-lock trigger (layout 0.3.0), whose
+    function older kits lack."""
+    statements = await prepare_enable(ex(conn), table, None, "public", False)
+    lock_trigger = render("session_lock_trigger.sql", t=_Named(table), names=object_names(table))
+    assert lock_trigger in statements
+    return [s for s in statements if s != lock_trigger]
+
+
+class _Named:
+    """What session_lock_trigger.sql reads of a table description."""
+
+    def __init__(self, name: str) -> None:
+        self.schema, self.name = "public", name
+
+
 async def _table_with_layout_010(conn: Any) -> tuple[Any, list[tuple[Any, ...]]]:
     """Kit 0.1.0 with table t enabled and a session of three operations on it. Layout 0.1.0
     is simulated: t is enabled with this package's templates, then its change table loses
@@ -36,7 +53,7 @@ async def _table_with_layout_010(conn: Any) -> tuple[Any, list[tuple[Any, ...]]]
     await conn.execute(
         "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'a'), (2, 'b')"
     )
-    await run_atomically(ex(conn), await prepare_enable(ex(conn), "t", None, "public", False))
+    await run_atomically(ex(conn), await _enable_without_session_lock(conn, "t"))
     sid = new_id()
     async with session(conn, sid):
         await conn.execute("UPDATE t SET v = 'x' WHERE id = 1")
@@ -98,3 +115,30 @@ async def test_upgrade_is_for_the_owner(conn: Any, database: TestDatabase) -> No
     finally:
         await intruder.close()
     assert await fetch(conn, "SELECT layout FROM agentcow.cow_tables") == [("0.1.0",)]
+
+
+async def test_upgrade_from_kit_020(conn: Any) -> None:
+    """Tables enabled under kit 0.2.0 gain the session lock; their sessions commit after."""
+    executor = ex(conn)
+    steps = migration_plan(None, "0.2.0")
+    await run_atomically(
+        executor, [render("deploy_guard.sql", installed=None), *(s.read_text() for s in steps)]
+    )
+    await conn.execute("CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'a')")
+    await run_atomically(executor, await _enable_without_session_lock(conn, "t"))
+    sid = new_id()
+    async with session(conn, sid):
+        await conn.execute("UPDATE t SET v = 'x' WHERE id = 1")
+
+    await ac.deploy_cow_functions(executor)
+    assert await fetch(conn, "SELECT layout FROM agentcow.cow_tables") == [("0.2.0",)]
+    with pytest.raises(ac.KitVersionError, match="upgrade_cow_tables"):
+        await ac.commit_cow_session(executor, "t", sid)
+    assert await ac.upgrade_cow_tables(executor) == ["t"]
+    assert await fetch(
+        conn, "SELECT tgname::text FROM pg_trigger WHERE tgname = 'agentcow_session_lock'"
+    ) == [("agentcow_session_lock",)]
+    async with session(conn, sid):
+        await conn.execute("INSERT INTO t VALUES (2, 'b')")
+    await ac.commit_cow_session_schema(executor, sid)
+    assert await fetch(conn, "SELECT id, v FROM t ORDER BY id") == [(1, "x"), (2, "b")]

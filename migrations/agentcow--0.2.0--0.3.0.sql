@@ -1,0 +1,171 @@
+-- agentcow kit 0.2.0 -> 0.3.0: commits and discards that lose nothing and never deadlock.
+--
+-- A session's writers and its commit (or discard) serialize on a row of agentcow.sessions:
+-- every statement that writes in a session takes that row FOR SHARE until its transaction
+-- ends; a commit or discard takes it FOR UPDATE. While a commit holds it, no agent write of
+-- the session is in flight and new ones wait, so every statement of the commit sees the same
+-- versions. Nothing here is granted to PUBLIC but the trigger function (which cannot be
+-- called outside a trigger): agents can neither take these locks nor change the table.
+
+CREATE TABLE agentcow.sessions (
+    session_id uuid PRIMARY KEY
+);
+
+-- BEFORE STATEMENT on every COW view: a statement that writes in a session first takes the
+-- session's row FOR SHARE (created on first use), so a commit of the session waits for the
+-- transaction, and the transaction waits for a commit that has begun.
+CREATE FUNCTION agentcow.session_write_lock() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    _session uuid := agentcow.session_id();
+BEGIN
+    IF _session IS NOT NULL THEN
+        LOOP
+            PERFORM FROM agentcow.sessions s WHERE s.session_id = _session FOR SHARE;
+            EXIT WHEN FOUND;
+            -- a new session, or one whose commit removed the row while this waited for it
+            INSERT INTO agentcow.sessions AS s (session_id) VALUES (_session) ON CONFLICT DO NOTHING;
+        END LOOP;
+    END IF;
+    RETURN NULL;
+END
+$fn$;
+
+-- Takes a session's row FOR UPDATE (NOWAIT: raises lock_not_available instead of waiting);
+-- for commit and discard, which run as a table owner.
+CREATE FUNCTION agentcow.lock_session(_session uuid, _nowait boolean) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    LOOP
+        INSERT INTO agentcow.sessions AS s (session_id) VALUES (_session) ON CONFLICT DO NOTHING;
+        IF _nowait THEN
+            PERFORM FROM agentcow.sessions s WHERE s.session_id = _session FOR UPDATE NOWAIT;
+        ELSE
+            PERFORM FROM agentcow.sessions s WHERE s.session_id = _session FOR UPDATE;
+        END IF;
+        EXIT WHEN FOUND;  -- else another commit removed the row while this waited for it
+    END LOOP;
+END
+$fn$;
+REVOKE ALL ON FUNCTION agentcow.lock_session(uuid, boolean) FROM PUBLIC;
+
+-- Forgets a session that holds no versions any more (after a whole-session commit or discard).
+CREATE FUNCTION agentcow.end_session(_session uuid) RETURNS void
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $fn$
+    DELETE FROM agentcow.sessions s WHERE s.session_id = _session
+$fn$;
+REVOKE ALL ON FUNCTION agentcow.end_session(uuid) FROM PUBLIC;
+
+-- Everything a commit of _session may write, locked without ever waiting while holding a part
+-- of it: the session's row, the given base tables and every table their foreign keys cascade
+-- into (SHARE ROW EXCLUSIVE: readers go on, other writers wait for the commit). It waits for
+-- one resource at a time holding nothing else, then takes the rest with NOWAIT; if one is
+-- busy, it lets everything go and waits for that one first. Nothing waits on the commit
+-- while the commit waits, so it cannot take part in a deadlock, whatever order production
+-- transactions or other commits write in. Runs as the caller: it locks only what the caller
+-- may write.
+CREATE FUNCTION agentcow.lock_for_commit(_session uuid, _tables regclass[]) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    _relations regclass[];
+    _first integer := 0;  -- 0 is the session's row, i > 0 is _relations[i]
+    _current integer;
+    _blocking boolean;
+    _next integer;
+BEGIN
+    WITH RECURSIVE reached(relation) AS (
+        SELECT t::oid FROM unnest(_tables) AS t
+        UNION
+        SELECT c.conrelid
+        FROM pg_constraint c
+        JOIN reached r ON c.confrelid = r.relation
+        WHERE c.contype = 'f'
+          AND (c.confdeltype IN ('c', 'n', 'd') OR c.confupdtype IN ('c', 'n', 'd'))
+    )
+    SELECT coalesce(array_agg(r.relation::regclass ORDER BY r.relation), '{}') INTO _relations
+    FROM reached r
+    WHERE has_table_privilege(r.relation, 'UPDATE, DELETE, TRUNCATE');
+
+    LOOP
+        BEGIN
+            _blocking := true;
+            _current := _first;
+            IF _first = 0 THEN
+                PERFORM agentcow.lock_session(_session, false);
+            ELSE
+                EXECUTE format('LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE', _relations[_first]);
+            END IF;
+            _blocking := false;
+            FOR _next IN 0 .. coalesce(cardinality(_relations), 0) LOOP
+                CONTINUE WHEN _next = _first;
+                _current := _next;  -- the loop's own variable does not outlive an error
+                IF _current = 0 THEN
+                    PERFORM agentcow.lock_session(_session, true);
+                ELSE
+                    EXECUTE format('LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE NOWAIT', _relations[_current]);
+                END IF;
+            END LOOP;
+            RETURN;
+        EXCEPTION WHEN lock_not_available THEN
+            IF _blocking THEN
+                RAISE;  -- lock_timeout while waiting: the caller's limit, not contention to retry
+            END IF;
+            _first := _current;  -- the subtransaction's rollback let everything go
+        END;
+    END LOOP;
+END
+$fn$;
+
+-- Registering a table lets its owner commit and discard sessions.
+CREATE OR REPLACE FUNCTION agentcow.register_table(
+    _schema name, _table name, _base name, _changes name, _pk_cols name[], _deferrable_fks name[]
+) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    _owner name;
+BEGIN
+    SELECT pg_get_userbyid(c.relowner) INTO _owner
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE n.nspname = _schema AND c.relname = _base AND pg_has_role(session_user, c.relowner, 'USAGE');
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'agentcow: only the owner of %.% can enable COW on it', _schema, _table
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    INSERT INTO agentcow.cow_tables (schema_name, table_name, base_name, changes_name, pk_cols, deferrable_fks)
+    VALUES (_schema, _table, _base, _changes, _pk_cols, _deferrable_fks);
+    PERFORM agentcow.grant_session_functions(_owner);
+END
+$fn$;
+
+CREATE FUNCTION agentcow.grant_session_functions(_role name) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    EXECUTE format('GRANT EXECUTE ON FUNCTION agentcow.lock_session(uuid, boolean), agentcow.end_session(uuid) TO %I', _role);
+END
+$fn$;
+REVOKE ALL ON FUNCTION agentcow.grant_session_functions(name) FROM PUBLIC;
+
+DO $owners$
+DECLARE
+    _owner name;
+BEGIN
+    FOR _owner IN
+        SELECT DISTINCT pg_get_userbyid(c.relowner)
+        FROM agentcow.cow_tables t
+        JOIN pg_namespace n ON n.nspname = t.schema_name
+        JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = t.base_name
+    LOOP
+        PERFORM agentcow.grant_session_functions(_owner);
+    END LOOP;
+END
+$owners$;
+
+ALTER TABLE agentcow.cow_tables ALTER COLUMN layout SET DEFAULT '0.3.0';
+
+UPDATE agentcow.kit SET version = '0.3.0';

@@ -1,0 +1,32 @@
+{#- What commit and discard share: the lock that freezes a session, and the digest that tells
+    whether the session is still the one the caller planned for. -#}
+
+{#- A digest of the versions a session holds in the change tables named (schema, changes
+    table): adding or removing any version changes it. Versions are never edited, so the set
+    of their sequence numbers is the session's state. -#}
+{% macro fingerprint(watched, session) -%}
+(SELECT pg_catalog.count(*)::text || ':' || coalesce(pg_catalog.sum(pg_catalog.hashint8extended(v._cow_seq, 0)), 0)::text
+ FROM ({% for schema, changes in watched %}SELECT c._cow_seq FROM {{ schema|ident }}.{{ changes|ident }} c WHERE c.session_id = {{ session|catalog }}{% if not loop.last %}
+       UNION ALL {% endif %}{% endfor %}) v)
+{%- endmacro %}
+
+{#- The start of a commit or discard block: operators and functions resolve in pg_catalog
+    only (nothing an agent created runs with the caller's rights); the session and the base
+    tables written are locked (agentcow.lock_for_commit: no agent write of the session is in
+    flight or can start, and no deadlock); then the session must still be the one planned
+    for, else the caller plans again. Declares _cow_path, restored by end_exclusive(). -#}
+{% macro begin_exclusive(session, watched, expected, bases, changed_message) -%}
+    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+    PERFORM agentcow.lock_for_commit({{ session|catalog }}, ARRAY[{% for t in bases %}{{ (t.schema|ident ~ '.' ~ t.base_name|ident)|literal }}{% if not loop.last %}, {% endif %}{% endfor %}]::pg_catalog.regclass[]);
+    IF {{ fingerprint(watched, session) }} IS DISTINCT FROM {{ expected|literal }} THEN
+        RAISE EXCEPTION USING ERRCODE = 'serialization_failure', MESSAGE = {{ changed_message|literal }},
+            HINT = 'The session gained or lost versions after the call read it; call again.';
+    END IF;
+{%- endmacro %}
+
+{% macro end_exclusive(session, whole_session) -%}
+{% if whole_session %}
+    PERFORM agentcow.end_session({{ session|catalog }});
+{% endif %}
+    PERFORM pg_catalog.set_config('search_path', _cow_path, true);
+{%- endmacro %}
