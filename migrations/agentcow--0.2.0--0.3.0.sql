@@ -120,7 +120,33 @@ BEGIN
 END
 $fn$;
 
--- Registering a table lets its owner commit and discard sessions.
+-- State the triggers keep between the start and the end of a statement (the change sequence
+-- when a statement began, for its foreign-key checks), per backend. Settings would do, but
+-- any SQL can change a setting, even from the WHERE clause of the statement being checked;
+-- only the table owners' trigger functions can reach this table.
+CREATE UNLOGGED TABLE agentcow.backend_state (
+    pid integer NOT NULL,
+    name text NOT NULL,
+    value bigint NOT NULL,
+    PRIMARY KEY (pid, name)
+);
+
+CREATE FUNCTION agentcow.remember(_name text, _value bigint) RETURNS void
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $fn$
+    INSERT INTO agentcow.backend_state AS s (pid, name, value) VALUES (pg_backend_pid(), _name, _value)
+    ON CONFLICT (pid, name) DO UPDATE SET value = EXCLUDED.value
+$fn$;
+REVOKE ALL ON FUNCTION agentcow.remember(text, bigint) FROM PUBLIC;
+
+CREATE FUNCTION agentcow.recall(_name text) RETURNS bigint
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $fn$
+    SELECT s.value FROM agentcow.backend_state s WHERE s.pid = pg_backend_pid() AND s.name = _name
+$fn$;
+REVOKE ALL ON FUNCTION agentcow.recall(text) FROM PUBLIC;
+
+-- Registering a table lets its owner commit and discard sessions, and its triggers keep state.
 CREATE OR REPLACE FUNCTION agentcow.register_table(
     _schema name, _table name, _base name, _changes name, _pk_cols name[], _deferrable_fks name[]
 ) RETURNS void
@@ -138,18 +164,19 @@ BEGIN
     END IF;
     INSERT INTO agentcow.cow_tables (schema_name, table_name, base_name, changes_name, pk_cols, deferrable_fks)
     VALUES (_schema, _table, _base, _changes, _pk_cols, _deferrable_fks);
-    PERFORM agentcow.grant_session_functions(_owner);
+    PERFORM agentcow.grant_owner_functions(_owner);
 END
 $fn$;
 
-CREATE FUNCTION agentcow.grant_session_functions(_role name) RETURNS void
+CREATE FUNCTION agentcow.grant_owner_functions(_role name) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 AS $fn$
 BEGIN
-    EXECUTE format('GRANT EXECUTE ON FUNCTION agentcow.lock_session(uuid, boolean), agentcow.end_session(uuid) TO %I', _role);
+    EXECUTE format('GRANT EXECUTE ON FUNCTION agentcow.lock_session(uuid, boolean), agentcow.end_session(uuid), '
+                   'agentcow.remember(text, bigint), agentcow.recall(text) TO %I', _role);
 END
 $fn$;
-REVOKE ALL ON FUNCTION agentcow.grant_session_functions(name) FROM PUBLIC;
+REVOKE ALL ON FUNCTION agentcow.grant_owner_functions(name) FROM PUBLIC;
 
 DO $owners$
 DECLARE
@@ -161,7 +188,7 @@ BEGIN
         JOIN pg_namespace n ON n.nspname = t.schema_name
         JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = t.base_name
     LOOP
-        PERFORM agentcow.grant_session_functions(_owner);
+        PERFORM agentcow.grant_owner_functions(_owner);
     END LOOP;
 END
 $owners$;

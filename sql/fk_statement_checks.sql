@@ -2,13 +2,17 @@
     PostgreSQL checks them: a statement may insert a child before its parent, or delete a parent
     together with its children. A BEFORE STATEMENT trigger marks the change sequence; the AFTER
     STATEMENT trigger checks, set-based, the rows this statement wrote in this session. Marks are
-    kept per trigger depth, so statements run by cascades check their own rows. -#}
+    kept per trigger depth, so statements run by cascades check their own rows, in
+    agentcow.backend_state (agentcow.remember / recall), which no SQL but the owner's
+    triggers can change: a mark kept in a setting could be moved by the checked statement
+    itself (set_config in its WHERE clause) to skip its checks.
+    replace: only the function, replacing the one a table already has (upgrades). -#}
 {% from '_macros.sql' import match, row, any_null, all_null, is_latest, key_written, prior_version,
     security_definer, raise_missing_parent, raise_mixed_nulls, raise_still_referenced %}
 {% set changes = t.schema|ident ~ '.' ~ t.changes_name|ident %}
 {% set view = t.schema|ident ~ '.' ~ t.name|ident %}
 {% set pk = t.pk_columns %}
-{% set mark_setting = 'agentcow.mark_' ~ t.relation.oid ~ '_' %}
+{% set mark_name = 'mark_' ~ t.relation.oid ~ '_' %}
 {#- The key values of this table that rows written by the statement took away: for event
     'delete', rows deleted; for 'update', keys changed and referenced non-key columns updated. -#}
 {% macro removed_values(fk, event) -%}
@@ -26,7 +30,7 @@
 {% endif %}
 {%- endmacro %}
 {% if t.parents_checked_per_statement or t.children_checked_per_statement %}
-CREATE FUNCTION {{ t.schema|ident }}.{{ names.statement_check_function|ident }}() RETURNS trigger
+CREATE {% if replace %}OR REPLACE {% endif %}FUNCTION {{ t.schema|ident }}.{{ names.statement_check_function|ident }}() RETURNS trigger
 {{ security_definer() }}
 AS {{ tag }}
 DECLARE
@@ -38,11 +42,10 @@ BEGIN
         RETURN NULL;  -- without a session the base table's own constraints apply
     END IF;
     IF TG_WHEN = 'BEFORE' THEN
-        PERFORM pg_catalog.set_config({{ mark_setting|literal }} || pg_catalog.pg_trigger_depth(),
-                                      agentcow.change_mark()::text, true);
+        PERFORM agentcow.remember({{ mark_name|literal }} || pg_catalog.pg_trigger_depth(), agentcow.change_mark());
         RETURN NULL;
     END IF;
-    _cow_mark := coalesce(nullif(pg_catalog.current_setting({{ mark_setting|literal }} || pg_catalog.pg_trigger_depth(), true), ''), '0')::bigint;
+    _cow_mark := coalesce(agentcow.recall({{ mark_name|literal }} || pg_catalog.pg_trigger_depth()), 0);
 {% for fk in t.parents_checked_per_statement %}
 
     -- {{ fk.name|ident }}: the parent of every row written must exist
@@ -99,6 +102,7 @@ BEGIN
 END
 {{ tag }}
 --;
+{% if not replace %}
 CREATE TRIGGER {{ names.statement_start_trigger|ident }}
     BEFORE INSERT OR UPDATE OR DELETE ON {{ view|catalog }}
     FOR EACH STATEMENT EXECUTE FUNCTION {{ t.schema|ident }}.{{ names.statement_check_function|ident }}()
@@ -107,4 +111,5 @@ CREATE TRIGGER {{ names.statement_end_trigger|ident }}
     AFTER INSERT OR UPDATE OR DELETE ON {{ view|catalog }}
     FOR EACH STATEMENT EXECUTE FUNCTION {{ t.schema|ident }}.{{ names.statement_check_function|ident }}()
 --;
+{% endif %}
 {% endif %}

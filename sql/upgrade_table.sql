@@ -10,7 +10,8 @@
     stored row the session started from is no longer known: the one stored now stands in for
     it, so changes made to the base since then are not reported as conflicts.
 
-    0.2.0 -> 0.3.0: writes in a session take the session's lock (session_lock_trigger.sql). -#}
+    0.2.0 -> 0.3.0: writes in a session take the session's lock (session_lock_trigger.sql);
+    statement-level foreign-key checks keep their marks out of reach of the agent's SQL. -#}
 {% from '_macros.sql' import match %}
 {% set base = t.schema|ident ~ '.' ~ t.base_name|ident %}
 {% set changes = t.schema|ident ~ '.' ~ t.changes_name|ident %}
@@ -36,6 +37,8 @@ WHERE c.session_id = v.session_id AND c._cow_seq = v._cow_seq
 {% include 'session_lock_trigger.sql' %}
 
 --;
+{% include 'fk_statement_checks.sql' %}
+
 {% endif %}
 {% include 'write_trigger.sql' %}
 

@@ -272,3 +272,45 @@ async def test_leaky_function_cannot_see_other_sessions(conn: Any, database: Tes
     # The listener works: the agent's own rows and the base went through the function.
     assert "leak:mine" in notices
     assert "leak:base-one" in notices
+
+
+async def test_agent_cannot_move_the_statement_checks_mark(
+    conn: Any, database: TestDatabase
+) -> None:
+    """The statement-level foreign-key check finds a statement's rows by the change sequence
+    at its start. An agent that moves that mark from the WHERE clause of its own statement
+    (evaluated after the statement started) must still get the foreign-key error."""
+    await create_login_role(database, "mark_mover")
+    await conn.execute(
+        "CREATE TABLE parents (id int PRIMARY KEY);"
+        "CREATE TABLE children (id int PRIMARY KEY, parent int REFERENCES parents);"
+        "INSERT INTO parents VALUES (1);"
+        "GRANT SELECT, INSERT ON parents, children TO mark_mover"
+    )
+    oid = await conn.fetchval("SELECT 'children'::regclass::oid")
+    await ac.deploy_cow_functions(ex(conn))
+    assert sorted(await ac.enable_cow_schema(ex(conn))) == ["children", "parents"]
+    agent = await connect_as(database, "mark_mover")
+    try:
+        with pytest.raises(asyncpg.ForeignKeyViolationError):
+            async with session(agent, new_id()):
+                await agent.execute(
+                    "INSERT INTO children SELECT 1, 999 WHERE "
+                    f"set_config('agentcow.mark_{oid}_1', '999999999999', true) IS NOT NULL "
+                    "AND set_config('agentcow.mark_children_1', '999999999999', true) IS NOT NULL"
+                )
+        forbidden = [
+            "SELECT agentcow.remember('mark_1_1', 1)",
+            "SELECT agentcow.recall('mark_1_1')",
+            "SELECT * FROM agentcow.backend_state",
+            "DELETE FROM agentcow.backend_state",
+            "SELECT agentcow.lock_session(gen_random_uuid(), false)",
+            "SELECT agentcow.end_session(gen_random_uuid())",
+            "SELECT * FROM agentcow.sessions FOR SHARE",
+            "DELETE FROM agentcow.sessions",
+        ]
+        for sql in forbidden:
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                await agent.execute(sql)
+    finally:
+        await agent.close()
