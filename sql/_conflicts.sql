@@ -25,16 +25,16 @@
     letters qualified everywhere, so no column of the table can shadow a whole-row reference. -#}
 {% macro conflict_source(t, session, operations, unmergeable_only=false) -%}
 FROM (SELECT v.*,
-             first_value(v._cow_old) OVER (PARTITION BY {{ t.pk_columns|columns('v') }} ORDER BY v._cow_seq) AS _cow_baseline,
-             max(v._cow_seq) {% if operations is not none %}FILTER (WHERE v.operation_id = ANY ({{ operations|catalog }})) {% endif %}OVER (PARTITION BY {{ t.pk_columns|columns('v') }}) AS _cow_latest
+             pg_catalog.first_value(v._cow_old) OVER (PARTITION BY {{ t.pk_columns|columns('v') }} ORDER BY v._cow_seq) AS _cow_baseline,
+             pg_catalog.max(v._cow_seq) {% if operations is not none %}FILTER (WHERE v.operation_id = ANY ({{ operations|catalog }})) {% endif %}OVER (PARTITION BY {{ t.pk_columns|columns('v') }}) AS _cow_latest
       FROM {{ t.schema|ident }}.{{ t.changes_name|ident }} v
       WHERE v.session_id = {{ session|catalog }}) c
 LEFT JOIN {{ t.schema|ident }}.{{ t.base_name|ident }} _cow_now ON {{ match('_cow_now', 'c', t.pk_columns) }}
 WHERE c._cow_seq = c._cow_latest
   AND (({{ then_present(t) }}) IS DISTINCT FROM ({{ now_present(t) }})
-       OR ({{ then_present(t) }} AND NOT (c._cow_baseline *= _cow_now)))
+       OR ({{ then_present(t) }} AND NOT (c._cow_baseline OPERATOR(pg_catalog.*=) _cow_now)))
   AND NOT (({{ session_present() }}) = ({{ now_present(t) }})
-           AND (NOT {{ session_present() }} OR {{ session_row(t) }} *= _cow_now))
+           AND (NOT {{ session_present() }} OR {{ session_row(t) }} OPERATOR(pg_catalog.*=) _cow_now))
 {% if unmergeable_only %}
   AND NOT {{ mergeable(t) }}
 {% endif %}
@@ -43,22 +43,22 @@ WHERE c._cow_seq = c._cow_latest
 {#- the columns both sides changed differently; empty unless the row exists on all three sides -#}
 {% macro clashing_columns(t) -%}
 CASE WHEN {{ then_present(t) }} AND {{ now_present(t) }} AND {{ session_present() }} THEN
-    array_remove(ARRAY[{% for column in t.writable_columns %}CASE WHEN {{ both_changed(column) }} THEN {{ column|literal }}::text END{% if not loop.last %}, {% endif %}{% endfor %}], NULL)
+    pg_catalog.array_remove(ARRAY[{% for column in t.writable_columns %}CASE WHEN {{ both_changed(column) }} THEN {{ column|literal }}::text END{% if not loop.last %}, {% endif %}{% endfor %}], NULL)
 ELSE ARRAY[]::text[] END
 {%- endmacro %}
 
 {#- merge can resolve it: the row exists on all three sides and no column clashes -#}
 {% macro mergeable(t) -%}
 ({{ then_present(t) }} AND {{ now_present(t) }} AND {{ session_present() }}
- AND cardinality({{ clashing_columns(t) }}) = 0)
+ AND pg_catalog.cardinality({{ clashing_columns(t) }}) = 0)
 {%- endmacro %}
 
 {% macro conflict_rows(t, session, operations, unmergeable_only=false) -%}
 SELECT {{ t.name|literal }}::text AS table_name,
-       jsonb_build_object({% for column in t.pk_columns %}{{ column|literal }}, c.{{ column|ident }}{% if not loop.last %}, {% endif %}{% endfor %}) AS key,
-       to_jsonb(c._cow_baseline) AS base_then,
-       to_jsonb(_cow_now) AS base_now,
-       CASE WHEN {{ session_present() }} THEN to_jsonb({{ session_row(t) }}) END AS session_row,
+       pg_catalog.jsonb_build_object({% for column in t.pk_columns %}{{ column|literal }}, c.{{ column|ident }}{% if not loop.last %}, {% endif %}{% endfor %}) AS key,
+       pg_catalog.to_jsonb(c._cow_baseline) AS base_then,
+       pg_catalog.to_jsonb(_cow_now) AS base_now,
+       CASE WHEN {{ session_present() }} THEN pg_catalog.to_jsonb({{ session_row(t) }}) END AS session_row,
        {{ clashing_columns(t) }} AS columns,
        {{ mergeable(t) }} AS mergeable,
        c._cow_seq

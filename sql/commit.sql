@@ -155,7 +155,7 @@ BEGIN
     WHERE m.session_id = c.session_id AND m._cow_seq = c._cow_seq AND {{ match('m', 'c', t.pk_columns) }};
 {% endif %}
     _cow_conflicts := _cow_conflicts || coalesce(
-        (SELECT jsonb_agg(to_jsonb(k) - '_cow_seq' ORDER BY k._cow_seq)
+        (SELECT pg_catalog.jsonb_agg(pg_catalog.to_jsonb(k) OPERATOR(pg_catalog.-) '_cow_seq'::text ORDER BY k._cow_seq)
          FROM ({{ conflicts.conflict_rows(t, session, operations, on_conflict == 'merge') }}
                LIMIT {{ conflict_limit }}) k), '[]');
 {% endfor %}

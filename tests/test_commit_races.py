@@ -400,3 +400,38 @@ async def test_commit_runs_nothing_an_agent_created(conn: Any, database: TestDat
     await ac.commit_cow_session_schema(executor, sid)
     assert await conn.fetchval("SELECT qty FROM items WHERE id = 1") == 4
     assert await conn.fetchval("SHOW search_path") == "public"
+
+
+async def test_review_runs_nothing_an_agent_created(conn: Any, database: TestDatabase) -> None:
+    """Listing conflicts runs as a plain query with the reviewer's search_path: functions and
+    operators an agent defined for the table's row type (closer matches than pg_catalog's
+    polymorphic ones) must not be picked."""
+    executor = await make_cow(conn, ITEMS, "items")
+    await create_login_role(database, "agent_reviewed")
+    await conn.execute(
+        "GRANT SELECT, INSERT, UPDATE, DELETE ON items TO agent_reviewed;"
+        "GRANT CREATE ON SCHEMA public TO agent_reviewed"
+    )
+    agent = await connect_as(database, "agent_reviewed")
+    try:
+        await agent.execute(
+            """
+            CREATE FUNCTION public.to_jsonb(r items_base) RETURNS jsonb LANGUAGE plpgsql
+            AS $$ BEGIN RAISE EXCEPTION 'agent code ran as %', current_user; END $$;
+            CREATE FUNCTION public.same_row(a items_base, b items_base) RETURNS boolean
+            LANGUAGE plpgsql
+            AS $$ BEGIN RAISE EXCEPTION 'agent code ran as %', current_user; END $$;
+            CREATE OPERATOR public.*= (LEFTARG = items_base, RIGHTARG = items_base,
+                                       FUNCTION = public.same_row);
+            """
+        )
+        sid = new_id()
+        await _agent_write(agent, sid, new_id(), "UPDATE items SET qty = 4 WHERE id = 1")
+    finally:
+        await agent.close()
+    await conn.execute("UPDATE items SET qty = 3 WHERE id = 1")  # production, meanwhile
+    await conn.execute("SET search_path = public")
+    [conflict] = await ac.get_cow_conflicts(executor, sid)
+    assert (conflict.base_then, conflict.base_now) == ({"id": 1, "qty": 0}, {"id": 1, "qty": 3})
+    with pytest.raises(ac.CommitConflictError):
+        await ac.commit_cow_session_schema(executor, sid)
