@@ -84,8 +84,8 @@ async def describe_table(
         raise TableNotFoundError(f"table {schema}.{name} does not exist")
     context: dict[str, Any] = {"oid": relation.oid, "server_version": relation.server_version}
     columns = tuple(
-        Column(name=n, type=t, not_null=nn, default=d, identity=i, generated=g)
-        for n, t, nn, d, i, g in await executor.execute(render("catalog_columns.sql", **context))
+        Column(name=n, type=t, not_null=nn, default=d, identity=i, generated=g, sequence=s)
+        for n, t, nn, d, i, g, s in await executor.execute(render("catalog_columns.sql", **context))
     )
     primary_key: UniqueKey | None = None
     uniques: list[UniqueKey] = []

@@ -18,6 +18,7 @@ class Column:
     default: str | None
     identity: str  # '' | 'a' (ALWAYS) | 'd' (BY DEFAULT)
     generated: bool
+    sequence: str | None = None  # an identity column's sequence
 
     @property
     def writable(self) -> bool:
@@ -143,6 +144,10 @@ class TableDescription:
     @property
     def generated_columns(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.columns if c.generated)
+
+    @property
+    def identity_columns(self) -> tuple[Column, ...]:
+        return tuple(c for c in self.columns if c.identity)
 
     @property
     def always_identity_columns(self) -> tuple[str, ...]:

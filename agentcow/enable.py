@@ -72,7 +72,10 @@ def enable_statements(t: TableDescription, make_deferrable: Sequence[str]) -> li
     return [
         *render_statements("enable.sql", step="begin", t=t, make_deferrable=make_deferrable),
         *render_statements("changes_table.sql", t=t),
-        *render_statements("view.sql", t=t),
+        *render_statements(
+            "identity_function.sql", t=t, names=names, tag=dollar_tag(), replace=False
+        ),
+        *render_statements("view.sql", t=t, names=names),
         *grant_statements(t.grants, source=(t.schema, t.base_name), target=(t.schema, t.name)),
         *render_statements("write_trigger.sql", t=t, names=names, tag=dollar_tag(), replace=False),
         *render_statements("fk_checks.sql", t=t, names=names, tag=dollar_tag()),
@@ -94,6 +97,8 @@ def _created_functions(t: TableDescription) -> list[str]:
         functions.append(names.children_check_function)
     if t.parents_checked_per_statement or t.children_checked_per_statement:
         functions.append(names.statement_check_function)
+    if t.identity_columns:
+        functions.append(names.identity_function)
     return functions
 
 

@@ -20,6 +20,7 @@ class ObjectNames:
     statement_start_trigger: str
     statement_end_trigger: str
     session_lock_trigger: str
+    identity_function: str
 
     @property
     def functions(self) -> tuple[str, ...]:
@@ -28,6 +29,7 @@ class ObjectNames:
             self.parent_check_function,
             self.children_check_function,
             self.statement_check_function,
+            self.identity_function,
         )
 
 
@@ -41,6 +43,7 @@ def object_names(table: str) -> ObjectNames:
         statement_start_trigger="agentcow_statement_start",
         statement_end_trigger="agentcow_statement_end",
         session_lock_trigger="agentcow_session_lock",
+        identity_function=derived_name(table, "_cow_identity"),
     )
 
 

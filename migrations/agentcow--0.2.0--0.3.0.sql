@@ -121,7 +121,9 @@ END
 $fn$;
 
 -- State the triggers keep between the start and the end of a statement (the change sequence
--- when a statement began, for its foreign-key checks), per backend. Settings would do, but
+-- when a statement began, for its foreign-key checks; the identity value drawn for a row),
+-- per backend. Kit 0.1.0 kept them in settings (identity_default, is_drawn_identity: still
+-- used by tables of older layouts until upgrade_cow_tables). Settings would do, but
 -- any SQL can change a setting, even from the WHERE clause of the statement being checked;
 -- only the table owners' trigger functions can reach this table.
 CREATE UNLOGGED TABLE agentcow.backend_state (
@@ -145,6 +147,15 @@ AS $fn$
     SELECT s.value FROM agentcow.backend_state s WHERE s.pid = pg_backend_pid() AND s.name = _name
 $fn$;
 REVOKE ALL ON FUNCTION agentcow.recall(text) FROM PUBLIC;
+
+-- Reads and forgets a value (one that must serve once: an identity value drawn for a row).
+CREATE FUNCTION agentcow.take(_name text) RETURNS bigint
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $fn$
+    DELETE FROM agentcow.backend_state s WHERE s.pid = pg_backend_pid() AND s.name = _name
+    RETURNING s.value
+$fn$;
+REVOKE ALL ON FUNCTION agentcow.take(text) FROM PUBLIC;
 
 -- Registering a table lets its owner commit and discard sessions, and its triggers keep state.
 CREATE OR REPLACE FUNCTION agentcow.register_table(
@@ -173,7 +184,7 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 AS $fn$
 BEGIN
     EXECUTE format('GRANT EXECUTE ON FUNCTION agentcow.lock_session(uuid, boolean), agentcow.end_session(uuid), '
-                   'agentcow.remember(text, bigint), agentcow.recall(text) TO %I', _role);
+                   'agentcow.remember(text, bigint), agentcow.recall(text), agentcow.take(text) TO %I', _role);
 END
 $fn$;
 REVOKE ALL ON FUNCTION agentcow.grant_owner_functions(name) FROM PUBLIC;

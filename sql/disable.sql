@@ -19,7 +19,7 @@ DROP VIEW {{ t.schema|ident }}.{{ t.name|ident }}
 DROP TABLE {{ t.schema|ident }}.{{ t.changes_name|ident }}
 --;
 {% for function in functions %}
-DROP FUNCTION IF EXISTS {{ t.schema|ident }}.{{ function|ident }}()
+DROP FUNCTION IF EXISTS {{ t.schema|ident }}.{{ function|ident }}
 --;
 {% endfor %}
 ALTER TABLE {{ t.schema|ident }}.{{ t.base_name|ident }} RENAME TO {{ t.name|ident }}

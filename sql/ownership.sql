@@ -5,6 +5,6 @@ ALTER VIEW {{ t.schema|ident }}.{{ t.name|ident }} OWNER TO {{ t.relation.owner|
 ALTER TABLE {{ t.schema|ident }}.{{ t.changes_name|ident }} OWNER TO {{ t.relation.owner|ident }}
 --;
 {% for function in functions %}
-ALTER FUNCTION {{ t.schema|ident }}.{{ function|ident }}() OWNER TO {{ t.relation.owner|ident }}
+ALTER FUNCTION {{ t.schema|ident }}.{{ function|ident }} OWNER TO {{ t.relation.owner|ident }}
 --;
 {% endfor %}

@@ -11,7 +11,8 @@
     it, so changes made to the base since then are not reported as conflicts.
 
     0.2.0 -> 0.3.0: writes in a session take the session's lock (session_lock_trigger.sql);
-    statement-level foreign-key checks keep their marks out of reach of the agent's SQL. -#}
+    statement-level foreign-key checks and identity columns keep their state out of reach of
+    the agent's SQL (identity values are drawn by the owner's identity function). -#}
 {% from '_macros.sql' import match %}
 {% set base = t.schema|ident ~ '.' ~ t.base_name|ident %}
 {% set changes = t.schema|ident ~ '.' ~ t.changes_name|ident %}
@@ -38,6 +39,10 @@ WHERE c.session_id = v.session_id AND c._cow_seq = v._cow_seq
 
 --;
 {% include 'fk_statement_checks.sql' %}
+
+{% include 'identity_function.sql' %}
+
+{% include 'view_defaults.sql' %}
 
 {% endif %}
 {% include 'write_trigger.sql' %}

@@ -32,8 +32,6 @@ FROM (SELECT DISTINCT ON ({{ t.pk_columns|columns('c') }}) c._cow_kind, {{ t.col
 WHERE cur._cow_kind IN ('I', 'U')
 ) merged
 --;
-{% for column in t.columns if column.default is not none %}
-ALTER VIEW {{ t.schema|ident }}.{{ t.name|ident }} ALTER COLUMN {{ column.name|ident }} SET DEFAULT {{ column.default|catalog }}
---;
-{% endfor %}
+{% include 'view_defaults.sql' %}
+
 PERFORM agentcow.revoke_grants({{ (t.schema|ident ~ '.' ~ t.name|ident)|literal }}::regclass)

@@ -73,11 +73,14 @@ BEGIN
     END IF;
 {% endfor %}
 {% for a in t.always_identity_columns %}
-    IF TG_OP = 'INSERT' AND NOT agentcow.is_drawn_identity(NEW.{{ a|ident }}, {{ t.relation.oid }}) THEN
-        RAISE EXCEPTION USING ERRCODE = 'generated_always',
-            MESSAGE = {{ ('cannot insert a non-DEFAULT value into column "' ~ a ~ '"')|literal }},
-            DETAIL = {{ ('Column "' ~ a ~ '" is an identity column defined as GENERATED ALWAYS.')|literal }},
-            HINT = 'Use OVERRIDING SYSTEM VALUE to override.';
+    IF TG_OP = 'INSERT' THEN
+        -- the value the view's default drew for this row (identity_function.sql), used up
+        IF NEW.{{ a|ident }} IS DISTINCT FROM agentcow.take({{ ('identity_' ~ t.relation.oid ~ '_' ~ a)|literal }}) THEN
+            RAISE EXCEPTION USING ERRCODE = 'generated_always',
+                MESSAGE = {{ ('cannot insert a non-DEFAULT value into column "' ~ a ~ '"')|literal }},
+                DETAIL = {{ ('Column "' ~ a ~ '" is an identity column defined as GENERATED ALWAYS.')|literal }},
+                HINT = 'Use OVERRIDING SYSTEM VALUE to override.';
+        END IF;
     END IF;
     IF TG_OP = 'UPDATE' AND NEW.{{ a|ident }} IS DISTINCT FROM OLD.{{ a|ident }} THEN
         RAISE EXCEPTION USING ERRCODE = 'generated_always',
