@@ -28,12 +28,15 @@ ROW({{ cols|columns(prefix) }})
 {#- A change row that is the latest visible change of its key in its session. Written as a
     max() per key, an index probe whatever the statistics say: as NOT EXISTS (a later version),
     the planner turned it into a quadratic join whenever a session was newer than its stats. -#}
+{#- Every version of an append-only table (no key) is a row of its own, hence the latest. -#}
 {% macro is_latest(t, alias, later='l') -%}
-{{ alias|catalog }}._cow_seq = (SELECT max({{ later|catalog }}._cow_seq)
+{% if t.append_only %}true{% else %}
+{{- alias|catalog }}._cow_seq = (SELECT max({{ later|catalog }}._cow_seq)
                        FROM {{ t.schema|ident }}.{{ t.changes_name|ident }} {{ later|catalog }}
                        WHERE {{ later|catalog }}.session_id = {{ alias|catalog }}.session_id
                          AND {{ match(later, alias, t.pk_columns) }}
                          AND {{ visible(later) }})
+{%- endif %}
 {%- endmacro %}
 
 {#- Trigger functions run as the table's owner with a fixed search_path. Their queries are
@@ -88,10 +91,13 @@ SELECT {% if as_row %}{{ row('v', columns) }}{% else %}{{ columns|columns('v') }
 {%- endmacro %}
 
 {#- Whether a change row needs its foreign key checked: PostgreSQL checks inserted rows, and
-    updated rows only when the key's columns changed from the row's previous version. -#}
+    updated rows only when the key's columns changed from the row's previous version.
+    An append-only table has inserted rows only. -#}
 {% macro key_written(t, fk, alias) -%}
+{% if t.append_only %}true{% else %}
 ({{ alias|catalog }}._cow_kind = 'I'
  OR {{ row(alias, fk.child_columns) }} IS DISTINCT FROM ({{ prior_version(t, alias, fk.child_columns, as_row=true) }}))
+{%- endif %}
 {%- endmacro %}
 
 {#- The foreign-key errors PostgreSQL raises, with its messages; prefix holds the key values. -#}

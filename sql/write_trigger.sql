@@ -3,7 +3,11 @@
     kind I (insert), U (update), D (delete) or M (the old key of a row whose key changed).
     Constraint checks run in PostgreSQL's order: NOT NULL and CHECK (on the change table),
     then keys, then foreign keys.
-    replace: only the function, replacing the one a table already has (upgrades). -#}
+    replace: only the function, replacing the one a table already has (upgrades).
+    An append-only table (no key) has a trigger of its own: write_trigger_append.sql. -#}
+{% if t.append_only %}
+{% include 'write_trigger_append.sql' %}
+{% else %}
 {% from '_macros.sql' import match, row, any_null, all_null, key_text, security_definer %}
 {% set base = t.schema|ident ~ '.' ~ t.base_name|ident %}
 {% set changes = t.schema|ident ~ '.' ~ t.changes_name|ident %}
@@ -183,4 +187,5 @@ END
 CREATE TRIGGER {{ names.write_trigger|ident }}
     INSTEAD OF INSERT OR UPDATE OR DELETE ON {{ view|catalog }}
     FOR EACH ROW EXECUTE FUNCTION {{ t.schema|ident }}.{{ names.write_function|ident }}()
+{% endif %}
 {% endif %}
