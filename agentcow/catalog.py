@@ -172,9 +172,13 @@ async def describe_table(
                 other_is_cow=other_is_cow,
             )
             (fks if own else incoming).append(fk)
+    lookup_columns: tuple[str, ...] = ()
     if primary_key is None:
         primary_key = _row_key(uniques, columns, key_columns)
         uniques = [u for u in uniques if u is not primary_key]
+    if primary_key is None:
+        rows = await executor.execute(render("catalog_lookup_columns.sql", **context))
+        lookup_columns = tuple(row[0] for row in rows)
     grants = await read_grants(executor, relation.oid)
     dependents = tuple(
         row[0] for row in await executor.execute(render("catalog_dependents.sql", **context))
@@ -192,4 +196,5 @@ async def describe_table(
         referenced_by=tuple(incoming),
         grants=grants,
         dependents=dependents,
+        lookup_columns=lookup_columns,
     )

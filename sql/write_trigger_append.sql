@@ -4,7 +4,9 @@
     Without a session, writes go to the base table as before. The trigger gets the row the
     statement read only by value, so an UPDATE or DELETE locks the first stored row equal to
     it (binary image, *=) and writes that one by its ctid: one stored row per call, so exact
-    duplicates are each written once. None left means another transaction changed or deleted
+    duplicates are each written once. When a column leads an index (t.lookup_columns), the
+    lookup probes that index by its value (a scan when the value is NULL); else it scans the
+    table, which makes a large UPDATE or DELETE of a large table slow. None left means another transaction changed or deleted
     the row meanwhile; without a key the two cannot be told apart, so it is refused (40001)
     rather than skipped, which could lose that transaction's change.
 
@@ -18,6 +20,14 @@
 {% set base = t.schema|ident ~ '.' ~ t.base_name|ident %}
 {% set changes = t.schema|ident ~ '.' ~ t.changes_name|ident %}
 {% set view = t.schema|ident ~ '.' ~ t.name|ident %}
+{#- the first stored row equal to OLD, locked; by = a column that leads an index -#}
+{% macro find_stored(by) -%}
+SELECT _cow_b.ctid INTO _cow_stored
+              FROM {{ base|catalog }} AS _cow_b
+             WHERE {% if by is not none %}_cow_b.{{ by|ident }} = OLD.{{ by|ident }} AND {% endif %}_cow_b *= ROW({{ t.column_names|columns('OLD') }})::{{ base|catalog }}
+             LIMIT 1
+               FOR UPDATE OF _cow_b
+{%- endmacro %}
 CREATE {% if replace %}OR REPLACE {% endif %}FUNCTION {{ t.schema|ident }}.{{ names.write_function|ident }}() RETURNS trigger
 {{ security_definer() }}
 AS {{ tag }}
@@ -62,11 +72,15 @@ BEGIN
             RETURNING {{ t.column_names|columns('b') }} INTO NEW;
             RETURN NEW;
         END IF;
-        SELECT _cow_b.ctid INTO _cow_stored
-          FROM {{ base|catalog }} AS _cow_b
-         WHERE _cow_b *= ROW({{ t.column_names|columns('OLD') }})::{{ base|catalog }}
-         LIMIT 1
-           FOR UPDATE OF _cow_b;
+{% if t.lookup_columns %}
+        IF OLD.{{ t.lookup_columns[0]|ident }} IS NOT NULL THEN
+            {{ find_stored(t.lookup_columns[0]) }};
+        ELSE
+            {{ find_stored(none) }};
+        END IF;
+{% else %}
+        {{ find_stored(none) }};
+{% endif %}
         IF NOT FOUND THEN
             RAISE EXCEPTION USING ERRCODE = 'serialization_failure',
                 MESSAGE = 'could not serialize access due to concurrent update',

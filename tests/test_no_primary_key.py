@@ -15,10 +15,12 @@ import asyncpg
 import pytest
 
 import agentcow as ac
+from agentcow.catalog import describe_table
 from tests.helpers import (
     changes_count,
     compare_with_plain,
     deploy,
+    ex,
     fetch,
     fetch_sorted,
     make_cow,
@@ -32,7 +34,7 @@ from tests.helpers import (
 
 LOG = (
     "CREATE TABLE {p}log (n serial, msg text NOT NULL, level int DEFAULT 1 CHECK (level > 0),"
-    " tags text[]);"
+    " tags text[]); CREATE INDEX ON {p}log (level);"
 )
 LOG_ROWS = "SELECT n, msg, level, tags FROM log ORDER BY n"
 
@@ -284,7 +286,8 @@ async def test_without_a_session_writes_go_to_the_base(conn: Any) -> None:
         LOG,
         ["log"],
         seed=[
-            "INSERT INTO {p}log (msg, level) VALUES ('a', 1), ('a', 1), ('b', 2), ('c', 3)",
+            "INSERT INTO {p}log (msg, level) VALUES ('a', 1), ('a', 1), ('b', 2), ('c', 3),"
+            " ('e', NULL), ('e', NULL)",
             "INSERT INTO {p}log (n, msg, level) VALUES (1, 'a', 1)",  # an exact duplicate
         ],
         steps=[],
@@ -293,6 +296,8 @@ async def test_without_a_session_writes_go_to_the_base(conn: Any) -> None:
         "UPDATE {p}log SET level = level + 10 WHERE msg = 'a' RETURNING n, msg, level",
         "UPDATE {p}log SET msg = msg WHERE msg = 'b' RETURNING n, msg, level",
         "DELETE FROM {p}log WHERE n = 1 RETURNING n, msg, level",
+        "UPDATE {p}log SET tags = '{{x}}' WHERE level IS NULL RETURNING n, msg, tags",
+        "DELETE FROM {p}log WHERE msg = 'e' AND n = 6 RETURNING n, msg",
         "INSERT INTO {p}log (msg) VALUES ('d') RETURNING n, msg, level",
         "UPDATE {p}log SET level = 0",
         "SELECT n, msg, level FROM {p}log",
@@ -305,6 +310,11 @@ async def test_without_a_session_writes_go_to_the_base(conn: Any) -> None:
         conn, "SELECT * FROM plain_log"
     )
     assert await changes_count(conn, "log") == 0
+    # The stored row is looked up through the index on level, not by a scan per row.
+    t = await describe_table(ex(conn), "public", "log", "log_base")
+    assert t.append_only and t.lookup_columns == ("level",)
+    source = await conn.fetchval("SELECT prosrc FROM pg_proc WHERE proname = 'log_cow_write'")
+    assert '_cow_b."level" = OLD."level"' in source
 
 
 async def test_a_row_changed_meanwhile_is_refused_without_a_session(
