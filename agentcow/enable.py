@@ -173,6 +173,10 @@ async def enable_cow(
 ) -> None:
     """Put ``schema.table_name`` under copy-on-write; a no-op when it already is.
 
+    Rows are told apart by the primary key; without one, by a NOT NULL unique key (``pk_cols``
+    picks which); without either, the table is append-only in sessions (``pk_cols=[]`` asks
+    for that even when such a key exists).
+
     With ``allow_deferred_fks``, the table's NOT DEFERRABLE foreign keys become DEFERRABLE
     INITIALLY IMMEDIATE (and go back on disable), so commits can defer them.
     """

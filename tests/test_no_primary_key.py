@@ -573,6 +573,14 @@ async def test_a_nullable_unique_key_is_checked_for_appended_rows(conn: Any) -> 
         assert await outcome(conn, "INSERT INTO ev VALUES ('b', 7)") == ("error", "23505")
     async with session(conn, new_id()):  # another session's values are its own
         await conn.execute("INSERT INTO ev VALUES ('b', 8)")
+    # A value the base takes meanwhile fails the commit on the base's key, atomically.
+    late = new_id()
+    await _write(conn, late, "INSERT INTO ev VALUES ('c', 9), ('d', 9)")
+    await conn.execute("INSERT INTO ev VALUES ('c', 10)")
+    with pytest.raises(asyncpg.UniqueViolationError):
+        await ac.commit_cow_session_schema(executor, late)
+    assert await changes_count(conn, "ev", late) == 2
+    await conn.execute("DELETE FROM ev WHERE ref = 'c'")
     await ac.commit_cow_session(executor, "ev", sid)
     assert await fetch_sorted(conn, "SELECT * FROM ev") == [
         ("a", 1),
@@ -581,3 +589,73 @@ async def test_a_nullable_unique_key_is_checked_for_appended_rows(conn: Any) -> 
         (None, 5),
         (None, 6),
     ]
+
+
+async def test_a_child_of_an_appended_row(conn: Any) -> None:
+    """A keyed table may reference an append-only one through its nullable unique key: the
+    child depends on the operation that appended its parent, and commit appends the parent
+    first."""
+    executor = await make_cow(
+        conn,
+        "CREATE TABLE ev (ref text UNIQUE, v int);"
+        "CREATE TABLE note (id int PRIMARY KEY, ref text REFERENCES ev (ref));"
+        "INSERT INTO ev VALUES ('a', 1)",
+    )
+    assert await ac.enable_cow_schema(executor) == ["ev", "note"]
+    sid = new_id()
+    parent = await _write(conn, sid, "INSERT INTO ev VALUES ('b', 2)")
+    child = await _write(conn, sid, "INSERT INTO note VALUES (1, 'b'), (2, 'a')")
+    async with session(conn, sid):
+        assert await outcome(conn, "INSERT INTO note VALUES (3, 'zzz')") == ("error", "23503")
+    assert await ac.get_operation_dependencies(executor, sid) == [(parent, child)]
+    assert await ac.commit_cow_session_schema(executor, sid) == ["ev", "note"]
+    assert await fetch_sorted(conn, "SELECT * FROM ev") == [("a", 1), ("b", 2)]
+    assert await fetch_sorted(conn, "SELECT * FROM note") == [(1, "b"), (2, "a")]
+
+
+async def test_identity_generated_columns_and_hostile_names(conn: Any) -> None:
+    name = 'Log "x"; DROP TABLE y;--'
+    quoted = '"Log ""x""; DROP TABLE y;--"'
+    executor = await make_cow(
+        conn,
+        "CREATE TABLE y (id int PRIMARY KEY);"
+        f"CREATE TABLE {quoted} (id int GENERATED ALWAYS AS IDENTITY, v int,"
+        ' w int GENERATED ALWAYS AS (v * 2) STORED, "a b" text);'
+        f"INSERT INTO {quoted} (v) VALUES (1)",
+        name,
+    )
+    sid = new_id()
+    async with session(conn, sid):
+        rows = await fetch(conn, f"INSERT INTO {quoted} (v, \"a b\") VALUES (5, 'q''') RETURNING *")
+        assert rows == [(2, 5, 10, "q'")]
+        assert await outcome(conn, f"INSERT INTO {quoted} (id, v) VALUES (9, 1)") == (
+            "error",
+            "428C9",
+        )
+        assert await outcome(conn, f"INSERT INTO {quoted} (w) VALUES (1)") == ("error", "428C9")
+        with pytest.raises(asyncpg.FeatureNotSupportedError, match="DROP TABLE y"):
+            async with conn.transaction():
+                await conn.execute(f"DELETE FROM {quoted}")
+    await ac.commit_cow_session(executor, name, sid)
+    assert await fetch(conn, f"SELECT * FROM {quoted} ORDER BY id") == [
+        (1, 1, 2, None),
+        (2, 5, 10, "q'"),
+    ]
+    await ac.disable_cow(executor, name)
+    assert await relkind(conn, name) == "r"
+    assert await relkind(conn, "y") == "r"
+
+
+async def test_pk_cols_picks_the_unique_key_or_none(conn: Any) -> None:
+    executor = await make_cow(
+        conn,
+        "CREATE TABLE a (x int NOT NULL UNIQUE, y int NOT NULL UNIQUE);"
+        "CREATE TABLE b (x int NOT NULL UNIQUE); INSERT INTO b VALUES (1)",
+    )
+    await ac.enable_cow(executor, "a", pk_cols=["y"])
+    await ac.enable_cow(executor, "b", pk_cols=[])
+    keys = await fetch(conn, "SELECT table_name::text, pk_cols::text[] FROM agentcow.cow_tables")
+    assert sorted(keys) == [("a", ["y"]), ("b", [])]
+    async with session(conn, new_id()):
+        assert await outcome(conn, "UPDATE b SET x = 2") == ("error", "0A000")
+        assert await outcome(conn, "INSERT INTO b VALUES (1)") == ("error", "23505")
