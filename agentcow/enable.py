@@ -25,7 +25,7 @@ _KIND_NAMES = {
 }
 
 
-def unsupported_reasons(t: TableDescription, pk_cols: Sequence[str] | None) -> list[str]:
+def _unsupported_reasons(t: TableDescription, pk_cols: Sequence[str] | None) -> list[str]:
     """Why ``t`` cannot be enabled (every reason, so one pass can fix them all); empty: it can.
 
     A table without a primary key is supported: a NOT NULL unique key stands in for it, and
@@ -112,7 +112,7 @@ async def prepare_enable(
 ) -> list[str]:
     """Check that the table can be enabled and return the statements that enable it."""
     t = await describe_table(executor, schema, table_name, key_columns=pk_cols)
-    reasons = unsupported_reasons(t, pk_cols) + await _taken_names(executor, t)
+    reasons = _unsupported_reasons(t, pk_cols) + await _taken_names(executor, t)
     if reasons:
         where = f"{schema}.{table_name}"
         raise UnsupportedTableError(
