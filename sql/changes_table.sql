@@ -25,7 +25,8 @@ ALTER TABLE {{ t.schema|ident }}.{{ t.changes_name|ident }}
 --;
 {% endfor %}
 {% for key in t.unique_keys %}
-CREATE INDEX ON {{ t.schema|ident }}.{{ t.changes_name|ident }} (session_id, {{ key.columns|columns }})
+{#- append-only: the key first, so the write trigger's probe has one index to use (see there) -#}
+CREATE INDEX ON {{ t.schema|ident }}.{{ t.changes_name|ident }} ({% if t.append_only %}{{ key.columns|columns }}, session_id{% else %}session_id, {{ key.columns|columns }}{% endif %})
 --;
 {% endfor %}
 {% if (t.parents_checked_per_statement or t.children_checked_per_statement) and not t.append_only %}

@@ -112,13 +112,16 @@ BEGIN
     RETURNING c._cow_seq, {{ t.column_names|columns('c') }} INTO _cow_at, {{ t.column_names|columns('NEW') }};
 {% for key in t.unique_keys %}
 
-    -- {{ key.name|ident }}: no stored row, and no other row of the session, has the values
+    -- {{ key.name|ident }}: no stored row, and no other row of the session, has the values.
+    -- The session is compared with IS NOT DISTINCT FROM, which no index can use: else a
+    -- plan made while the change table was empty picks any index led by session_id (they
+    -- tie), and each row written scans the session. The key leads an index of its own.
     IF {% if not key.nulls_not_distinct %}NOT {{ any_null('NEW', key.columns) }} AND {% endif %}(
            EXISTS (SELECT FROM {{ base|catalog }} b
                    WHERE {{ match('b', 'NEW', key.columns, op=('IS NOT DISTINCT FROM' if key.nulls_not_distinct else '=')) }})
            OR EXISTS (SELECT FROM {{ changes|catalog }} p
-                      WHERE p.session_id = _cow_sid AND p._cow_seq <> _cow_at
-                        AND {{ match('p', 'NEW', key.columns, op=('IS NOT DISTINCT FROM' if key.nulls_not_distinct else '=')) }})) THEN
+                      WHERE {{ match('p', 'NEW', key.columns, op=('IS NOT DISTINCT FROM' if key.nulls_not_distinct else '=')) }}
+                        AND p.session_id IS NOT DISTINCT FROM _cow_sid AND p._cow_seq <> _cow_at)) THEN
         RAISE EXCEPTION USING
             ERRCODE = 'unique_violation',
             MESSAGE = {{ ('duplicate key value violates unique constraint "' ~ key.name ~ '"')|literal }},
