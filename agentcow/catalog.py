@@ -6,6 +6,7 @@ always match the table as it is, not as someone remembered it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from agentcow.description import (
@@ -56,7 +57,9 @@ async def describe_current(
             f"{schema}.{entry.name} was enabled with layout {entry.layout}; its owner must call "
             f"upgrade_cow_tables(executor, schema={schema!r}) to bring it to {TABLE_LAYOUT}"
         )
-    return await describe_table(executor, schema, entry.name, entry.base_name)
+    return await describe_table(
+        executor, schema, entry.name, entry.base_name, key_columns=entry.pk_columns
+    )
 
 
 async def registered_tables(
@@ -74,10 +77,41 @@ async def find_relation(executor: Executor, schema: str, relation: str) -> Relat
     return Relation(*rows[0]) if rows else None
 
 
+def _row_key(
+    uniques: Sequence[UniqueKey], columns: Sequence[Column], key_columns: Sequence[str] | None
+) -> UniqueKey | None:
+    """The key that tells rows apart in a table without a primary key: a unique key whose
+    columns are all NOT NULL (and not deferrable, so commit's ON CONFLICT can use it) does
+    that job exactly as a primary key would. ``key_columns`` picks one (the registry's
+    record, or enable's ``pk_cols``); else the one with the fewest columns, then by name.
+    None: the table is append-only in sessions."""
+    not_null = {c.name for c in columns if c.not_null}
+    candidates = sorted(
+        (u for u in uniques if not u.deferrable and not_null.issuperset(u.columns)),
+        key=lambda u: (len(u.columns), u.name),
+    )
+    if key_columns is not None:
+        return next((u for u in candidates if set(u.columns) == set(key_columns)), None)
+    return candidates[0] if candidates else None
+
+
 async def describe_table(
-    executor: Executor, schema: str, name: str, relation_name: str | None = None
+    executor: Executor,
+    schema: str,
+    name: str,
+    relation_name: str | None = None,
+    *,
+    key_columns: Sequence[str] | None = None,
 ) -> TableDescription:
-    """Describe ``schema.name`` as stored in ``relation_name`` (the base table once enabled)."""
+    """Describe ``schema.name`` as stored in ``relation_name`` (the base table once enabled).
+
+    Without a primary key, a NOT NULL unique key stands in for it (see :func:`_row_key`);
+    for an enabled table, the one recorded when it was enabled (``key_columns``, else read
+    from the registry)."""
+    if relation_name is not None and relation_name != name and key_columns is None:
+        entries = await registered_tables(executor, schema, name)
+        if entries:
+            key_columns = entries[0].pk_columns
     relation_name = relation_name or name
     relation = await find_relation(executor, schema, relation_name)
     if relation is None:
@@ -114,7 +148,7 @@ async def describe_table(
         if side == "own" and kind == "p":
             primary_key = UniqueKey(conname, tuple(cols))
         elif side == "own" and kind == "u":
-            uniques.append(UniqueKey(conname, tuple(cols), nulls_not_distinct))
+            uniques.append(UniqueKey(conname, tuple(cols), nulls_not_distinct, deferrable))
         elif side == "own" and kind == "c":
             checks.append(Check(conname, check_expr))
         elif side == "own" and kind == "x":
@@ -138,6 +172,13 @@ async def describe_table(
                 other_is_cow=other_is_cow,
             )
             (fks if own else incoming).append(fk)
+    lookup_columns: tuple[str, ...] = ()
+    if primary_key is None:
+        primary_key = _row_key(uniques, columns, key_columns)
+        uniques = [u for u in uniques if u is not primary_key]
+    if primary_key is None:
+        rows = await executor.execute(render("catalog_lookup_columns.sql", **context))
+        lookup_columns = tuple(row[0] for row in rows)
     grants = await read_grants(executor, relation.oid)
     dependents = tuple(
         row[0] for row in await executor.execute(render("catalog_dependents.sql", **context))
@@ -155,4 +196,5 @@ async def describe_table(
         referenced_by=tuple(incoming),
         grants=grants,
         dependents=dependents,
+        lookup_columns=lookup_columns,
     )

@@ -105,6 +105,8 @@ async def get_cow_conflicts(
     tables = [t for t in await session_tables(executor, schema) if table in (None, t.name)]
     if table is not None and not tables:
         raise TableNotFoundError(f"COW is not enabled on {schema}.{table}")
+    # Rows appended to an append-only table (no key) cannot meet a base change.
+    tables = [t for t in tables if not t.append_only]
     if not tables:
         return []
     rows = await executor.execute(

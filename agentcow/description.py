@@ -31,6 +31,7 @@ class UniqueKey:
     name: str
     columns: tuple[str, ...]
     nulls_not_distinct: bool = False
+    deferrable: bool = False
 
 
 @dataclass(frozen=True)
@@ -120,6 +121,9 @@ class TableDescription:
     referenced_by: tuple[ForeignKey, ...]
     grants: tuple[Grant, ...]
     dependents: tuple[str, ...] = field(default=())
+    lookup_columns: tuple[str, ...] = field(default=())
+    """Append-only tables: columns leading a btree index, so that a write without a session,
+    which finds its stored row by value, probes an index instead of scanning the table."""
 
     @property
     def base_name(self) -> str:
@@ -132,6 +136,12 @@ class TableDescription:
     @property
     def pk_columns(self) -> tuple[str, ...]:
         return self.primary_key.columns if self.primary_key else ()
+
+    @property
+    def append_only(self) -> bool:
+        """No key tells its rows apart (no primary key, no NOT NULL unique key): a session
+        may only add rows, which commit appends to the base."""
+        return self.primary_key is None
 
     @property
     def column_names(self) -> tuple[str, ...]:
@@ -165,7 +175,10 @@ class TableDescription:
 
     @property
     def children_checked_per_row(self) -> tuple[ForeignKey, ...]:
-        """Deferrable NO ACTION keys of children: constraint triggers."""
+        """Deferrable NO ACTION keys of children: constraint triggers. None for an append-only
+        table: a session cannot remove or change the values its children reference."""
+        if self.append_only:
+            return ()
         return tuple(
             fk for fk in self.referenced_by if fk.deferrable and "a" in (fk.on_delete, fk.on_update)
         )
@@ -173,7 +186,10 @@ class TableDescription:
     @property
     def children_checked_per_statement(self) -> tuple[ForeignKey, ...]:
         """Keys of children with RESTRICT, or NO ACTION and not deferrable: checked when the
-        statement ends (so a statement may remove a parent and its children together)."""
+        statement ends (so a statement may remove a parent and its children together).
+        None for an append-only table, as above."""
+        if self.append_only:
+            return ()
         return tuple(
             fk
             for fk in self.referenced_by

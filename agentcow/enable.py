@@ -25,45 +25,47 @@ _KIND_NAMES = {
 }
 
 
-def _check_supported(t: TableDescription, pk_cols: Sequence[str] | None) -> None:
-    where = f"{t.schema}.{t.name}"
+def _unsupported_reasons(t: TableDescription, pk_cols: Sequence[str] | None) -> list[str]:
+    """Why ``t`` cannot be enabled (every reason, so one pass can fix them all); empty: it can.
+
+    A table without a primary key is supported: a NOT NULL unique key stands in for it, and
+    without one the table is append-only in sessions."""
     if t.relation.kind != "r":
         kind = _KIND_NAMES.get(t.relation.kind, f"a relation of kind {t.relation.kind!r}")
-        raise UnsupportedTableError(f"{where} is {kind}; COW works on plain tables only")
+        return [f"it is {kind}; COW works on plain tables only"]
+    reasons: list[str] = []
     if t.relation.is_partition:
-        raise UnsupportedTableError(f"{where} is a partition; partitioned tables are not supported")
+        reasons.append("it is a partition; partitioned tables are not supported")
     if t.relation.inherits:
-        raise UnsupportedTableError(f"{where} takes part in table inheritance; not supported")
-    if t.primary_key is None:
-        raise UnsupportedTableError(f"{where} has no primary key; COW needs one to tell rows apart")
+        reasons.append("it takes part in table inheritance; not supported")
     if pk_cols is not None and set(pk_cols) != set(t.pk_columns):
-        raise UnsupportedTableError(
-            f"pk_cols {list(pk_cols)} do not match the primary key of {where} {list(t.pk_columns)}"
+        reasons.append(
+            f"pk_cols {list(pk_cols)} match neither its primary key nor one of its NOT NULL "
+            f"unique keys (its key: {list(t.pk_columns)})"
         )
     reserved = [c for c in t.column_names if is_reserved_column(c)]
     if reserved:
-        raise UnsupportedTableError(
-            f"{where} has columns whose names agentcow reserves for its change table: {reserved}"
+        reasons.append(
+            f"agentcow reserves the names of its columns {reserved} for its change table"
         )
     if t.relation.row_security:
-        raise UnsupportedTableError(f"{where} has row-level security enabled; not supported yet")
+        reasons.append("it has row-level security enabled; not supported yet")
     if t.exclusions:
-        raise UnsupportedTableError(
-            f"{where} has exclusion constraints {list(t.exclusions)}; not supported"
-        )
+        reasons.append(f"it has exclusion constraints {list(t.exclusions)}; not supported")
     if t.dependents:
-        raise UnsupportedTableError(
-            f"{where} is used by {list(t.dependents)}; after the rename they would read the base "
-            "table and bypass sessions. Drop them, enable COW, then recreate them."
+        reasons.append(
+            f"it is used by {list(t.dependents)}; after the rename they would read the base "
+            "table and bypass sessions. Drop them, enable COW, then recreate them"
         )
+    return reasons
 
 
-async def _require_free_names(executor: Executor, t: TableDescription) -> None:
-    for name in (t.base_name, t.changes_name):
-        if await find_relation(executor, t.schema, name) is not None:
-            raise UnsupportedTableError(
-                f"cannot enable COW on {t.schema}.{t.name}: {t.schema}.{name} already exists"
-            )
+async def _taken_names(executor: Executor, t: TableDescription) -> list[str]:
+    return [
+        f"{t.schema}.{name} already exists"
+        for name in (t.base_name, t.changes_name)
+        if await find_relation(executor, t.schema, name) is not None
+    ]
 
 
 def enable_statements(t: TableDescription, make_deferrable: Sequence[str]) -> list[str]:
@@ -117,9 +119,13 @@ async def prepare_enable(
     allow_deferred_fks: bool,
 ) -> list[str]:
     """Check that the table can be enabled and return the statements that enable it."""
-    t = await describe_table(executor, schema, table_name)
-    _check_supported(t, pk_cols)
-    await _require_free_names(executor, t)
+    t = await describe_table(executor, schema, table_name, key_columns=pk_cols)
+    reasons = _unsupported_reasons(t, pk_cols) + await _taken_names(executor, t)
+    if reasons:
+        where = f"{schema}.{table_name}"
+        raise UnsupportedTableError(
+            f"cannot enable COW on {where}: {'; '.join(reasons)}", {where: reasons}
+        )
     make_deferrable = (
         [fk.name for fk in t.foreign_keys if not fk.deferrable] if allow_deferred_fks else []
     )
@@ -174,6 +180,10 @@ async def enable_cow(
     allow_deferred_fks: bool = False,
 ) -> None:
     """Put ``schema.table_name`` under copy-on-write; a no-op when it already is.
+
+    Rows are told apart by the primary key; without one, by a NOT NULL unique key (``pk_cols``
+    picks which); without either, the table is append-only in sessions (``pk_cols=[]`` asks
+    for that even when such a key exists).
 
     With ``allow_deferred_fks``, the table's NOT DEFERRABLE foreign keys become DEFERRABLE
     INITIALLY IMMEDIATE (and go back on disable), so commits can defer them.

@@ -27,7 +27,14 @@ class TableNotFoundError(CowError, LookupError):
 
 
 class UnsupportedTableError(CowError):
-    """The table cannot be COW-enabled as it is (no primary key, partitioned, reserved names...)."""
+    """The table cannot be COW-enabled as it is (partitioned, reserved names, ...).
+
+    ``reasons`` maps each table refused (``schema.name``) to why: ``enable_cow_schema``
+    names every table of the schema it cannot enable in one error."""
+
+    def __init__(self, message: str, reasons: dict[str, list[str]] | None = None) -> None:
+        super().__init__(message)
+        self.reasons = dict(reasons or {})
 
 
 class NotDeployedError(CowError):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from agentcow.catalog import registered_tables, require_kit
 from agentcow.enable import prepare_disable, prepare_enable
+from agentcow.errors import InvalidIdentifierError, UnsupportedTableError
 from agentcow.executor import Executor
 from agentcow.script import run_atomically
 from agentcow.templates import render
@@ -17,8 +18,9 @@ async def enable_cow_schema(
 ) -> list[str]:
     """Enable COW on every plain table of ``schema`` not yet enabled; returns those tables.
 
-    All tables are checked first and enabled in one transaction: if one cannot be enabled
-    (no primary key, say), the error names it and no table is changed.
+    All tables are checked first and enabled in one transaction: if some cannot be enabled,
+    one :class:`UnsupportedTableError` names each of them with its reasons (``.reasons``)
+    and no table is changed. Tables without a primary key are enabled (see ``enable_cow``).
     """
     await require_kit(executor)
     exclude = exclude or set()
@@ -26,8 +28,21 @@ async def enable_cow_schema(
     rows = await executor.execute(render("plain_tables.sql", schema=schema))
     names = [name for (name,) in rows if name not in exclude and name not in enabled_already]
     statements: list[str] = []
+    refused: dict[str, list[str]] = {}
     for name in names:
-        statements += await prepare_enable(executor, name, None, schema, allow_deferred_fks)
+        try:
+            statements += await prepare_enable(executor, name, None, schema, allow_deferred_fks)
+        except UnsupportedTableError as error:
+            refused.update(error.reasons)
+        except InvalidIdentifierError as error:  # a name too long once suffixed
+            refused[f"{schema}.{name}"] = [str(error)]
+    if refused:
+        listed = "".join(f"\n  {table}: {'; '.join(why)}" for table, why in refused.items())
+        raise UnsupportedTableError(
+            f"cannot enable COW on {len(refused)} table(s) of schema {schema} (nothing was "
+            f"changed; fix them, or leave them out with exclude=):{listed}",
+            refused,
+        )
     await run_atomically(executor, statements)
     return names
 

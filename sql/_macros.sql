@@ -28,12 +28,15 @@ ROW({{ cols|columns(prefix) }})
 {#- A change row that is the latest visible change of its key in its session. Written as a
     max() per key, an index probe whatever the statistics say: as NOT EXISTS (a later version),
     the planner turned it into a quadratic join whenever a session was newer than its stats. -#}
+{#- Every version of an append-only table (no key) is a row of its own, hence the latest. -#}
 {% macro is_latest(t, alias, later='l') -%}
-{{ alias|catalog }}._cow_seq = (SELECT max({{ later|catalog }}._cow_seq)
+{% if t.append_only %}true{% else %}
+{{- alias|catalog }}._cow_seq = (SELECT max({{ later|catalog }}._cow_seq)
                        FROM {{ t.schema|ident }}.{{ t.changes_name|ident }} {{ later|catalog }}
                        WHERE {{ later|catalog }}.session_id = {{ alias|catalog }}.session_id
                          AND {{ match(later, alias, t.pk_columns) }}
                          AND {{ visible(later) }})
+{%- endif %}
 {%- endmacro %}
 
 {#- Trigger functions run as the table's owner with a fixed search_path. Their queries are
@@ -88,10 +91,13 @@ SELECT {% if as_row %}{{ row('v', columns) }}{% else %}{{ columns|columns('v') }
 {%- endmacro %}
 
 {#- Whether a change row needs its foreign key checked: PostgreSQL checks inserted rows, and
-    updated rows only when the key's columns changed from the row's previous version. -#}
+    updated rows only when the key's columns changed from the row's previous version.
+    An append-only table has inserted rows only. -#}
 {% macro key_written(t, fk, alias) -%}
+{% if t.append_only %}true{% else %}
 ({{ alias|catalog }}._cow_kind = 'I'
  OR {{ row(alias, fk.child_columns) }} IS DISTINCT FROM ({{ prior_version(t, alias, fk.child_columns, as_row=true) }}))
+{%- endif %}
 {%- endmacro %}
 
 {#- The foreign-key errors PostgreSQL raises, with its messages; prefix holds the key values. -#}
@@ -116,4 +122,37 @@ RAISE EXCEPTION USING
                 MESSAGE = {{ ('update or delete on table "' ~ t.name ~ '" violates foreign key constraint "' ~ fk.name ~ '" on table "' ~ fk.child_table ~ '"')|literal }},
                 DETAIL = 'Key ' || {{ key_text(prefix, fk.parent_columns) }} || {{ (' is still referenced from table "' ~ fk.child_table ~ '".')|literal }},
                 CONSTRAINT = {{ fk.name|literal }}, TABLE = {{ fk.child_table|literal }}, SCHEMA = {{ fk.child_schema|literal }}
+{%- endmacro %}
+
+{#- INSERT/UPDATE through the view of a value PostgreSQL computes itself: generated columns, and
+    GENERATED ALWAYS identity columns unless the value is the one the view's default just drew
+    for the row (identity_function.sql), which is then used up. -#}
+{% macro refuse_generated_values(t) -%}
+{% for g in t.generated_columns %}
+    IF TG_OP = 'INSERT' AND NEW.{{ g|ident }} IS NOT NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'generated_always',
+            MESSAGE = {{ ('cannot insert a non-DEFAULT value into column "' ~ g ~ '"')|literal }},
+            DETAIL = {{ ('Column "' ~ g ~ '" is a generated column.')|literal }};
+    ELSIF TG_OP = 'UPDATE' AND NEW.{{ g|ident }} IS DISTINCT FROM OLD.{{ g|ident }} THEN
+        RAISE EXCEPTION USING ERRCODE = 'generated_always',
+            MESSAGE = {{ ('column "' ~ g ~ '" can only be updated to DEFAULT')|literal }},
+            DETAIL = {{ ('Column "' ~ g ~ '" is a generated column.')|literal }};
+    END IF;
+{% endfor %}
+{% for a in t.always_identity_columns %}
+    IF TG_OP = 'INSERT' THEN
+        -- the value the view's default drew for this row (identity_function.sql), used up
+        IF NEW.{{ a|ident }} IS DISTINCT FROM agentcow.take({{ ('identity_' ~ t.relation.oid ~ '_' ~ a)|literal }}) THEN
+            RAISE EXCEPTION USING ERRCODE = 'generated_always',
+                MESSAGE = {{ ('cannot insert a non-DEFAULT value into column "' ~ a ~ '"')|literal }},
+                DETAIL = {{ ('Column "' ~ a ~ '" is an identity column defined as GENERATED ALWAYS.')|literal }},
+                HINT = 'Use OVERRIDING SYSTEM VALUE to override.';
+        END IF;
+    END IF;
+    IF TG_OP = 'UPDATE' AND NEW.{{ a|ident }} IS DISTINCT FROM OLD.{{ a|ident }} THEN
+        RAISE EXCEPTION USING ERRCODE = 'generated_always',
+            MESSAGE = {{ ('column "' ~ a ~ '" can only be updated to DEFAULT')|literal }},
+            DETAIL = {{ ('Column "' ~ a ~ '" is an identity column defined as GENERATED ALWAYS.')|literal }};
+    END IF;
+{% endfor %}
 {%- endmacro %}

@@ -2,7 +2,9 @@
     own columns hold the row after the write (before it, for D and M, whose columns must still
     satisfy NOT NULL); _cow_old holds the row as the session saw it before the write, NULL when
     the key was free. A key's first version thus records the stored row the session started
-    from: the baseline of conflict checks, and the "before" of every diff. -#}
+    from: the baseline of conflict checks, and the "before" of every diff.
+    An append-only table (no key) holds only I versions, each a row of its own: _cow_seq is
+    their key, and _cow_old stays NULL. -#}
 {% from '_macros.sql' import security_definer %}
 CREATE TABLE {{ t.schema|ident }}.{{ t.changes_name|ident }} (
     session_id uuid NOT NULL,
@@ -11,7 +13,7 @@ CREATE TABLE {{ t.schema|ident }}.{{ t.changes_name|ident }} (
     _cow_kind "char" NOT NULL CHECK (_cow_kind IN ('I', 'U', 'D', 'M')),
     LIKE {{ t.schema|ident }}.{{ t.base_name|ident }} INCLUDING GENERATED,
     _cow_old {{ t.schema|ident }}.{{ t.base_name|ident }},
-    PRIMARY KEY (session_id, {{ t.pk_columns|columns }}, _cow_seq)
+    PRIMARY KEY (session_id, {% if t.pk_columns %}{{ t.pk_columns|columns }}, {% endif %}_cow_seq)
 )
 -- Sessions come and go quickly: keep the planner's picture of the table fresh.
 WITH (autovacuum_analyze_scale_factor = 0, autovacuum_analyze_threshold = 500,
@@ -23,10 +25,11 @@ ALTER TABLE {{ t.schema|ident }}.{{ t.changes_name|ident }}
 --;
 {% endfor %}
 {% for key in t.unique_keys %}
-CREATE INDEX ON {{ t.schema|ident }}.{{ t.changes_name|ident }} (session_id, {{ key.columns|columns }})
+{#- append-only: the key first, so the write trigger's probe has one index to use (see there) -#}
+CREATE INDEX ON {{ t.schema|ident }}.{{ t.changes_name|ident }} ({% if t.append_only %}{{ key.columns|columns }}, session_id{% else %}session_id, {{ key.columns|columns }}{% endif %})
 --;
 {% endfor %}
-{% if t.parents_checked_per_statement or t.children_checked_per_statement %}
+{% if (t.parents_checked_per_statement or t.children_checked_per_statement) and not t.append_only %}
 CREATE INDEX ON {{ t.schema|ident }}.{{ t.changes_name|ident }} (session_id, _cow_seq)
 --;
 {% endif %}

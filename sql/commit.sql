@@ -17,6 +17,8 @@
     applied versions. Rows already stored as the session has them are left alone.
 
     Tables without unique or foreign keys need no schedule: they get the final pass only.
+    So do append-only tables (no key): their chosen rows are appended, in session order, in
+    the final pass (after their parents' upserts); they have no conflicts and no deletes.
 
     Before any of it, the session and the base tables are locked (begin_exclusive: no agent
     write of the session is in flight or can start, other writers of the tables wait, and the
@@ -84,7 +86,7 @@ EXISTS (SELECT FROM {{ changes(t) }} x
       AND ({{ any_null('c', fk.child_columns) }}
            OR EXISTS (SELECT FROM {{ fk.parent_schema|ident }}.{{ fk.parent_relation|ident }} p
                       WHERE {{ match('p', 'c', fk.parent_columns, fk.child_columns) }}
-{% if parent %}
+{% if parent and not parent.append_only %}
                         AND NOT {{ loses(parent, 'p', fk.parent_columns) }}
 {% endif %}
                      ))
@@ -113,6 +115,17 @@ EXISTS (SELECT FROM {{ changes(t) }} x
       AND NOT EXISTS (SELECT FROM {{ base(t) }} o WHERE {{ match('o', 'c', t.pk_columns) }})
       AND ({% for key in t.unique_keys %}({{ match('b', 'c', key.columns) }}){% if not loop.last %} OR {% endif %}{% endfor %})
 {{ ready_conditions(t, 'b') }}
+{% endmacro %}
+
+{% macro append(t) %}
+    INSERT INTO {{ base(t) }} AS b ({{ t.writable_columns|columns }})
+{% if t.always_identity_columns %}
+    OVERRIDING SYSTEM VALUE
+{% endif %}
+    SELECT {{ t.writable_columns|columns('c') }}
+    FROM {{ changes(t) }} c
+    WHERE {{ chosen('c') }}
+    ORDER BY c._cow_seq
 {% endmacro %}
 
 {% macro upsert(t, ready) %}
@@ -145,7 +158,7 @@ DECLARE
 BEGIN
 {{ begin_exclusive(session, watched, expected, tables, changed_message) }}
 {% if on_conflict != 'overwrite' %}
-{% for t in tables %}
+{% for t in tables if not t.append_only %}
 {% if on_conflict == 'merge' %}
     UPDATE {{ changes(t) }} AS m
     SET ({{ t.writable_columns|columns }}) = ROW({% for column in t.writable_columns %}CASE WHEN (c.{{ column|ident }})::text IS NOT DISTINCT FROM ((c._cow_baseline).{{ column|ident }})::text THEN (c._cow_now_row).{{ column|ident }} ELSE c.{{ column|ident }} END{% if not loop.last %}, {% endif %}{% endfor %})
@@ -169,7 +182,7 @@ BEGIN
 {% if scheduled %}
     LOOP
         _cow_progress := 0;
-{% for t in tables|reverse %}
+{% for t in tables|reverse if not t.append_only %}
 {% if t.unique_keys %}
 {{ move_kept_rows(t) }};
         GET DIAGNOSTICS _cow_rows = ROW_COUNT;
@@ -186,9 +199,9 @@ BEGIN
     END LOOP;
 {% endif %}
 {% for t in tables %}
-{{ upsert(t, false) }};
+{% if t.append_only %}{{ append(t) }}{% else %}{{ upsert(t, false) }}{% endif %};
 {% endfor %}
-{% for t in tables|reverse %}
+{% for t in tables|reverse if not t.append_only %}
     DELETE FROM {{ base(t) }} AS b
     USING {{ changes(t) }} c
     WHERE {{ chosen('c') }} AND c._cow_kind IN ('D', 'M') AND {{ latest(t, 'c') }}

@@ -17,10 +17,12 @@ AS {{ tag }}
 DECLARE
 {{ session_switch_declarations() }}
 BEGIN
+{% if not t.append_only %}
     IF EXISTS (SELECT FROM {{ changes|catalog }} l
                WHERE l.session_id = NEW.session_id AND {{ match('l', 'NEW', pk) }} AND l._cow_seq > NEW._cow_seq) THEN
         RETURN NULL;  -- superseded by a later write, which is checked on its own
     END IF;
+{% endif %}
 {{ switch_to_row_session() }}
     <<checks>>
     BEGIN

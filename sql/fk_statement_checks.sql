@@ -48,7 +48,9 @@ BEGIN
     _cow_mark := coalesce(agentcow.recall({{ mark_name|literal }} || pg_catalog.pg_trigger_depth()), 0);
 {% for fk in t.parents_checked_per_statement %}
 
-    -- {{ fk.name|ident }}: the parent of every row written must exist
+    -- {{ fk.name|ident }}: the parent of every row written must exist. OFFSET 0 keeps the
+    -- lookup a subplan run per row written, where the key reaches the parent view's arms and
+    -- their indexes: as an anti-join, the view (a subquery) could only be scanned whole.
 {% if fk.match_full %}
     SELECT {{ fk.child_columns|columns('c') }} INTO _cow_row
     FROM {{ changes|catalog }} c
@@ -68,7 +70,8 @@ BEGIN
       AND {{ is_latest(t, 'c') }}
       AND {{ key_written(t, fk, 'c') }}
       AND NOT EXISTS (SELECT FROM {{ fk.parent_schema|ident }}.{{ fk.parent_table|ident }} p
-                      WHERE {{ match('p', 'c', fk.parent_columns, fk.child_columns) }})
+                      WHERE {{ match('p', 'c', fk.parent_columns, fk.child_columns) }}
+                      OFFSET 0)
     LIMIT 1;
     IF FOUND THEN
         {{ raise_missing_parent(t, fk, '_cow_row') }};

@@ -10,13 +10,17 @@
     is its own columns when it is an I or U version, none for D and M. Each rule looks only at
     writes that made the change (a version that kept a reference does not need its parent).
 
+    An append-only table (no key) has only inserted rows, each its own: its rows depend on
+    the operations that created their parents (new parent), and on nothing else.
+
     tables: every COW table of the schema; by_name: the same by name (for foreign keys). -#}
 {% from '_macros.sql' import match, row %}
 {% macro changes(t) %}{{ t.schema|ident }}.{{ t.changes_name|ident }}{% endmacro %}
 {#- a version's row before the write, as a record prefix -#}
 {% macro old(alias) %}({{ alias|catalog }}._cow_old){% endmacro %}
-{#- the key was free before the write (a stored row never has a NULL primary-key column) -#}
-{% macro was_free(t, alias) %}{{ old(alias) }}.{{ t.pk_columns[0]|ident }} IS NULL{% endmacro %}
+{#- the key was free before the write (a stored row never has a NULL primary-key column);
+    always, for an append-only table -#}
+{% macro was_free(t, alias) %}{% if t.append_only %}true{% else %}{{ old(alias) }}.{{ t.pk_columns[0]|ident }} IS NULL{% endif %}{% endmacro %}
 {#- the write gave its row these column values (it had other values, or no row, before) -#}
 {% macro took(t, alias, cols) -%}
 ({{ alias|catalog }}._cow_kind IN ('I', 'U') AND ({{ was_free(t, alias) }} OR {{ row(alias, cols) }} IS DISTINCT FROM {{ row(old(alias), cols) }}))
@@ -33,11 +37,16 @@ WITH pairs (depends_on, operation_id) AS (
 {% if not loop.first %}
     UNION
 {% endif %}
+{% if t.append_only %}
+    -- {{ t.name|literal }}: append-only, no row is written twice
+    SELECT NULL::uuid, NULL::uuid WHERE false
+{% else %}
     -- {{ t.name|literal }}: same row (DISTINCT: a table may have no other rule to UNION with)
     SELECT DISTINCT a.operation_id, b.operation_id
     FROM {{ changes(t) }} b JOIN {{ changes(t) }} a ON {{ match('a', 'b', t.pk_columns) }}
     WHERE {{ later_write('b') }}
-{% for key in t.unique_keys %}
+{% endif %}
+{% for key in t.unique_keys if not t.append_only %}
     UNION
     -- {{ key.name|literal }}: unique value
     SELECT a.operation_id, b.operation_id
@@ -53,7 +62,8 @@ WITH pairs (depends_on, operation_id) AS (
     FROM {{ changes(t) }} b JOIN {{ changes(parent) }} a ON {{ match('a', 'b', fk.parent_columns, fk.child_columns) }}
     WHERE {{ later_write('b') }} AND {{ took(t, 'b', fk.child_columns) }} AND {{ took(parent, 'a', fk.parent_columns) }}
 {% endfor %}
-{% for fk in t.referenced_by if fk.child_schema == t.schema and fk.child_table in by_name %}
+{% for fk in t.referenced_by if fk.child_schema == t.schema and fk.child_table in by_name
+      and not t.append_only and not by_name[fk.child_table].append_only %}
 {% set child = by_name[fk.child_table] %}
     UNION
     -- {{ fk.name|literal }}: freed parent

@@ -9,6 +9,9 @@
     The arms sit in a subquery: a bare UNION ALL view is flattened and loses security_barrier,
     which must keep a caller's functions from ever seeing other sessions' change rows. -#}
 {% from '_macros.sql' import match, visible %}
+{% if t.append_only %}
+{% include 'view_append.sql' %}
+{% else %}
 CREATE VIEW {{ t.schema|ident }}.{{ t.name|ident }} WITH (security_barrier) AS
 SELECT {{ t.column_names|columns('merged') }} FROM (
 SELECT {{ t.column_names|columns('b') }}
@@ -31,6 +34,7 @@ FROM (SELECT DISTINCT ON ({{ t.pk_columns|columns('c') }}) c._cow_kind, {{ t.col
       ORDER BY {{ t.pk_columns|columns('c') }}, c._cow_seq DESC) cur
 WHERE cur._cow_kind IN ('I', 'U')
 ) merged
+{% endif %}
 --;
 {% include 'view_defaults.sql' %}
 

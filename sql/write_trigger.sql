@@ -3,8 +3,13 @@
     kind I (insert), U (update), D (delete) or M (the old key of a row whose key changed).
     Constraint checks run in PostgreSQL's order: NOT NULL and CHECK (on the change table),
     then keys, then foreign keys.
-    replace: only the function, replacing the one a table already has (upgrades). -#}
-{% from '_macros.sql' import match, row, any_null, all_null, key_text, security_definer %}
+    replace: only the function, replacing the one a table already has (upgrades).
+    An append-only table (no key) has a trigger of its own: write_trigger_append.sql. -#}
+{% if t.append_only %}
+{% include 'write_trigger_append.sql' %}
+{% else %}
+{% from '_macros.sql' import match, row, any_null, all_null, key_text, security_definer,
+    refuse_generated_values %}
 {% set base = t.schema|ident ~ '.' ~ t.base_name|ident %}
 {% set changes = t.schema|ident ~ '.' ~ t.changes_name|ident %}
 {% set view = t.schema|ident ~ '.' ~ t.name|ident %}
@@ -61,33 +66,7 @@ DECLARE
     _cow_op uuid;
     _cow_at bigint;
 BEGIN
-{% for g in t.generated_columns %}
-    IF TG_OP = 'INSERT' AND NEW.{{ g|ident }} IS NOT NULL THEN
-        RAISE EXCEPTION USING ERRCODE = 'generated_always',
-            MESSAGE = {{ ('cannot insert a non-DEFAULT value into column "' ~ g ~ '"')|literal }},
-            DETAIL = {{ ('Column "' ~ g ~ '" is a generated column.')|literal }};
-    ELSIF TG_OP = 'UPDATE' AND NEW.{{ g|ident }} IS DISTINCT FROM OLD.{{ g|ident }} THEN
-        RAISE EXCEPTION USING ERRCODE = 'generated_always',
-            MESSAGE = {{ ('column "' ~ g ~ '" can only be updated to DEFAULT')|literal }},
-            DETAIL = {{ ('Column "' ~ g ~ '" is a generated column.')|literal }};
-    END IF;
-{% endfor %}
-{% for a in t.always_identity_columns %}
-    IF TG_OP = 'INSERT' THEN
-        -- the value the view's default drew for this row (identity_function.sql), used up
-        IF NEW.{{ a|ident }} IS DISTINCT FROM agentcow.take({{ ('identity_' ~ t.relation.oid ~ '_' ~ a)|literal }}) THEN
-            RAISE EXCEPTION USING ERRCODE = 'generated_always',
-                MESSAGE = {{ ('cannot insert a non-DEFAULT value into column "' ~ a ~ '"')|literal }},
-                DETAIL = {{ ('Column "' ~ a ~ '" is an identity column defined as GENERATED ALWAYS.')|literal }},
-                HINT = 'Use OVERRIDING SYSTEM VALUE to override.';
-        END IF;
-    END IF;
-    IF TG_OP = 'UPDATE' AND NEW.{{ a|ident }} IS DISTINCT FROM OLD.{{ a|ident }} THEN
-        RAISE EXCEPTION USING ERRCODE = 'generated_always',
-            MESSAGE = {{ ('column "' ~ a ~ '" can only be updated to DEFAULT')|literal }},
-            DETAIL = {{ ('Column "' ~ a ~ '" is an identity column defined as GENERATED ALWAYS.')|literal }};
-    END IF;
-{% endfor %}
+{{ refuse_generated_values(t) }}
     IF _cow_sid IS NULL THEN
         -- No session: the table as it always was.
         IF TG_OP = 'INSERT' THEN
@@ -186,4 +165,5 @@ END
 CREATE TRIGGER {{ names.write_trigger|ident }}
     INSTEAD OF INSERT OR UPDATE OR DELETE ON {{ view|catalog }}
     FOR EACH ROW EXECUTE FUNCTION {{ t.schema|ident }}.{{ names.write_function|ident }}()
+{% endif %}
 {% endif %}

@@ -1,0 +1,17 @@
+{#- The view of an append-only table (no key tells its rows apart; included by view.sql).
+    A session only adds rows, so every base row is in every reader's view, and the session's
+    visible rows come on top: two arms, no anti-join. The change arm is gated by a one-time
+    filter, so without a session it is not even scanned. In a subquery to keep the
+    security_barrier (see view.sql). -#}
+{% from '_macros.sql' import visible %}
+CREATE VIEW {{ t.schema|ident }}.{{ t.name|ident }} WITH (security_barrier) AS
+SELECT {{ t.column_names|columns('merged') }} FROM (
+SELECT {{ t.column_names|columns('b') }}
+FROM {{ t.schema|ident }}.{{ t.base_name|ident }} b
+UNION ALL
+SELECT {{ t.column_names|columns('c') }}
+FROM {{ t.schema|ident }}.{{ t.changes_name|ident }} c
+WHERE agentcow.session_id() IS NOT NULL
+  AND c.session_id = agentcow.session_id()
+  AND {{ visible('c') }}
+) merged
