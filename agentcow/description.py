@@ -18,6 +18,7 @@ class Column:
     default: str | None
     identity: str  # '' | 'a' (ALWAYS) | 'd' (BY DEFAULT)
     generated: bool
+    virtual: bool = False  # a virtual generated column (PostgreSQL 18), computed when read
 
     @property
     def writable(self) -> bool:
@@ -34,6 +35,9 @@ class UniqueKey:
 
 @dataclass(frozen=True)
 class Check:
+    """A CHECK constraint PostgreSQL enforces; ``expression`` names every object outside
+    pg_catalog with its schema (see catalog_checks.sql)."""
+
     name: str
     expression: str
 

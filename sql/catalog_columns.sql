@@ -13,7 +13,8 @@ SELECT a.attname::text,
            WHEN a.attgenerated = '' THEN pg_catalog.pg_get_expr(d.adbin, d.adrelid)
        END AS default_expr,
        a.attidentity::text,
-       a.attgenerated <> '' AS generated
+       a.attgenerated <> '' AS generated,
+       a.attgenerated = 'v' AS virtual
 FROM pg_catalog.pg_attribute a
 LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
 WHERE a.attrelid = {{ oid }} AND a.attnum > 0 AND NOT a.attisdropped
