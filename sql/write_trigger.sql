@@ -1,14 +1,20 @@
 {#- INSTEAD OF INSERT/UPDATE/DELETE on the view. Without a session, writes go to the base table
     exactly as before. In a session, each row write appends a version to the change table:
     kind I (insert), U (update), D (delete) or M (the old key of a row whose key changed).
-    Constraint checks run in PostgreSQL's order: NOT NULL and CHECK (on the change table),
-    then keys, then foreign keys.
+    Constraint checks run in PostgreSQL's order: NOT NULL and CHECK (evaluated on the version
+    just recorded), then keys, then foreign keys (when the statement ends). Their errors are
+    PostgreSQL's for the table: same SQLSTATE, message, fields, and a DETAIL that shows only
+    what the calling role may read.
     replace: only the function, replacing the one a table already has (upgrades). -#}
-{% from '_macros.sql' import match, row, any_null, all_null, key_text, security_definer %}
+{% from '_macros.sql' import match, row, any_null, all_null, key_text, key_visible, security_definer,
+    caller_role, value_text, raise_with_detail %}
 {% set base = t.schema|ident ~ '.' ~ t.base_name|ident %}
 {% set changes = t.schema|ident ~ '.' ~ t.changes_name|ident %}
 {% set view = t.schema|ident ~ '.' ~ t.name|ident %}
 {% set pk = t.pk_columns %}
+{#- NOT NULL columns the change table leaves to this trigger, and the CHECK constraints -#}
+{% set not_null = t.columns|selectattr('not_null')|map(attribute='name')|reject('in', pk)|list %}
+{% set checked = not_null or t.checks %}
 {% macro record_version(kind, source) -%}
 INSERT INTO {{ changes|catalog }} AS c (session_id, operation_id, _cow_kind, _cow_old, {{ t.writable_columns|columns }})
         VALUES (_cow_sid, _cow_op, {{ kind|literal }}, {{ old_row() }}, {{ t.writable_columns|columns(source) }})
@@ -53,13 +59,96 @@ EXISTS (SELECT FROM {{ fk.child_schema|ident }}.{{ fk.child_table|ident }} r
 {% endif %}
 {% endif %}
 {%- endmacro %}
+{#- A value as text that tells null from every value, for types without an equality -#}
+{% macro as_text(prefix, c) -%}
+pg_catalog.concat(pg_catalog.num_nulls({{ prefix|catalog }}.{{ c.name|ident }}), {{ prefix|catalog }}.{{ c.name|ident }})
+{%- endmacro %}
+{#- Whether the statement gave column c a value: PostgreSQL shows such columns in a failing
+    row whatever the role may read. The trigger cannot see the statement's column list, so it
+    counts only what is certain: a value an UPDATE changed, a non-null value an INSERT gave a
+    column without a default (which would otherwise be null). Unchanged or defaulted values
+    the statement named are left out: the DETAIL may show less than the table's, never more. -#}
+{% macro provided(c) -%}
+{% if c.generated %}false{% else %}(TG_OP = 'UPDATE' AND {{ as_text('NEW', c) }} IS DISTINCT FROM {{ as_text('OLD', c) }}){% if c.default is none %} OR (TG_OP = 'INSERT' AND pg_catalog.num_nulls(NEW.{{ c.name|ident }}) = 0){% endif %}{% endif %}
+{%- endmacro %}
+{#- The NOT NULL or CHECK error for NEW, as ExecConstraints raises it (recorded: NEW is the
+    version recorded, _cow_failed the CHECK it breaks, if any). Its DETAIL is
+    ExecBuildSlotValueDescription's: every column for a role with SELECT on the table, else
+    "(a, b) = (1, 2)" over the columns it may read or gave a value, else none; values of more
+    than 64 bytes are cut at a character boundary and end in "...". Before the version is
+    recorded (a key column is null) generated columns are not computed yet: they are not
+    reported as null, and show what NEW holds. -#}
+{% macro raise_row_error(recorded) -%}
+        DECLARE
+            _cow_role name := {{ caller_role() }};
+            _cow_all boolean := pg_catalog.has_table_privilege(_cow_role, {{ view|literal }}, 'SELECT');
+            _cow_names text[] := '{}';
+            _cow_values text[] := '{}';
+            _cow_value text;
+            _cow_detail text;
+{% set nullable = t.columns|selectattr('not_null')|list if recorded else t.columns|selectattr('not_null')|rejectattr('generated')|list %}
+            _cow_column text := {% if nullable %}CASE{% for c in nullable %} WHEN pg_catalog.num_nulls(NEW.{{ c.name|ident }}) = 1 THEN {{ c.name|literal }}{% endfor %} END{% else %}NULL{% endif %};
+        BEGIN
+{% for c in t.columns %}
+            IF _cow_all OR pg_catalog.has_column_privilege(_cow_role, {{ view|literal }}, {{ c.name|literal }}, 'SELECT')
+               OR {{ provided(c) }} THEN
+                _cow_names := _cow_names || {{ c.name|literal }}::text;
+                _cow_values := _cow_values || {% if c.virtual %}'virtual'::text{% else %}{{ value_text('NEW', c.name) }}{% endif %};
+            END IF;
+{% endfor %}
+            FOR _cow_i IN 1 .. pg_catalog.cardinality(_cow_values) LOOP
+                _cow_value := _cow_values[_cow_i];
+                IF pg_catalog.octet_length(_cow_value) > 64 THEN
+                    _cow_value := pg_catalog.left(_cow_value, 64);
+                    WHILE pg_catalog.octet_length(_cow_value) > 64 LOOP
+                        _cow_value := pg_catalog.left(_cow_value, -1);
+                    END LOOP;
+                    _cow_values[_cow_i] := _cow_value || '...';
+                END IF;
+            END LOOP;
+            _cow_detail := 'Failing row contains '
+                || CASE WHEN _cow_all THEN ''
+                        ELSE '(' || pg_catalog.array_to_string(_cow_names, ', ') || ') = ' END
+                || '(' || pg_catalog.array_to_string(_cow_values, ', ') || ').';
+            IF pg_catalog.cardinality(_cow_values) = 0 THEN
+                _cow_detail := NULL;
+            END IF;
+            IF _cow_column IS NOT NULL THEN
+            {%+ call raise_with_detail('_cow_detail') %}ERRCODE = 'not_null_violation',
+                    MESSAGE = 'null value in column "' || _cow_column || {{ ('" of relation "' ~ t.name ~ '" violates not-null constraint')|literal }},
+                    COLUMN = _cow_column, TABLE = {{ t.name|literal }}, SCHEMA = {{ t.schema|literal }}{% endcall %};
+            END IF;
+{% if recorded %}
+            {%+ call raise_with_detail('_cow_detail') %}ERRCODE = 'check_violation',
+                MESSAGE = {{ ('new row for relation "' ~ t.name ~ '" violates check constraint "')|literal }} || _cow_failed || '"',
+                CONSTRAINT = _cow_failed, TABLE = {{ t.name|literal }}, SCHEMA = {{ t.schema|literal }}{% endcall %};
+{% endif %}
+        END;
+{%- endmacro %}
+{#- The duplicate-key error of a unique index; the key is shown to a role that may read it. -#}
+{% macro raise_duplicate(key) -%}
+IF {{ key_visible(view, key.columns) }} THEN
+                RAISE EXCEPTION USING ERRCODE = 'unique_violation',
+                    MESSAGE = {{ ('duplicate key value violates unique constraint "' ~ key.name ~ '"')|literal }},
+                    DETAIL = 'Key ' || {{ key_text('NEW', key.columns, quote_names=true) }} || ' already exists.',
+                    CONSTRAINT = {{ key.name|literal }}, TABLE = {{ t.name|literal }}, SCHEMA = {{ t.schema|literal }};
+            END IF;
+            RAISE EXCEPTION USING ERRCODE = 'unique_violation',
+                MESSAGE = {{ ('duplicate key value violates unique constraint "' ~ key.name ~ '"')|literal }},
+                CONSTRAINT = {{ key.name|literal }}, TABLE = {{ t.name|literal }}, SCHEMA = {{ t.schema|literal }}
+{%- endmacro %}
 CREATE {% if replace %}OR REPLACE {% endif %}FUNCTION {{ t.schema|ident }}.{{ names.write_function|ident }}() RETURNS trigger
 {{ security_definer() }}
 AS {{ tag }}
+#variable_conflict use_column
 DECLARE
     _cow_sid uuid := agentcow.session_id();
     _cow_op uuid;
     _cow_at bigint;
+{% if checked %}
+    _cow_nulls integer;  -- of the NOT NULL columns, how many the version leaves null
+    _cow_failed text;    -- the first CHECK constraint, by name, that it breaks
+{% endif %}
 BEGIN
 {% for g in t.generated_columns %}
     IF TG_OP = 'INSERT' AND NEW.{{ g|ident }} IS NOT NULL THEN
@@ -132,11 +221,26 @@ BEGIN
         {{ record_version('M', 'OLD') }};
     END IF;
 
+    IF {{ any_null('NEW', pk) }} THEN
+        {{ raise_row_error(false) }}
+    END IF;
+
+    -- The check constraints are evaluated on the version recorded, with its generated
+    -- columns computed (bare column names are its columns: #variable_conflict use_column).
     INSERT INTO {{ changes|catalog }} AS c (session_id, operation_id, _cow_kind, _cow_old, {{ t.writable_columns|columns }})
     VALUES (_cow_sid, _cow_op, CASE TG_OP WHEN 'INSERT' THEN 'I' ELSE 'U' END::"char",
             CASE WHEN TG_OP = 'UPDATE' AND {{ row('NEW', pk) }} IS NOT DISTINCT FROM {{ row('OLD', pk) }} THEN {{ old_row() }} END,
             {{ t.writable_columns|columns('NEW') }})
-    RETURNING c._cow_seq, {{ t.column_names|columns('c') }} INTO _cow_at, {{ t.column_names|columns('NEW') }};
+    RETURNING c._cow_seq, {{ t.column_names|columns('c') }}{% if checked %},
+              {% if not_null %}pg_catalog.num_nulls({{ not_null|columns('c') }}){% else %}0{% endif %},
+              {% if t.checks %}CASE{% for check in t.checks %} WHEN ({{ check.expression|catalog }}) IS FALSE THEN {{ check.name|literal }}{% endfor %} END{% else %}NULL{% endif %}{% endif %}
+
+         INTO _cow_at, {{ t.column_names|columns('NEW') }}{% if checked %}, _cow_nulls, _cow_failed{% endif %};
+{% if checked %}
+    IF _cow_nulls > 0 OR _cow_failed IS NOT NULL THEN
+        {{ raise_row_error(true) }}
+    END IF;
+{% endif %}
 
     IF TG_OP = 'INSERT' OR {{ row('NEW', pk) }} IS DISTINCT FROM {{ row('OLD', pk) }} THEN
         -- Was the key live before this write (in the session, else in the base)? A duplicate.
@@ -146,11 +250,7 @@ BEGIN
                       ORDER BY p._cow_seq DESC
                       LIMIT 1),
                     EXISTS (SELECT FROM {{ base|catalog }} b WHERE {{ match('b', 'NEW', pk) }})) THEN
-            RAISE EXCEPTION USING
-                ERRCODE = 'unique_violation',
-                MESSAGE = {{ ('duplicate key value violates unique constraint "' ~ t.primary_key.name ~ '"')|literal }},
-                DETAIL = 'Key ' || {{ key_text('NEW', pk) }} || ' already exists.',
-                CONSTRAINT = {{ t.primary_key.name|literal }}, TABLE = {{ t.name|literal }}, SCHEMA = {{ t.schema|literal }};
+            {{ raise_duplicate(t.primary_key) }};
         END IF;
     END IF;
 {% for key in t.unique_keys %}
@@ -162,11 +262,7 @@ BEGIN
 {% endif %}
        AND EXISTS (SELECT FROM {{ view|catalog }} v
                     WHERE {% for c in key.columns %}v.{{ c|ident }} {{ ('IS NOT DISTINCT FROM' if key.nulls_not_distinct else '=')|catalog }} NEW.{{ c|ident }} AND {% endfor %}{{ row('v', pk) }} IS DISTINCT FROM {{ row('NEW', pk) }}) THEN
-        RAISE EXCEPTION USING
-            ERRCODE = 'unique_violation',
-            MESSAGE = {{ ('duplicate key value violates unique constraint "' ~ key.name ~ '"')|literal }},
-            DETAIL = 'Key ' || {{ key_text('NEW', key.columns) }} || ' already exists.',
-            CONSTRAINT = {{ key.name|literal }}, TABLE = {{ t.name|literal }}, SCHEMA = {{ t.schema|literal }};
+        {{ raise_duplicate(key) }};
     END IF;
 {% endfor %}
 {% for fk in t.referenced_by if fk.on_update in ('c', 'n', 'd') %}
