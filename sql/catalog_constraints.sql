@@ -46,4 +46,11 @@ LEFT JOIN pg_catalog.pg_class ocl
 LEFT JOIN pg_catalog.pg_namespace on_ ON on_.oid = ocl.relnamespace
 LEFT JOIN agentcow.cow_tables oreg ON oreg.schema_name = on_.nspname AND oreg.base_name = ocl.relname
 LEFT JOIN pg_catalog.pg_index i ON i.indexrelid = con.conindid
-ORDER BY con.side, con.conname
+-- Foreign keys in the order PostgreSQL checks them: by the names of their triggers on this
+-- table (RI_ConstraintTrigger_c_* as the child, _a_* as the parent), which follow creation.
+ORDER BY con.side,
+         (SELECT min(tg.tgname::text COLLATE "C")
+          FROM pg_catalog.pg_trigger tg
+          WHERE tg.tgconstraint = con.oid AND tg.tgrelid = {{ oid }}
+            AND tg.tgname::text LIKE CASE con.side WHEN 'own' THEN 'RI\_ConstraintTrigger\_c\_%' ELSE 'RI\_ConstraintTrigger\_a\_%' END),
+         con.conname

@@ -48,16 +48,24 @@ CREATE TABLE {s}.holds (
     order_id int REFERENCES {s}.orders ON DELETE RESTRICT,
     customer int REFERENCES {s}.customers (id) DEFERRABLE INITIALLY DEFERRED
 );
+CREATE TABLE {s}.lines (
+    id int PRIMARY KEY,
+    order_id int REFERENCES {s}.orders,
+    customer int REFERENCES {s}.customers
+);
 INSERT INTO {s}.customers VALUES (1, 'one'), (2, 'two'), (3, 'three');
 INSERT INTO {s}.orders (id, customer, qty, price, note, secret, "Code")
 VALUES (1, 1, 5, 2.5, 'first', 'the secret', 'A'), (2, 2, 1, 1, NULL, 'another secret', 'B');
 INSERT INTO {s}.holds VALUES (1, 2, 2);
 GRANT USAGE ON SCHEMA {s} TO {reader}, {columns}, {blind};
-GRANT SELECT, INSERT, UPDATE, DELETE ON {s}.customers, {s}.orders, {s}.holds TO {reader};
-GRANT INSERT, UPDATE, DELETE ON {s}.customers, {s}.orders, {s}.holds TO {columns}, {blind};
+GRANT SELECT, INSERT, UPDATE, DELETE ON {s}.customers, {s}.orders, {s}.holds, {s}.lines
+    TO {reader};
+GRANT INSERT, UPDATE, DELETE ON {s}.customers, {s}.orders, {s}.holds, {s}.lines
+    TO {columns}, {blind};
 GRANT SELECT (id, customer, qty) ON {s}.orders TO {columns};
 GRANT SELECT (id) ON {s}.customers, {s}.holds TO {columns};
 GRANT SELECT (order_id) ON {s}.holds TO {columns};
+GRANT SELECT (id, customer) ON {s}.lines TO {columns};
 """
 
 
@@ -115,7 +123,7 @@ async def roles(conn: Any, database: TestDatabase) -> AsyncIterator[dict[str, An
     for schema in (PLAIN, COW):
         await conn.execute(f"CREATE SCHEMA {schema}")
         await conn.execute(DDL.format(s=schema, reader=READER, columns=COLUMNS, blind=BLIND))
-    for table in ("customers", "orders", "holds"):
+    for table in ("customers", "orders", "holds", "lines"):
         await ac.enable_cow(executor, table, schema=COW)
     connections = {role: await connect_as(database, role) for role in ROLES}
     connections["owner"] = conn
@@ -240,6 +248,27 @@ async def test_foreign_keys(roles: dict[str, Any]) -> None:
                     ended[schema] = await attempt(conn, "SET CONSTRAINTS ALL IMMEDIATE")
         assert ended[COW] == ended[PLAIN]
         assert ended[COW].sqlstate == "23503"
+
+
+async def test_foreign_keys_in_postgres_order(roles: dict[str, Any]) -> None:
+    """PostgreSQL checks keys row by row, each row's keys in the order they were created
+    (lines: order_id, then customer), and reports the first failure."""
+    statements = [
+        "INSERT INTO {s}.lines VALUES (1, 99, 99)",
+        "INSERT INTO {s}.lines VALUES (1, 1, 99), (2, 99, 1)",
+        "INSERT INTO {s}.lines VALUES (1, 1, 1), (2, 2, 99), (3, 98, 97)",
+    ]
+    for role in ROLES:
+        outcomes = await compare(roles[role], statements)
+        assert [o.constraint_name for o in outcomes] == [
+            "lines_order_id_fkey",
+            "lines_customer_fkey",
+            "lines_customer_fkey",
+        ]
+    reader = await compare(roles[READER], statements)
+    assert reader[2].detail == 'Key (customer)=(99) is not present in table "customers".'
+    columns = await compare(roles[COLUMNS], statements)
+    assert columns[0].detail == 'Key is not present in table "orders".'
 
 
 async def test_set_role_decides(roles: dict[str, Any], database: TestDatabase) -> None:
