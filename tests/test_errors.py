@@ -339,3 +339,27 @@ def _columns(detail: str | None) -> set[str]:
         return set()
     names = detail.removeprefix("Failing row contains (").split(")", 1)[0]
     return set(names.split(", "))
+
+
+async def test_check_calling_a_function_outside_pg_catalog(conn: Any) -> None:
+    """The trigger evaluates CHECK expressions under its fixed search_path: the functions
+    they call are read from the catalog with their schema."""
+    await ac.deploy_cow_functions(ex(conn))
+    for schema in (PLAIN, COW):
+        await conn.execute(
+            f"CREATE SCHEMA {schema};"
+            f"CREATE FUNCTION {schema}.even(int) RETURNS boolean LANGUAGE sql IMMUTABLE "
+            "AS 'SELECT $1 % 2 = 0';"
+            f"SET search_path = {schema}, public;"
+            f"CREATE TABLE {schema}.pairs (id int PRIMARY KEY, n int CHECK (even(n)));"
+            "RESET search_path"
+        )
+    await conn.execute("SET search_path = cow, public")
+    await ac.enable_cow(ex(conn), "pairs", schema=COW)
+    await conn.execute("RESET search_path")
+    outcomes = await compare(
+        conn,
+        ["INSERT INTO {s}.pairs VALUES (1, 2)", "INSERT INTO {s}.pairs VALUES (2, 3)"],
+    )
+    assert outcomes[0] == OK
+    assert outcomes[1].constraint_name == "pairs_n_check"
