@@ -244,9 +244,12 @@ BEGIN
 
     IF TG_OP = 'INSERT' OR {{ row('NEW', pk) }} IS DISTINCT FROM {{ row('OLD', pk) }} THEN
         -- Was the key live before this write (in the session, else in the base)? A duplicate.
+        -- (_cow_seq + 0: on the primary key's index, whatever the statistics say; with the
+        -- sequence as an index condition, plans made while the change table looked empty
+        -- walked the (session_id, _cow_seq) index through the whole session on every write.)
         IF coalesce((SELECT p._cow_kind IN ('I', 'U')
                        FROM {{ changes|catalog }} p
-                      WHERE p.session_id = _cow_sid AND {{ match('p', 'NEW', pk) }} AND p._cow_seq < _cow_at
+                      WHERE p.session_id = _cow_sid AND {{ match('p', 'NEW', pk) }} AND p._cow_seq + 0 < _cow_at
                       ORDER BY p._cow_seq DESC
                       LIMIT 1),
                     EXISTS (SELECT FROM {{ base|catalog }} b WHERE {{ match('b', 'NEW', pk) }})) THEN
