@@ -118,12 +118,19 @@ async def describe_table(
         raise TableNotFoundError(f"table {schema}.{name} does not exist")
     context: dict[str, Any] = {"oid": relation.oid, "server_version": relation.server_version}
     columns = tuple(
-        Column(name=n, type=t, not_null=nn, default=d, identity=i, generated=g, sequence=s)
-        for n, t, nn, d, i, g, s in await executor.execute(render("catalog_columns.sql", **context))
+        Column(
+            name=n, type=t, not_null=nn, default=d, identity=i, generated=g, sequence=s, virtual=v
+        )
+        for n, t, nn, d, i, g, s, v in await executor.execute(
+            render("catalog_columns.sql", **context)
+        )
+    )
+    checks = tuple(
+        Check(name, expression)
+        for name, expression in await executor.execute(render("catalog_checks.sql", **context))
     )
     primary_key: UniqueKey | None = None
     uniques: list[UniqueKey] = []
-    checks: list[Check] = []
     exclusions: list[str] = []
     fks: list[ForeignKey] = []
     incoming: list[ForeignKey] = []
@@ -134,7 +141,6 @@ async def describe_table(
         cols,
         deferrable,
         deferred,
-        check_expr,
         other_schema,
         other_table,
         other_is_cow,
@@ -149,8 +155,6 @@ async def describe_table(
             primary_key = UniqueKey(conname, tuple(cols))
         elif side == "own" and kind == "u":
             uniques.append(UniqueKey(conname, tuple(cols), nulls_not_distinct, deferrable))
-        elif side == "own" and kind == "c":
-            checks.append(Check(conname, check_expr))
         elif side == "own" and kind == "x":
             exclusions.append(conname)
         elif kind == "f":
@@ -190,7 +194,7 @@ async def describe_table(
         columns=columns,
         primary_key=primary_key,
         unique_keys=tuple(uniques),
-        checks=tuple(checks),
+        checks=checks,
         exclusions=tuple(exclusions),
         foreign_keys=tuple(fks),
         referenced_by=tuple(incoming),

@@ -19,6 +19,7 @@ class Column:
     identity: str  # '' | 'a' (ALWAYS) | 'd' (BY DEFAULT)
     generated: bool
     sequence: str | None = None  # an identity column's sequence
+    virtual: bool = False  # a virtual generated column (PostgreSQL 18), computed when read
 
     @property
     def writable(self) -> bool:
@@ -36,6 +37,9 @@ class UniqueKey:
 
 @dataclass(frozen=True)
 class Check:
+    """A CHECK constraint PostgreSQL enforces; ``expression`` names every object outside
+    pg_catalog with its schema (see catalog_checks.sql)."""
+
     name: str
     expression: str
 

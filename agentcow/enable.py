@@ -80,7 +80,7 @@ def enable_statements(t: TableDescription, make_deferrable: Sequence[str]) -> li
         *render_statements("view.sql", t=t, names=names),
         *grant_statements(t.grants, source=(t.schema, t.base_name), target=(t.schema, t.name)),
         *render_statements("write_trigger.sql", t=t, names=names, tag=dollar_tag(), replace=False),
-        *render_statements("fk_checks.sql", t=t, names=names, tag=dollar_tag()),
+        *render_statements("fk_checks.sql", t=t, names=names, tag=dollar_tag(), replace=False),
         *render_statements(
             "fk_statement_checks.sql", t=t, names=names, tag=dollar_tag(), replace=False
         ),

@@ -16,9 +16,40 @@ ROW({{ cols|columns(prefix) }})
 ({% for c in cols %}{{ prefix|catalog }}.{{ c|ident }} IS NULL{% if not loop.last %} AND {% endif %}{% endfor %})
 {%- endmacro %}
 
-{#- "Key (a, b)=(1, x)" as PostgreSQL prints it in constraint errors. -#}
-{% macro key_text(prefix, cols) -%}
-{{ ('(' ~ cols|join(', ') ~ ')=(')|literal }} || concat_ws(', ', {% for c in cols %}{{ prefix|catalog }}.{{ c|ident }}::text{% if not loop.last %}, {% endif %}{% endfor %}) || ')'
+{#- The role whose privileges decide what a constraint error may show, as PostgreSQL decides
+    it for a table: the current role of the statement. The trigger functions run as the
+    table's owner, but the role setting still holds what SET ROLE chose (only SET ROLE, which
+    checks membership, changes it), else the role is the session user: no SQL the caller can
+    run makes this a role it could not become anyway. -#}
+{% macro caller_role() -%}
+(CASE pg_catalog.current_setting('role') WHEN 'none' THEN SESSION_USER ELSE pg_catalog.current_setting('role')::name END)
+{%- endmacro %}
+
+{#- A value as PostgreSQL prints it in error details: its type's output function, or null. -#}
+{% macro value_text(prefix, column) -%}
+CASE WHEN pg_catalog.num_nulls({{ prefix|catalog }}.{{ column|ident }}) = 1 THEN 'null' ELSE pg_catalog.concat({{ prefix|catalog }}.{{ column|ident }}) END
+{%- endmacro %}
+
+{#- "(a, b)=(1, x)" as PostgreSQL prints keys: names quoted as needed for unique keys
+    (pg_get_indexdef_columns), as they are for foreign keys. -#}
+{% macro key_text(prefix, cols, quote_names=false) -%}
+'(' || {% if quote_names %}{% for c in cols %}pg_catalog.quote_ident({{ c|literal }}) || {% if not loop.last %}', ' || {% endif %}{% endfor %}{% else %}{{ cols|join(', ')|literal }} || {% endif %}')=(' || {% for c in cols %}{{ value_text(prefix, c) }} || {% if not loop.last %}', ' || {% endif %}{% endfor %}')'
+{%- endmacro %}
+
+{#- Whether the caller may read every column of a key of ``relation`` (schema.name, quoted):
+    PostgreSQL shows a key in an error only then (table SELECT, or SELECT on each column). -#}
+{% macro key_visible(relation, cols) -%}
+({% for c in cols %}pg_catalog.has_column_privilege({{ caller_role() }}, {{ relation|literal }}, {{ c|literal }}, 'SELECT'){% if not loop.last %} AND {% endif %}{% endfor %})
+{%- endmacro %}
+
+{#- RAISE with a DETAIL that may be NULL (RAISE refuses a NULL option): without it then.
+    The other options are the body of the call block. -#}
+{% macro raise_with_detail(detail) -%}
+IF {{ detail|catalog }} IS NULL THEN
+                RAISE EXCEPTION USING {{ caller() }};
+            ELSE
+                RAISE EXCEPTION USING DETAIL = {{ detail|catalog }}, {{ caller() }};
+            END IF
 {%- endmacro %}
 
 {% macro visible(alias) -%}
@@ -100,11 +131,15 @@ SELECT {% if as_row %}{{ row('v', columns) }}{% else %}{{ columns|columns('v') }
 {%- endif %}
 {%- endmacro %}
 
-{#- The foreign-key errors PostgreSQL raises, with its messages; prefix holds the key values. -#}
+{#- The foreign-key errors PostgreSQL raises, with its messages; prefix holds the key values.
+    The key is shown only to a caller who may read it in t (the child for a missing parent,
+    the parent for a key still referenced). -#}
 {% macro raise_missing_parent(t, fk, prefix) -%}
 RAISE EXCEPTION USING ERRCODE = 'foreign_key_violation',
                 MESSAGE = {{ ('insert or update on table "' ~ t.name ~ '" violates foreign key constraint "' ~ fk.name ~ '"')|literal }},
-                DETAIL = 'Key ' || {{ key_text(prefix, fk.child_columns) }} || {{ (' is not present in table "' ~ fk.parent_table ~ '".')|literal }},
+                DETAIL = CASE WHEN {{ key_visible(t.schema|ident ~ '.' ~ t.name|ident, fk.child_columns) }}
+                              THEN 'Key ' || {{ key_text(prefix, fk.child_columns) }} || {{ (' is not present in table "' ~ fk.parent_table ~ '".')|literal }}
+                              ELSE {{ ('Key is not present in table "' ~ fk.parent_table ~ '".')|literal }} END,
                 CONSTRAINT = {{ fk.name|literal }}, TABLE = {{ t.name|literal }}, SCHEMA = {{ t.schema|literal }}
 {%- endmacro %}
 
@@ -115,12 +150,16 @@ RAISE EXCEPTION USING ERRCODE = 'foreign_key_violation',
                 CONSTRAINT = {{ fk.name|literal }}, TABLE = {{ t.name|literal }}, SCHEMA = {{ t.schema|literal }}
 {%- endmacro %}
 
+{#- PostgreSQL 18 reports RESTRICT with a SQLSTATE and wording of its own. -#}
 {% macro raise_still_referenced(t, fk, prefix, restrict=false) -%}
+{% set own = restrict and t.relation.server_version >= 180000 %}
+{% set referenced = ' is referenced from table "' if own else ' is still referenced from table "' %}
 RAISE EXCEPTION USING
-                {#- PostgreSQL 18 reports RESTRICT with a SQLSTATE of its own #}
-                ERRCODE = {{ ('restrict_violation' if restrict and t.relation.server_version >= 180000 else 'foreign_key_violation')|literal }},
-                MESSAGE = {{ ('update or delete on table "' ~ t.name ~ '" violates foreign key constraint "' ~ fk.name ~ '" on table "' ~ fk.child_table ~ '"')|literal }},
-                DETAIL = 'Key ' || {{ key_text(prefix, fk.parent_columns) }} || {{ (' is still referenced from table "' ~ fk.child_table ~ '".')|literal }},
+                ERRCODE = {{ ('restrict_violation' if own else 'foreign_key_violation')|literal }},
+                MESSAGE = {{ ('update or delete on table "' ~ t.name ~ '" violates ' ~ ('RESTRICT setting of ' if own else '') ~ 'foreign key constraint "' ~ fk.name ~ '" on table "' ~ fk.child_table ~ '"')|literal }},
+                DETAIL = CASE WHEN {{ key_visible(t.schema|ident ~ '.' ~ t.name|ident, fk.parent_columns) }}
+                              THEN 'Key ' || {{ key_text(prefix, fk.parent_columns) }} || {{ (referenced ~ fk.child_table ~ '".')|literal }}
+                              ELSE {{ ('Key' ~ referenced ~ fk.child_table ~ '".')|literal }} END,
                 CONSTRAINT = {{ fk.name|literal }}, TABLE = {{ fk.child_table|literal }}, SCHEMA = {{ fk.child_schema|literal }}
 {%- endmacro %}
 

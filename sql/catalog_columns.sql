@@ -9,7 +9,8 @@ SELECT a.attname::text,
        a.attgenerated <> '' AS generated,
        CASE WHEN a.attidentity <> '' THEN
            pg_catalog.pg_get_serial_sequence(a.attrelid::regclass::text, a.attname)
-       END AS sequence
+       END AS sequence,
+       a.attgenerated = 'v' AS virtual
 FROM pg_catalog.pg_attribute a
 LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
 WHERE a.attrelid = {{ oid }} AND a.attnum > 0 AND NOT a.attisdropped

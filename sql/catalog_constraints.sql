@@ -1,11 +1,11 @@
--- The table's own constraints (primary key, unique, check, exclusion, outgoing foreign keys)
--- and the foreign keys of other tables that reference it. Relation names are mapped back to
+-- The table's own constraints (primary key, unique, exclusion, outgoing foreign keys) and the
+-- foreign keys of other tables that reference it (CHECK constraints: catalog_checks.sql). Relation names are mapped back to
 -- the logical (view) name when the relation is a COW base table.
 -- A self-referencing foreign key appears twice: once as own, once as incoming.
 WITH con AS (
     SELECT c.*, 'own' AS side
     FROM pg_catalog.pg_constraint c
-    WHERE c.conrelid = {{ oid }} AND c.contype IN ('p', 'u', 'c', 'x', 'f')
+    WHERE c.conrelid = {{ oid }} AND c.contype IN ('p', 'u', 'x', 'f')
     UNION ALL
     SELECT c.*, 'incoming' AS side
     FROM pg_catalog.pg_constraint c
@@ -20,7 +20,6 @@ SELECT con.side,
              ORDER BY k.ord) AS columns,
        con.condeferrable,
        con.condeferred,
-       CASE WHEN con.contype = 'c' THEN pg_catalog.pg_get_expr(con.conbin, con.conrelid) END AS check_expr,
        -- the other table of a foreign key: the referenced one for own keys, the child for incoming
        on_.nspname::text AS other_schema,
        COALESCE(oreg.table_name, ocl.relname)::text AS other_table,
@@ -47,4 +46,11 @@ LEFT JOIN pg_catalog.pg_class ocl
 LEFT JOIN pg_catalog.pg_namespace on_ ON on_.oid = ocl.relnamespace
 LEFT JOIN agentcow.cow_tables oreg ON oreg.schema_name = on_.nspname AND oreg.base_name = ocl.relname
 LEFT JOIN pg_catalog.pg_index i ON i.indexrelid = con.conindid
-ORDER BY con.side, con.conname
+-- Foreign keys in the order PostgreSQL checks them: by the names of their triggers on this
+-- table (RI_ConstraintTrigger_c_* as the child, _a_* as the parent), which follow creation.
+ORDER BY con.side,
+         (SELECT min(tg.tgname::text COLLATE "C")
+          FROM pg_catalog.pg_trigger tg
+          WHERE tg.tgconstraint = con.oid AND tg.tgrelid = {{ oid }}
+            AND tg.tgname::text LIKE CASE con.side WHEN 'own' THEN 'RI\_ConstraintTrigger\_c\_%' ELSE 'RI\_ConstraintTrigger\_a\_%' END),
+         con.conname

@@ -1,10 +1,12 @@
 {#- The per-table change log: one row per version of a row written in a session. The table's
-    own columns hold the row after the write (before it, for D and M, whose columns must still
-    satisfy NOT NULL); _cow_old holds the row as the session saw it before the write, NULL when
-    the key was free. A key's first version thus records the stored row the session started
-    from: the baseline of conflict checks, and the "before" of every diff.
+    own columns hold the row after the write (before it, for D and M); _cow_old holds the row
+    as the session saw it before the write, NULL when the key was free. A key's first version
+    thus records the stored row the session started from: the baseline of conflict checks, and
+    the "before" of every diff.
     An append-only table (no key) holds only I versions, each a row of its own: _cow_seq is
-    their key, and _cow_old stays NULL. -#}
+    their key, and _cow_old stays NULL.
+    The table's NOT NULL (beyond the key) and CHECK constraints are not copied: the write
+    trigger checks them, so that their errors read as the table's, not as this one's. -#}
 {% from '_macros.sql' import security_definer %}
 CREATE TABLE {{ t.schema|ident }}.{{ t.changes_name|ident }} (
     session_id uuid NOT NULL,
@@ -19,11 +21,15 @@ CREATE TABLE {{ t.schema|ident }}.{{ t.changes_name|ident }} (
 WITH (autovacuum_analyze_scale_factor = 0, autovacuum_analyze_threshold = 500,
       autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 2000)
 --;
-{% for check in t.checks %}
+{% set nullable = t.columns|selectattr('not_null')|map(attribute='name')|reject('in', t.pk_columns)|list %}
+{% if nullable %}
 ALTER TABLE {{ t.schema|ident }}.{{ t.changes_name|ident }}
-    ADD CONSTRAINT {{ check.name|ident }} CHECK (_cow_kind IN ('D', 'M') OR ({{ check.expression|catalog }}))
---;
+{% for c in nullable %}
+    ALTER COLUMN {{ c|ident }} DROP NOT NULL{% if not loop.last %},{% endif %}
+
 {% endfor %}
+--;
+{% endif %}
 {% for key in t.unique_keys %}
 {#- append-only: the key first, so the write trigger's probe has one index to use (see there) -#}
 CREATE INDEX ON {{ t.schema|ident }}.{{ t.changes_name|ident }} ({% if t.append_only %}{{ key.columns|columns }}, session_id{% else %}session_id, {{ key.columns|columns }}{% endif %})

@@ -1,7 +1,8 @@
 {#- DEFERRABLE foreign keys in a session, checked like PostgreSQL's own: as constraint triggers
     on the change table with the key's deferrability, so INITIALLY DEFERRED keys are checked at
     commit and SET CONSTRAINTS applies. They read the merged views of the session that wrote
-    the row. Other keys are checked at the end of each statement (fk_statement_checks.sql). -#}
+    the row. Other keys are checked at the end of each statement (fk_statement_checks.sql).
+    replace: only the functions, replacing those a table already has (upgrades). -#}
 {% from '_macros.sql' import match, row, any_null, all_null, key_written, security_definer,
     session_switch_declarations, switch_to_row_session, switch_back, raise_missing_parent, raise_mixed_nulls,
     raise_still_referenced %}
@@ -11,7 +12,7 @@
 {% set pk = t.pk_columns %}
 {% if t.parents_checked_per_row %}
 -- This table as the child: the parent row must exist for every live version written.
-CREATE FUNCTION {{ t.schema|ident }}.{{ names.parent_check_function|ident }}() RETURNS trigger
+CREATE {% if replace %}OR REPLACE {% endif %}FUNCTION {{ t.schema|ident }}.{{ names.parent_check_function|ident }}() RETURNS trigger
 {{ security_definer() }}
 AS {{ tag }}
 DECLARE
@@ -52,7 +53,7 @@ BEGIN
 END
 {{ tag }}
 --;
-{% for fk in t.parents_checked_per_row %}
+{% for fk in t.parents_checked_per_row if not replace %}
 CREATE CONSTRAINT TRIGGER {{ fk.name|ident }}
     AFTER INSERT ON {{ changes|catalog }} {{ fk.deferrability|catalog }}
     FOR EACH ROW WHEN (NEW._cow_kind IN ('I', 'U'))
@@ -64,7 +65,7 @@ CREATE CONSTRAINT TRIGGER {{ fk.name|ident }}
 {% if no_action %}
 -- This table as the parent, NO ACTION keys: a key value this write took away must not be
 -- referenced by live children once the check runs (statement end, or commit if deferred).
-CREATE FUNCTION {{ t.schema|ident }}.{{ names.children_check_function|ident }}() RETURNS trigger
+CREATE {% if replace %}OR REPLACE {% endif %}FUNCTION {{ t.schema|ident }}.{{ names.children_check_function|ident }}() RETURNS trigger
 {{ security_definer() }}
 AS {{ tag }}
 DECLARE
@@ -124,7 +125,7 @@ BEGIN
 END
 {{ tag }}
 --;
-{% for fk in no_action %}
+{% for fk in no_action if not replace %}
 CREATE CONSTRAINT TRIGGER {{ ('_cow_referenced_' ~ loop.index0)|ident }}
     AFTER INSERT ON {{ changes|catalog }} {{ fk.deferrability|catalog }}
     FOR EACH ROW EXECUTE FUNCTION {{ t.schema|ident }}.{{ names.children_check_function|ident }}({{ loop.index0|string|literal }})

@@ -16,19 +16,39 @@
 {#- The key values of this table that rows written by the statement took away: for event
     'delete', rows deleted; for 'update', keys changed and referenced non-key columns updated. -#}
 {% macro removed_values(fk, event) -%}
-        SELECT {{ fk.parent_columns|columns('c') }}
+        SELECT c._cow_seq AS _cow_at, {{ fk.parent_columns|columns('c') }}
         FROM {{ changes|catalog }} c
         WHERE c.session_id = _cow_sid AND c._cow_seq > _cow_mark
           AND c._cow_kind = {{ ('D' if event == 'delete' else 'M')|literal }}
 {% if event == 'update' and (fk.parent_columns|reject('in', pk)|list) %}
         UNION ALL
-        SELECT {{ fk.parent_columns|columns('prev') }}
+        SELECT c._cow_seq, {{ fk.parent_columns|columns('prev') }}
         FROM {{ changes|catalog }} c
         CROSS JOIN LATERAL ({{ prior_version(t, 'c', fk.parent_columns) }}) prev
         WHERE c.session_id = _cow_sid AND c._cow_seq > _cow_mark AND c._cow_kind = 'U'
           AND {{ row('prev', fk.parent_columns) }} IS DISTINCT FROM {{ row('c', fk.parent_columns) }}
 {% endif %}
 {%- endmacro %}
+{#- The checks, in the order PostgreSQL runs them for one row: the keys of children (this
+    table as the parent; its RI triggers are named RI_ConstraintTrigger_a_*), then the keys to
+    parents (RI_ConstraintTrigger_c_*), each in trigger-name order. PostgreSQL goes row by row,
+    so the error is that of the earliest row written that breaks a key: each check finds its
+    earliest (by change sequence), and the first check to find the earliest row wins. -#}
+{% set ns = namespace(checks=[]) %}
+{% for fk in t.children_checked_per_statement %}
+{% for event, action in [('delete', fk.on_delete), ('update', fk.on_update)] %}
+{% if action == 'r' or (action == 'a' and not fk.deferrable) %}
+{% set ns.checks = ns.checks + [('removed', fk, event, action)] %}
+{% endif %}
+{% endfor %}
+{% endfor %}
+{% for fk in t.parents_checked_per_statement %}
+{% if fk.match_full %}
+{% set ns.checks = ns.checks + [('mixed', fk, none, none)] %}
+{% endif %}
+{% set ns.checks = ns.checks + [('missing', fk, none, none)] %}
+{% endfor %}
+{% set checks = ns.checks %}
 {% if t.parents_checked_per_statement or t.children_checked_per_statement %}
 CREATE {% if replace %}OR REPLACE {% endif %}FUNCTION {{ t.schema|ident }}.{{ names.statement_check_function|ident }}() RETURNS trigger
 {{ security_definer() }}
@@ -36,7 +56,11 @@ AS {{ tag }}
 DECLARE
     _cow_sid uuid := agentcow.session_id();
     _cow_mark bigint;
-    _cow_row record;
+    _cow_first bigint;  -- the earliest version found breaking a key
+    _cow_which integer; -- the check that found it
+{% for check in checks %}
+    _cow_row_{{ loop.index0 }} record;
+{% endfor %}
 BEGIN
     IF _cow_sid IS NULL THEN
         RETURN NULL;  -- without a session the base table's own constraints apply
@@ -46,43 +70,12 @@ BEGIN
         RETURN NULL;
     END IF;
     _cow_mark := coalesce(agentcow.recall({{ mark_name|literal }} || pg_catalog.pg_trigger_depth()), 0);
-{% for fk in t.parents_checked_per_statement %}
-
-    -- {{ fk.name|ident }}: the parent of every row written must exist. OFFSET 0 keeps the
-    -- lookup a subplan run per row written, where the key reaches the parent view's arms and
-    -- their indexes: as an anti-join, the view (a subquery) could only be scanned whole.
-{% if fk.match_full %}
-    SELECT {{ fk.child_columns|columns('c') }} INTO _cow_row
-    FROM {{ changes|catalog }} c
-    WHERE c.session_id = _cow_sid AND c._cow_seq > _cow_mark AND c._cow_kind IN ('I', 'U')
-      AND {{ any_null('c', fk.child_columns) }} AND NOT {{ all_null('c', fk.child_columns) }}
-      AND {{ is_latest(t, 'c') }}
-      AND {{ key_written(t, fk, 'c') }}
-    LIMIT 1;
-    IF FOUND THEN
-        {{ raise_mixed_nulls(t, fk) }};
-    END IF;
-{% endif %}
-    SELECT {{ fk.child_columns|columns('c') }} INTO _cow_row
-    FROM {{ changes|catalog }} c
-    WHERE c.session_id = _cow_sid AND c._cow_seq > _cow_mark AND c._cow_kind IN ('I', 'U')
-      AND NOT {{ any_null('c', fk.child_columns) }}
-      AND {{ is_latest(t, 'c') }}
-      AND {{ key_written(t, fk, 'c') }}
-      AND NOT EXISTS (SELECT FROM {{ fk.parent_schema|ident }}.{{ fk.parent_table|ident }} p
-                      WHERE {{ match('p', 'c', fk.parent_columns, fk.child_columns) }}
-                      OFFSET 0)
-    LIMIT 1;
-    IF FOUND THEN
-        {{ raise_missing_parent(t, fk, '_cow_row') }};
-    END IF;
-{% endfor %}
-{% for fk in t.children_checked_per_statement %}
-{% for event, action in [('delete', fk.on_delete), ('update', fk.on_update)] %}
-{% if action == 'r' or (action == 'a' and not fk.deferrable) %}
+{% for kind, fk, event, action in checks %}
+{% set var = '_cow_row_' ~ loop.index0 %}
+{% if kind == 'removed' %}
 
     -- {{ fk.name|ident }} of {{ fk.child_table|ident }}: no child may reference a value removed ({{ event|catalog }})
-    SELECT {{ fk.parent_columns|columns('g') }} INTO _cow_row
+    SELECT g._cow_at, {{ fk.parent_columns|columns('g') }} INTO {{ var|catalog }}
     FROM (
 {{ removed_values(fk, event) }}
     ) g
@@ -94,12 +87,53 @@ BEGIN
 {% endif %}
       AND EXISTS (SELECT FROM {{ fk.child_schema|ident }}.{{ fk.child_table|ident }} r
                   WHERE {{ match('r', 'g', fk.child_columns, fk.parent_columns) }})
+    ORDER BY g._cow_at
     LIMIT 1;
-    IF FOUND THEN
-        {{ raise_still_referenced(t, fk, '_cow_row', restrict=(action == 'r')) }};
-    END IF;
+{% elif kind == 'mixed' %}
+
+    -- {{ fk.name|ident }}: MATCH FULL, a key either all null or all set
+    SELECT c._cow_seq AS _cow_at INTO {{ var|catalog }}
+    FROM {{ changes|catalog }} c
+    WHERE c.session_id = _cow_sid AND c._cow_seq > _cow_mark AND c._cow_kind IN ('I', 'U')
+      AND {{ any_null('c', fk.child_columns) }} AND NOT {{ all_null('c', fk.child_columns) }}
+      AND {{ is_latest(t, 'c') }}
+      AND {{ key_written(t, fk, 'c') }}
+    ORDER BY c._cow_seq
+    LIMIT 1;
+{% else %}
+
+    -- {{ fk.name|ident }}: the parent of every row written must exist. OFFSET 0 keeps the
+    -- lookup a subplan run per row written, where the key reaches the parent view's arms and
+    -- their indexes: as an anti-join, the view (a subquery) could only be scanned whole.
+    SELECT c._cow_seq AS _cow_at, {{ fk.child_columns|columns('c') }} INTO {{ var|catalog }}
+    FROM {{ changes|catalog }} c
+    WHERE c.session_id = _cow_sid AND c._cow_seq > _cow_mark AND c._cow_kind IN ('I', 'U')
+      AND NOT {{ any_null('c', fk.child_columns) }}
+      AND {{ is_latest(t, 'c') }}
+      AND {{ key_written(t, fk, 'c') }}
+      AND NOT EXISTS (SELECT FROM {{ fk.parent_schema|ident }}.{{ fk.parent_table|ident }} p
+                      WHERE {{ match('p', 'c', fk.parent_columns, fk.child_columns) }}
+                      OFFSET 0)
+    ORDER BY c._cow_seq
+    LIMIT 1;
 {% endif %}
+    IF FOUND AND (_cow_first IS NULL OR {{ var|catalog }}._cow_at < _cow_first) THEN
+        _cow_first := {{ var|catalog }}._cow_at;
+        _cow_which := {{ loop.index0 }};
+    END IF;
 {% endfor %}
+{% for kind, fk, event, action in checks %}
+{% set var = '_cow_row_' ~ loop.index0 %}
+
+    IF _cow_which = {{ loop.index0 }} THEN
+{% if kind == 'removed' %}
+        {{ raise_still_referenced(t, fk, var, restrict=(action == 'r')) }};
+{% elif kind == 'mixed' %}
+        {{ raise_mixed_nulls(t, fk) }};
+{% else %}
+        {{ raise_missing_parent(t, fk, var) }};
+{% endif %}
+    END IF;
 {% endfor %}
     RETURN NULL;
 END

@@ -12,7 +12,8 @@
 
     0.2.0 -> 0.3.0: writes in a session take the session's lock (session_lock_trigger.sql);
     statement-level foreign-key checks and identity columns keep their state out of reach of
-    the agent's SQL (identity values are drawn by the owner's identity function). -#}
+    the agent's SQL (identity values are drawn by the owner's identity function); NOT NULL and
+    CHECK move from the change table to the write trigger, whose errors read as the table's. -#}
 {% from '_macros.sql' import match %}
 {% set base = t.schema|ident ~ '.' ~ t.base_name|ident %}
 {% set changes = t.schema|ident ~ '.' ~ t.changes_name|ident %}
@@ -38,6 +39,16 @@ WHERE c.session_id = v.session_id AND c._cow_seq = v._cow_seq
 {% include 'session_lock_trigger.sql' %}
 
 --;
+{% for check in t.checks %}
+ALTER TABLE {{ changes|catalog }} DROP CONSTRAINT IF EXISTS {{ check.name|ident }}
+--;
+{% endfor %}
+{% for column in t.columns if column.not_null and column.name not in t.pk_columns %}
+ALTER TABLE {{ changes|catalog }} ALTER COLUMN {{ column.name|ident }} DROP NOT NULL
+--;
+{% endfor %}
+{% include 'fk_checks.sql' %}
+
 {% include 'fk_statement_checks.sql' %}
 
 {% include 'identity_function.sql' %}

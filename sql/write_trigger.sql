@@ -1,19 +1,24 @@
 {#- INSTEAD OF INSERT/UPDATE/DELETE on the view. Without a session, writes go to the base table
     exactly as before. In a session, each row write appends a version to the change table:
     kind I (insert), U (update), D (delete) or M (the old key of a row whose key changed).
-    Constraint checks run in PostgreSQL's order: NOT NULL and CHECK (on the change table),
-    then keys, then foreign keys.
+    Constraint checks run in PostgreSQL's order: NOT NULL and CHECK (evaluated on the version
+    just recorded), then keys, then foreign keys (when the statement ends). Their errors are
+    PostgreSQL's for the table: same SQLSTATE, message, fields, and a DETAIL that shows only
+    what the calling role may read.
     replace: only the function, replacing the one a table already has (upgrades).
     An append-only table (no key) has a trigger of its own: write_trigger_append.sql. -#}
 {% if t.append_only %}
 {% include 'write_trigger_append.sql' %}
 {% else %}
-{% from '_macros.sql' import match, row, any_null, all_null, key_text, security_definer,
-    refuse_generated_values %}
+{% from '_macros.sql' import match, row, any_null, all_null, security_definer, refuse_generated_values %}
+{% from '_row_errors.sql' import raise_row_error, raise_duplicate, check_results %}
 {% set base = t.schema|ident ~ '.' ~ t.base_name|ident %}
 {% set changes = t.schema|ident ~ '.' ~ t.changes_name|ident %}
 {% set view = t.schema|ident ~ '.' ~ t.name|ident %}
 {% set pk = t.pk_columns %}
+{#- NOT NULL columns the change table leaves to this trigger, and the CHECK constraints -#}
+{% set not_null = t.columns|selectattr('not_null')|map(attribute='name')|reject('in', pk)|list %}
+{% set checked = not_null or t.checks %}
 {% macro record_version(kind, source) -%}
 INSERT INTO {{ changes|catalog }} AS c (session_id, operation_id, _cow_kind, _cow_old, {{ t.writable_columns|columns }})
         VALUES (_cow_sid, _cow_op, {{ kind|literal }}, {{ old_row() }}, {{ t.writable_columns|columns(source) }})
@@ -61,10 +66,15 @@ EXISTS (SELECT FROM {{ fk.child_schema|ident }}.{{ fk.child_table|ident }} r
 CREATE {% if replace %}OR REPLACE {% endif %}FUNCTION {{ t.schema|ident }}.{{ names.write_function|ident }}() RETURNS trigger
 {{ security_definer() }}
 AS {{ tag }}
+#variable_conflict use_column
 DECLARE
     _cow_sid uuid := agentcow.session_id();
     _cow_op uuid;
     _cow_at bigint;
+{% if checked %}
+    _cow_nulls integer;  -- of the NOT NULL columns, how many the version leaves null
+    _cow_failed text;    -- the first CHECK constraint, by name, that it breaks
+{% endif %}
 BEGIN
 {{ refuse_generated_values(t) }}
     IF _cow_sid IS NULL THEN
@@ -114,25 +124,38 @@ BEGIN
         {{ record_version('M', 'OLD') }};
     END IF;
 
+    IF {{ any_null('NEW', pk) }} THEN
+        {{ raise_row_error(t, false) }}
+    END IF;
+
+    -- The check constraints are evaluated on the version recorded, with its generated
+    -- columns computed (bare column names are its columns: #variable_conflict use_column).
     INSERT INTO {{ changes|catalog }} AS c (session_id, operation_id, _cow_kind, _cow_old, {{ t.writable_columns|columns }})
     VALUES (_cow_sid, _cow_op, CASE TG_OP WHEN 'INSERT' THEN 'I' ELSE 'U' END::"char",
             CASE WHEN TG_OP = 'UPDATE' AND {{ row('NEW', pk) }} IS NOT DISTINCT FROM {{ row('OLD', pk) }} THEN {{ old_row() }} END,
             {{ t.writable_columns|columns('NEW') }})
-    RETURNING c._cow_seq, {{ t.column_names|columns('c') }} INTO _cow_at, {{ t.column_names|columns('NEW') }};
+    RETURNING c._cow_seq, {{ t.column_names|columns('c') }}{% if checked %},
+              {{ check_results(t, not_null) }}{% endif %}
+
+         INTO _cow_at, {{ t.column_names|columns('NEW') }}{% if checked %}, _cow_nulls, _cow_failed{% endif %};
+{% if checked %}
+    IF _cow_nulls > 0 OR _cow_failed IS NOT NULL THEN
+        {{ raise_row_error(t, true) }}
+    END IF;
+{% endif %}
 
     IF TG_OP = 'INSERT' OR {{ row('NEW', pk) }} IS DISTINCT FROM {{ row('OLD', pk) }} THEN
         -- Was the key live before this write (in the session, else in the base)? A duplicate.
+        -- (_cow_seq + 0: on the primary key's index, whatever the statistics say; with the
+        -- sequence as an index condition, plans made while the change table looked empty
+        -- walked the (session_id, _cow_seq) index through the whole session on every write.)
         IF coalesce((SELECT p._cow_kind IN ('I', 'U')
                        FROM {{ changes|catalog }} p
-                      WHERE p.session_id = _cow_sid AND {{ match('p', 'NEW', pk) }} AND p._cow_seq < _cow_at
+                      WHERE p.session_id = _cow_sid AND {{ match('p', 'NEW', pk) }} AND p._cow_seq + 0 < _cow_at
                       ORDER BY p._cow_seq DESC
                       LIMIT 1),
                     EXISTS (SELECT FROM {{ base|catalog }} b WHERE {{ match('b', 'NEW', pk) }})) THEN
-            RAISE EXCEPTION USING
-                ERRCODE = 'unique_violation',
-                MESSAGE = {{ ('duplicate key value violates unique constraint "' ~ t.primary_key.name ~ '"')|literal }},
-                DETAIL = 'Key ' || {{ key_text('NEW', pk) }} || ' already exists.',
-                CONSTRAINT = {{ t.primary_key.name|literal }}, TABLE = {{ t.name|literal }}, SCHEMA = {{ t.schema|literal }};
+            {{ raise_duplicate(t, t.primary_key) }};
         END IF;
     END IF;
 {% for key in t.unique_keys %}
@@ -144,11 +167,7 @@ BEGIN
 {% endif %}
        AND EXISTS (SELECT FROM {{ view|catalog }} v
                     WHERE {% for c in key.columns %}v.{{ c|ident }} {{ ('IS NOT DISTINCT FROM' if key.nulls_not_distinct else '=')|catalog }} NEW.{{ c|ident }} AND {% endfor %}{{ row('v', pk) }} IS DISTINCT FROM {{ row('NEW', pk) }}) THEN
-        RAISE EXCEPTION USING
-            ERRCODE = 'unique_violation',
-            MESSAGE = {{ ('duplicate key value violates unique constraint "' ~ key.name ~ '"')|literal }},
-            DETAIL = 'Key ' || {{ key_text('NEW', key.columns) }} || ' already exists.',
-            CONSTRAINT = {{ key.name|literal }}, TABLE = {{ t.name|literal }}, SCHEMA = {{ t.schema|literal }};
+        {{ raise_duplicate(t, key) }};
     END IF;
 {% endfor %}
 {% for fk in t.referenced_by if fk.on_update in ('c', 'n', 'd') %}

@@ -16,9 +16,13 @@
     replaces, in the session or at commit.
 
     The generated and identity checks are those of write_trigger.sql. -#}
-{% from '_macros.sql' import match, any_null, key_text, security_definer, refuse_generated_values %}
+{% from '_macros.sql' import match, any_null, security_definer, refuse_generated_values %}
+{% from '_row_errors.sql' import raise_row_error, raise_duplicate, check_results %}
 {% set base = t.schema|ident ~ '.' ~ t.base_name|ident %}
 {% set changes = t.schema|ident ~ '.' ~ t.changes_name|ident %}
+{#- NOT NULL and CHECK are this trigger's to check (changes_table.sql copies neither) -#}
+{% set not_null = t.columns|selectattr('not_null')|map(attribute='name')|list %}
+{% set checked = not_null or t.checks %}
 {% set view = t.schema|ident ~ '.' ~ t.name|ident %}
 {#- the first stored row equal to OLD, locked; by = a column that leads an index -#}
 {% macro find_stored(by) -%}
@@ -31,11 +35,16 @@ SELECT _cow_b.ctid INTO _cow_stored
 CREATE {% if replace %}OR REPLACE {% endif %}FUNCTION {{ t.schema|ident }}.{{ names.write_function|ident }}() RETURNS trigger
 {{ security_definer() }}
 AS {{ tag }}
+#variable_conflict use_column
 DECLARE
     _cow_sid uuid := agentcow.session_id();
     _cow_op uuid;
     _cow_at bigint;
     _cow_stored tid;
+{% if checked %}
+    _cow_nulls integer;  -- of the NOT NULL columns, how many the version leaves null
+    _cow_failed text;    -- the first CHECK constraint, by name, that it breaks
+{% endif %}
 BEGIN
 {{ refuse_generated_values(t) }}
     IF _cow_sid IS NULL THEN
@@ -86,7 +95,15 @@ BEGIN
 
     INSERT INTO {{ changes|catalog }} AS c (session_id, operation_id, _cow_kind, {{ t.writable_columns|columns }})
     VALUES (_cow_sid, _cow_op, 'I', {{ t.writable_columns|columns('NEW') }})
-    RETURNING c._cow_seq, {{ t.column_names|columns('c') }} INTO _cow_at, {{ t.column_names|columns('NEW') }};
+    RETURNING c._cow_seq, {{ t.column_names|columns('c') }}{% if checked %},
+              {{ check_results(t, not_null) }}{% endif %}
+
+         INTO _cow_at, {{ t.column_names|columns('NEW') }}{% if checked %}, _cow_nulls, _cow_failed{% endif %};
+{% if checked %}
+    IF _cow_nulls > 0 OR _cow_failed IS NOT NULL THEN
+        {{ raise_row_error(t, true) }}
+    END IF;
+{% endif %}
 {% for key in t.unique_keys %}
 
     -- {{ key.name|ident }}: no stored row, and no other row of the session, has the values.
@@ -99,11 +116,7 @@ BEGIN
            OR EXISTS (SELECT FROM {{ changes|catalog }} p
                       WHERE {{ match('p', 'NEW', key.columns, op=('IS NOT DISTINCT FROM' if key.nulls_not_distinct else '=')) }}
                         AND p.session_id IS NOT DISTINCT FROM _cow_sid AND p._cow_seq <> _cow_at)) THEN
-        RAISE EXCEPTION USING
-            ERRCODE = 'unique_violation',
-            MESSAGE = {{ ('duplicate key value violates unique constraint "' ~ key.name ~ '"')|literal }},
-            DETAIL = 'Key ' || {{ key_text('NEW', key.columns) }} || ' already exists.',
-            CONSTRAINT = {{ key.name|literal }}, TABLE = {{ t.name|literal }}, SCHEMA = {{ t.schema|literal }};
+        {{ raise_duplicate(t, key) }};
     END IF;
 {% endfor %}
     RETURN NEW;

@@ -6,7 +6,7 @@ Schema ``plain`` holds ordinary tables, schema ``cow`` the same tables under cop
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
@@ -26,28 +26,58 @@ RESET = "TRUNCATE {tables} RESTART IDENTITY".format(
 
 @dataclass(frozen=True)
 class Outcome:
-    """What a statement did: its rows, columns and command tag, or its SQLSTATE."""
+    """What a statement did: its rows, columns and command tag, or its error: SQLSTATE,
+    message, DETAIL and the fields naming the constraint, table, schema and column."""
 
     sqlstate: str | None = None
     message: str = ""
     status: str | None = None
     columns: tuple[str, ...] = ()
     rows: tuple[tuple[Any, ...], ...] = ()
+    detail: str | None = None
+    fields: tuple[str | None, ...] = ()
 
-    def same_as(self, other: Outcome) -> bool:
-        # Error messages may differ (a CHECK is raised from the change table); the promise
-        # is the SQLSTATE.
-        return (self.sqlstate, self.status, self.columns, self.rows) == (
-            other.sqlstate,
-            other.status,
-            other.columns,
-            other.rows,
+    @classmethod
+    def failed(cls, exc: asyncpg.PostgresError) -> Outcome:
+        # The schemas differ by name only: the COW side's error must name its own schema.
+        schema = COW if exc.schema_name == PLAIN else exc.schema_name
+        return cls(
+            sqlstate=exc.sqlstate,
+            message=exc.message,
+            detail=exc.detail,
+            fields=(exc.constraint_name, exc.table_name, schema, exc.column_name),
+        )
+
+    def same_as(self, other: Outcome, any_row: bool = False) -> bool:
+        """Equal; with ``any_row``, the values in the DETAILs (which row failed) aside."""
+        if not any_row:
+            return self == other
+        return replace(self, detail=_without_values(self.detail)) == replace(
+            other, detail=_without_values(other.detail)
         )
 
     def __str__(self) -> str:
         if self.sqlstate is not None:
-            return f"ERROR {self.sqlstate}: {self.message}"
+            constraint, table, schema, column = self.fields or (None,) * 4
+            return (
+                f"ERROR {self.sqlstate}: {self.message} DETAIL: {self.detail} "
+                f"(constraint {constraint}, table {schema}.{table}, column {column})"
+            )
         return f"{self.status} columns={list(self.columns)} rows={list(self.rows)}"
+
+
+def _without_values(detail: str | None) -> str | None:
+    """A DETAIL with its values left out: ``Key (a)=(...) already exists.``, ``Failing row
+    contains (a, b) = (...).``, ``Failing row contains (...).``"""
+    if detail is None:
+        return None
+    for marker in (") = (", ")=("):
+        if marker in detail:
+            head, tail = detail.split(marker, 1)
+            return head + marker + "..." + tail[tail.rfind(")") :]
+    if detail.startswith("Failing row contains ("):
+        return "Failing row contains (...)."
+    return detail
 
 
 async def run_statement(conn: Connection, sql: str, ordered: bool) -> Outcome:
@@ -59,8 +89,7 @@ async def run_statement(conn: Connection, sql: str, ordered: bool) -> Outcome:
             status = statement.get_statusmsg()
             columns = tuple(a.name for a in statement.get_attributes())
     except asyncpg.PostgresError as exc:
-        message = " ".join(str(exc).split())
-        return Outcome(sqlstate=exc.sqlstate, message=message)
+        return Outcome.failed(exc)
     rows = [tuple(record) for record in records]
     if not ordered:
         rows.sort(key=repr)

@@ -124,21 +124,49 @@ async def test_upgrade_from_kit_020(conn: Any) -> None:
     await run_atomically(
         executor, [render("deploy_guard.sql", installed=None), *(s.read_text() for s in steps)]
     )
-    await conn.execute("CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'a')")
+    await conn.execute(
+        "CREATE TABLE t (id int PRIMARY KEY, v text NOT NULL CONSTRAINT v_set CHECK (v <> ''));"
+        "INSERT INTO t VALUES (1, 'a')"
+    )
     await run_atomically(executor, await _enable_without_session_lock(conn, "t"))
+    # Layout 0.2.0 copied NOT NULL and CHECK to the change table.
+    await conn.execute(
+        "ALTER TABLE t_changes ALTER COLUMN v SET NOT NULL, ADD CONSTRAINT v_set "
+        "CHECK (_cow_kind IN ('D', 'M') OR (v <> ''))"
+    )
     sid = new_id()
     async with session(conn, sid):
         await conn.execute("UPDATE t SET v = 'x' WHERE id = 1")
+    # A child with foreign keys (checked by triggers that upgrade_cow_tables replaces).
+    await conn.execute(
+        "CREATE TABLE c (id int PRIMARY KEY, t_id int REFERENCES t_base DEFERRABLE,"
+        "                n int REFERENCES t_base)"
+    )
+    await run_atomically(executor, await _enable_without_session_lock(conn, "c"))
 
     await ac.deploy_cow_functions(executor)
-    assert await fetch(conn, "SELECT layout FROM agentcow.cow_tables") == [("0.2.0",)]
+    assert await fetch(conn, "SELECT layout FROM agentcow.cow_tables") == [("0.2.0",)] * 2
     with pytest.raises(ac.KitVersionError, match="upgrade_cow_tables"):
         await ac.commit_cow_session(executor, "t", sid)
-    assert await ac.upgrade_cow_tables(executor) == ["t"]
-    assert await fetch(
-        conn, "SELECT tgname::text FROM pg_trigger WHERE tgname = 'agentcow_session_lock'"
-    ) == [("agentcow_session_lock",)]
+    assert await ac.upgrade_cow_tables(executor) == ["c", "t"]
+    assert (
+        await fetch(
+            conn,
+            "SELECT tgname::text FROM pg_trigger WHERE tgname = 'agentcow_session_lock' ORDER BY 1",
+        )
+        == [("agentcow_session_lock",)] * 2
+    )
     async with session(conn, sid):
         await conn.execute("INSERT INTO t VALUES (2, 'b')")
+        for bad in ("INSERT INTO t VALUES (3, '')", "INSERT INTO t VALUES (3, NULL)"):
+            with pytest.raises(asyncpg.IntegrityConstraintViolationError) as raised:
+                async with conn.transaction():
+                    await conn.execute(bad)
+            assert raised.value.table_name == "t" and "t_changes" not in str(raised.value)
+        for orphan in ("INSERT INTO c VALUES (1, 9, NULL)", "INSERT INTO c VALUES (1, NULL, 9)"):
+            with pytest.raises(asyncpg.ForeignKeyViolationError):
+                async with conn.transaction():
+                    await conn.execute(orphan)
+                    await conn.execute("SET CONSTRAINTS ALL IMMEDIATE")
     await ac.commit_cow_session_schema(executor, sid)
     assert await fetch(conn, "SELECT id, v FROM t ORDER BY id") == [(1, "x"), (2, "b")]
