@@ -10,8 +10,10 @@
         stay satisfied);
       - delete rows the session removed (or whose unique values it changed: they come back
         with the upsert) that no stored row references;
-      - upsert live rows that are ready: their parents are stored for good, no other stored row
-        holds their unique values, and no stored child still references a value they change;
+      - upsert live rows that are ready: their parents are stored for good (or the stored row
+        references them already: writing it pins nothing new, and may free another parent
+        the schedule waits for), no other stored row holds their unique values, and no stored
+        child still references a value they change;
     then applies whatever remains unconditionally (parents' upserts first, children's deletes
     first), which raises the error a plain table would if no order can work, and forgets the
     applied versions. Rows already stored as the session has them are left alone.
@@ -79,11 +81,15 @@ EXISTS (SELECT FROM {{ changes(t) }} x
 {% endmacro %}
 
 {#- the conditions for writing change row c over the stored row whose key is stored's: parents
-    stored for good, unique values free, and no stored child left on a value c changes -#}
+    stored for good (or already referenced by that stored row: writing c pins nothing new,
+    and may release other parents), unique values free, and no stored child left on a
+    value c changes -#}
 {% macro ready_conditions(t, stored) %}
 {% for fk in t.foreign_keys %}
 {% set parent = dirty.get(fk.parent_table) if fk.parent_schema == t.schema else none %}
       AND ({{ any_null('c', fk.child_columns) }}
+           OR EXISTS (SELECT FROM {{ base(t) }} s
+                      WHERE {{ match('s', stored, t.pk_columns) }} AND {{ match('s', 'c', fk.child_columns) }})
            OR EXISTS (SELECT FROM {{ fk.parent_schema|ident }}.{{ fk.parent_relation|ident }} p
                       WHERE {{ match('p', 'c', fk.parent_columns, fk.child_columns) }}
 {% if parent and not parent.append_only %}
