@@ -294,6 +294,28 @@ KEY_CHANGES = {
             "INSERT INTO {s}.c (id, q) VALUES (2, 1)",
         ],
     ),
+    "onto a key moved away, children pinning both unique values": (
+        [_T2, "INSERT INTO {s}.c (id, q) VALUES (1, 2), (2, 1)"],
+        ["UPDATE {s}.t SET id = 5 WHERE id = 1", "UPDATE {s}.t SET id = 1 WHERE id = 4"],
+    ),
+    "a chain of key changes onto a deleted key, children pinning every unique value": (
+        [_T2, "INSERT INTO {s}.c (id, q) VALUES (1, 1), (2, 2), (3, 3)"],
+        [
+            "DELETE FROM {s}.t WHERE id = 3",
+            "UPDATE {s}.t SET id = 3 WHERE id = 2",
+            "UPDATE {s}.t SET id = 2 WHERE id = 1",
+            "UPDATE {s}.t SET id = 1 WHERE id = 4",
+        ],
+    ),
+    "deleted, its unique value given to a new row, a child pinning it": (
+        [_T2, _CHILD.replace("1, 1)", "NULL, 2)")],
+        [
+            "UPDATE {s}.c SET q = NULL WHERE id = 1",
+            "DELETE FROM {s}.t WHERE id = 1",
+            "INSERT INTO {s}.t (id, k, s) VALUES (5, 2, 5)",
+            "UPDATE {s}.c SET q = 2 WHERE id = 1",
+        ],
+    ),
     "several rows moved in one statement, children pinning their unique values": (
         [_T2, "INSERT INTO {s}.c (id, q) VALUES (1, 2), (2, 1)"],
         ["UPDATE {s}.t SET id = id + 10 WHERE id IN (1, 4)"],
