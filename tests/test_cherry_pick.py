@@ -230,6 +230,21 @@ REGRESSIONS = {
         {1},
         {0},
     ),
+    # the swap below that no single commit can apply (UNCOMMITTABLE) goes in two commits
+    # when the move to the temporary key is an operation of its own
+    "keys swapped across statements, children pinning both unique values, in two commits": (
+        [
+            "INSERT INTO {s}.t (id, k) VALUES (4, 1), (1, 2), (2, 3), (3, NULL)",
+            "INSERT INTO {s}.c (id, q) VALUES (1, 2), (2, 1)",
+        ],
+        [
+            (0, "UPDATE {s}.t SET id = 10 WHERE id = 1"),
+            (1, "UPDATE {s}.t SET id = 1 WHERE id = 4"),
+            (2, "UPDATE {s}.t SET id = 4 WHERE id = 10"),
+        ],
+        {0},
+        set(),
+    ),
 }
 
 _T2 = "INSERT INTO {s}.t (id, k) VALUES (4, 1), (1, 2), (2, 3), (3, NULL)"
