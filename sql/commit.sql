@@ -5,13 +5,17 @@
     so the order matters: a child may have to stop referencing a parent before the parent goes,
     a row may have to go before another takes its unique value, and such needs chain across
     tables. The block therefore repeats, until nothing moves:
-      - move rows whose key the session changed but which kept a unique value (the stored
-        row is updated in place, as on a plain table, so children referencing that value
-        stay satisfied);
+      - move rows whose unique value the session has under a key not stored yet, while their
+        own key gives it up (the session changed the row's key, or deleted the row or changed
+        the value and then gave it to a row under a new key): the stored row is updated in
+        place, as on a plain table, so children referencing that value stay satisfied, and
+        its own key is left free for the session's version there;
       - delete rows the session removed (or whose unique values it changed: they come back
         with the upsert) that no stored row references;
-      - upsert live rows that are ready: their parents are stored for good, no other stored row
-        holds their unique values, and no stored child still references a value they change;
+      - upsert live rows that are ready: their parents are stored for good (or the stored row
+        references them already: writing it pins nothing new, and may free another parent
+        the schedule waits for), no other stored row holds their unique values, and no stored
+        child still references a value they change;
     then applies whatever remains unconditionally (parents' upserts first, children's deletes
     first), which raises the error a plain table would if no order can work, and forgets the
     applied versions. Rows already stored as the session has them are left alone.
@@ -49,18 +53,21 @@
                      WHERE {{ chosen('l') }} AND {{ match('l', alias, t.pk_columns) }})
 {%- endmacro %}
 {#- base row b will not keep the values of a unique key (columns): the session removes the
-    row or changes them. A row whose primary key changed keeps them when the session has
-    them under its new key, which is not stored yet: move_kept_rows updates it in place. -#}
+    row or changes them at its key, and no version under a key not stored yet has them
+    (move_kept_rows moves b there in place, keeping them). -#}
 {% macro loses(t, alias, columns) -%}
-EXISTS (SELECT FROM {{ changes(t) }} x
-        WHERE {{ chosen('x') }} AND {{ match('x', alias, t.pk_columns) }} AND {{ latest(t, 'x') }}
-          AND (x._cow_kind = 'D'
-               OR (x._cow_kind IN ('I', 'U') AND {{ row('x', columns) }} IS DISTINCT FROM {{ row(alias, columns) }})
-               OR (x._cow_kind = 'M' AND NOT EXISTS (
-                     SELECT FROM {{ changes(t) }} y
-                     WHERE {{ chosen('y') }} AND y._cow_kind IN ('I', 'U') AND {{ latest(t, 'y') }}
-                       AND {{ match('y', alias, columns) }}
-                       AND NOT EXISTS (SELECT FROM {{ base(t) }} o WHERE {{ match('o', 'y', t.pk_columns) }})))))
+(EXISTS (SELECT FROM {{ changes(t) }} x
+         WHERE {{ chosen('x') }} AND {{ match('x', alias, t.pk_columns) }} AND {{ latest(t, 'x') }}
+           AND {{ gives_up('x', alias, columns) }})
+ AND NOT EXISTS (SELECT FROM {{ changes(t) }} y
+                 WHERE {{ chosen('y') }} AND y._cow_kind IN ('I', 'U') AND {{ latest(t, 'y') }}
+                   AND {{ match('y', alias, columns) }}
+                   AND NOT EXISTS (SELECT FROM {{ base(t) }} o WHERE {{ match('o', 'y', t.pk_columns) }})))
+{%- endmacro %}
+
+{#- the latest version x of stored row b's key does not hold b's values of a unique key -#}
+{% macro gives_up(x, b, columns) -%}
+({{ x|catalog }}._cow_kind IN ('D', 'M') OR {{ row(x, columns) }} IS DISTINCT FROM {{ row(b, columns) }})
 {%- endmacro %}
 
 {% macro delete_removable(t) %}
@@ -79,11 +86,15 @@ EXISTS (SELECT FROM {{ changes(t) }} x
 {% endmacro %}
 
 {#- the conditions for writing change row c over the stored row whose key is stored's: parents
-    stored for good, unique values free, and no stored child left on a value c changes -#}
+    stored for good (or already referenced by that stored row: writing c pins nothing new,
+    and may release other parents), unique values free, and no stored child left on a
+    value c changes -#}
 {% macro ready_conditions(t, stored) %}
 {% for fk in t.foreign_keys %}
 {% set parent = dirty.get(fk.parent_table) if fk.parent_schema == t.schema else none %}
       AND ({{ any_null('c', fk.child_columns) }}
+           OR EXISTS (SELECT FROM {{ base(t) }} s
+                      WHERE {{ match('s', stored, t.pk_columns) }} AND {{ match('s', 'c', fk.child_columns) }})
            OR EXISTS (SELECT FROM {{ fk.parent_schema|ident }}.{{ fk.parent_relation|ident }} p
                       WHERE {{ match('p', 'c', fk.parent_columns, fk.child_columns) }}
 {% if parent and not parent.append_only %}
@@ -106,14 +117,18 @@ EXISTS (SELECT FROM {{ changes(t) }} x
 {% endfor %}
 {% endmacro %}
 
+{#- a stored row whose unique value the session holds under a key not stored yet, while the
+    row's own key gives that value up (its row was deleted, moved away, or changed it), is
+    updated in place to that key, as on a plain table: children referencing the value stay
+    satisfied, and the row's own key is left free for whatever the session has there -#}
 {% macro move_kept_rows(t) %}
     UPDATE {{ base(t) }} AS b
     SET ({{ t.updatable_columns|columns }}) = ROW({{ t.updatable_columns|columns('c') }})
     FROM {{ changes(t) }} m, {{ changes(t) }} c
-    WHERE {{ chosen('m') }} AND m._cow_kind = 'M' AND {{ latest(t, 'm') }} AND {{ match('b', 'm', t.pk_columns) }}
+    WHERE {{ chosen('m') }} AND {{ latest(t, 'm') }} AND {{ match('b', 'm', t.pk_columns) }}
       AND {{ chosen('c') }} AND c._cow_kind IN ('I', 'U') AND {{ latest(t, 'c') }}
       AND NOT EXISTS (SELECT FROM {{ base(t) }} o WHERE {{ match('o', 'c', t.pk_columns) }})
-      AND ({% for key in t.unique_keys %}({{ match('b', 'c', key.columns) }}){% if not loop.last %} OR {% endif %}{% endfor %})
+      AND ({% for key in t.unique_keys %}({{ match('b', 'c', key.columns) }} AND {{ gives_up('m', 'b', key.columns) }}){% if not loop.last %} OR {% endif %}{% endfor %})
 {{ ready_conditions(t, 'b') }}
 {% endmacro %}
 
