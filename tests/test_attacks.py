@@ -1,0 +1,128 @@
+"""A hostile agent with real roles and connections, against what kit 0.3.0 added: the owners'
+backend state, the registry that grants it, and the session lock.
+
+The agent has what the README says agents get (SELECT/INSERT/UPDATE/DELETE on the views),
+plus what PostgreSQL gives every role (temporary tables) and, where a test says so, a schema
+of its own to create objects in.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+import pytest
+
+import agentcow as ac
+from tests.conftest import TestDatabase
+from tests.helpers import connect_as, create_login_role, ex, fetch, new_id, registered, session
+
+TABLES = """
+CREATE TABLE tickets (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, v text);
+CREATE TABLE parents (id int PRIMARY KEY);
+CREATE TABLE children (id int PRIMARY KEY, parent int REFERENCES parents);
+INSERT INTO parents VALUES (1);
+"""
+
+
+async def _victim_tables(conn: Any, database: TestDatabase, role: str) -> Any:
+    """The owner's COW tables, granted to ``role`` as an agent; returns the agent's
+    connection."""
+    await create_login_role(database, role)
+    await conn.execute(TABLES)
+    await conn.execute(
+        f"GRANT SELECT, INSERT, UPDATE, DELETE ON tickets, parents, children TO {role}"
+    )
+    await ac.deploy_cow_functions(ex(conn))
+    assert sorted(await ac.enable_cow_schema(ex(conn))) == ["children", "parents", "tickets"]
+    return await connect_as(database, role)
+
+
+async def test_a_temporary_table_buys_no_owner_rights(conn: Any, database: TestDatabase) -> None:
+    """Every role may create temporary tables and views, and owns them. Registering them as
+    a COW table granted the owners' functions (remember, take, lock_session, end_session)
+    to the agent, with which it could forge the identity value of another owner's table."""
+    agent = await _victim_tables(conn, database, "temp_registrar")
+    try:
+        await agent.execute(
+            "CREATE TEMP TABLE mine_base (id int PRIMARY KEY);"
+            "CREATE TEMP TABLE mine_changes (id int PRIMARY KEY);"
+            "CREATE TEMP VIEW mine AS SELECT * FROM mine_base"
+        )
+        temp = await agent.fetchval("SELECT pg_my_temp_schema()::regnamespace::text")
+        for base, changes, view in (
+            ("mine_base", "mine_changes", "mine"),
+            ("mine_base", "mine_base", "mine_base"),
+        ):
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                await agent.execute(
+                    f"SELECT agentcow.register_table('{temp}', '{view}', '{base}', "
+                    f"'{changes}', '{{id}}', '{{}}')"
+                )
+        for sql in (
+            "SELECT agentcow.remember('identity_1_id', 500)",
+            "SELECT agentcow.take('identity_1_id')",
+            "SELECT agentcow.lock_session(gen_random_uuid(), true)",
+            "SELECT agentcow.end_session(gen_random_uuid())",
+        ):
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                await agent.execute(sql)
+    finally:
+        await agent.close()
+    assert await registered(conn) == ["children", "parents", "tickets"]
+
+
+async def test_an_owner_of_its_own_cow_table_cannot_forge_anothers_state(
+    conn: Any, database: TestDatabase
+) -> None:
+    """An agent with a schema of its own may enable COW on its own table, and so gets the
+    owners' functions. The state they keep must still be its own: it cannot hand another
+    owner's write trigger a drawn identity value, nor move the mark of its foreign-key
+    checks, nor read what another owner's triggers keep."""
+    agent = await _victim_tables(conn, database, "cow_owning_agent")
+    superuser = await asyncpg.connect(database.superuser_dsn)
+    try:
+        await superuser.execute("CREATE SCHEMA agent_own AUTHORIZATION cow_owning_agent")
+    finally:
+        await superuser.close()
+    tickets = await conn.fetchval("SELECT 'tickets_base'::regclass::oid")
+    children = await conn.fetchval("SELECT 'children_base'::regclass::oid")
+    try:
+        await agent.execute("CREATE TABLE agent_own.mine (id int PRIMARY KEY)")
+        await ac.enable_cow(ex(agent), "mine", schema="agent_own")  # its own: allowed
+        sid = new_id()
+        with pytest.raises(asyncpg.GeneratedAlwaysError):
+            async with session(agent, sid):
+                await agent.execute(
+                    "INSERT INTO tickets (id, v) SELECT 500, 'forged' "
+                    f"WHERE agentcow.remember('identity_{tickets}_id', 500) IS NULL"
+                )
+        with pytest.raises(asyncpg.ForeignKeyViolationError):
+            async with session(agent, sid):
+                await agent.execute(
+                    "INSERT INTO children SELECT 1, 999 "
+                    f"WHERE agentcow.remember('mark_{children}_1', 999999999999) IS NULL"
+                )
+        # The owner's triggers keep state as the owner; the agent sees none of it.
+        async with session(conn, sid):
+            await conn.execute(
+                "INSERT INTO children SELECT 1, 1 "
+                "WHERE agentcow.remember('owner_secret', 42) IS NULL"
+            )
+        async with session(agent, sid):
+            assert await fetch(agent, "SELECT * FROM agentcow.backend_state") == []
+            assert await agent.fetchval("SELECT agentcow.take('owner_secret')") is None
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                await agent.execute(
+                    "INSERT INTO agentcow.backend_state (pid, role, name, value) "
+                    f"VALUES (pg_backend_pid(), '{database.owner}', 'identity_{tickets}_id', 7)"
+                )
+        # Its own COW table works as any owner's.
+        async with session(agent, sid):
+            await agent.execute("INSERT INTO agent_own.mine VALUES (1)")
+            assert await fetch(agent, "SELECT id FROM agent_own.mine") == [(1,)]
+    finally:
+        await agent.close()
+    async with session(conn, sid):
+        assert await fetch(conn, "SELECT id, v FROM tickets") == []
+        assert await fetch(conn, "SELECT id, parent FROM children") == [(1, 1)]
