@@ -16,6 +16,7 @@ from agentcow.description import TableDescription
 from agentcow.errors import OperationsNotClosedError
 from agentcow.executor import Executor
 from agentcow.identifiers import uuid_literal
+from agentcow.script import run_pinned
 from agentcow.templates import render
 
 IdLike = str | uuid.UUID
@@ -54,8 +55,10 @@ async def get_session_operations(
     tables = await registered_tables(executor, schema)
     if not tables:
         return []
-    rows = await executor.execute(
-        render("session_operations.sql", schema=schema, tables=tables, session=session)
+    rows = await run_pinned(
+        executor,
+        render("session_operations.sql", schema=schema, tables=tables, session=session),
+        "operation_id uuid",
     )
     return [uuid.UUID(str(row[0])) for row in rows]
 
@@ -68,7 +71,12 @@ async def get_operation_summaries(
     tables = await session_tables(executor, schema)
     if not tables:
         return []
-    rows = await executor.execute(render("operation_summaries.sql", tables=tables, session=session))
+    rows = await run_pinned(
+        executor,
+        render("operation_summaries.sql", tables=tables, session=session),
+        "operation_id uuid, table_name text, inserted bigint, updated bigint, deleted bigint, "
+        "first_write bigint, last_write bigint",
+    )
     summaries: dict[uuid.UUID, OperationSummary] = {}
     for op, table, inserted, updated, deleted, first, last in rows:
         key = uuid.UUID(str(op))
@@ -106,13 +114,15 @@ async def dependencies_among(
     if not tables:
         return []
     session = uuid_literal(session_id, "session id")
-    rows = await executor.execute(
+    rows = await run_pinned(
+        executor,
         render(
             "operation_dependencies.sql",
             tables=tables,
             by_name={t.name: t for t in tables},
             session=session,
-        )
+        ),
+        "depends_on uuid, operation_id uuid",
     )
     return [(uuid.UUID(str(a)), uuid.UUID(str(b))) for a, b in rows]
 

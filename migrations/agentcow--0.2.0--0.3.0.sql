@@ -227,6 +227,20 @@ BEGIN
 END
 $owners$;
 
+-- Runs a review query (operations, dependencies, conflicts: plain SELECTs with the caller's
+-- rights) with operators and functions resolved in pg_catalog only, as the commit block does:
+-- an agent that may create objects in a schema on the reviewer's search_path would otherwise
+-- have its closer matches run as the reviewer (an = for varchar, or for an array, enum or
+-- domain type of a key column, beats pg_catalog's, which needs a cast or is polymorphic).
+-- The caller gives the result's column definition list. Not SECURITY DEFINER.
+CREATE FUNCTION agentcow.pinned_query(_query text) RETURNS SETOF record
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    RETURN QUERY EXECUTE _query;
+END
+$fn$;
+
 ALTER TABLE agentcow.cow_tables ALTER COLUMN layout SET DEFAULT '0.3.0';
 
 UPDATE agentcow.kit SET version = '0.3.0';

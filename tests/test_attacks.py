@@ -126,3 +126,62 @@ async def test_an_owner_of_its_own_cow_table_cannot_forge_anothers_state(
     async with session(conn, sid):
         assert await fetch(conn, "SELECT id, v FROM tickets") == []
         assert await fetch(conn, "SELECT id, parent FROM children") == [(1, 1)]
+
+
+async def test_review_resolves_operators_in_pg_catalog(conn: Any, database: TestDatabase) -> None:
+    """Review queries are plain SELECTs with the reviewer's rights and search_path. For a
+    varchar key, pg_catalog's = needs a cast to text, so an = an agent defined for varchar
+    in a schema on that path is the closer match, and ran as the reviewer in the
+    dependency and conflict queries (also in a cherry-pick, which plans with them)."""
+    await create_login_role(database, "operator_planter")
+    await conn.execute(
+        "CREATE TABLE tags (name varchar(20) PRIMARY KEY, n int);"
+        "INSERT INTO tags VALUES ('a', 1), ('b', 1);"
+        "GRANT SELECT, INSERT, UPDATE, DELETE ON tags TO operator_planter;"
+        "GRANT CREATE ON SCHEMA public TO operator_planter"
+    )
+    executor = ex(conn)
+    await ac.deploy_cow_functions(executor)
+    await ac.enable_cow(executor, "tags")
+    agent = await connect_as(database, "operator_planter")
+    sid, ops = new_id(), [new_id(), new_id(), new_id()]
+    try:
+        await agent.execute(
+            """
+            CREATE FUNCTION public.planted_eq(x varchar, y varchar) RETURNS boolean
+            LANGUAGE plpgsql
+            AS $$ BEGIN RAISE EXCEPTION 'agent code ran as %', current_user; END $$;
+            CREATE OPERATOR public.= (LEFTARG = varchar, RIGHTARG = varchar,
+                                      FUNCTION = public.planted_eq);
+            """
+        )
+        for op, sql in zip(
+            ops,
+            [
+                "UPDATE tags SET n = n + 1 WHERE name = 'a'::text",
+                "UPDATE tags SET n = n + 1 WHERE name = 'a'::text",
+                "UPDATE tags SET n = 5 WHERE name = 'b'::text",
+            ],
+            strict=True,
+        ):
+            async with session(agent, sid, op):
+                await agent.execute(sql)
+    finally:
+        await agent.close()
+    await conn.execute("UPDATE tags SET n = 7 WHERE name = 'b'::text")  # production
+    await conn.execute("SET search_path = public")
+    assert await ac.get_session_operations(executor, sid) == ops
+    assert await ac.get_operation_dependencies(executor, sid) == [(ops[0], ops[1])]
+    summaries = await ac.get_operation_summaries(executor, sid)
+    assert [(s.operation_id, s.updated) for s in summaries] == [(op, 1) for op in ops]
+    [conflict] = await ac.get_cow_conflicts(executor, sid)
+    assert conflict.key == {"name": "b"}
+    committed = await ac.commit_cow_operations_schema(
+        executor, sid, [ops[1]], include_dependencies=True
+    )
+    assert sorted(committed) == sorted(ops[:2])
+    assert await fetch(conn, "SELECT name::text, n FROM tags_base ORDER BY name") == [
+        ("a", 3),
+        ("b", 7),
+    ]
+    assert await conn.fetchval("SHOW search_path") == "public"
