@@ -45,7 +45,12 @@ def build_cow_variable_statements(
     operation_id: uuid.UUID | str | None = None,
     visible_operations: Sequence[uuid.UUID | str] | None = None,
 ) -> list[str]:
-    """``SET LOCAL`` statements for any driver; every id is validated as a UUID first."""
+    """``SET LOCAL`` statements for any driver; every id is validated as a UUID first.
+
+    All three settings are set, those not given to '' (none): a value left on the
+    connection by earlier SQL (an agent's plain ``SET app.visible_operations``, which
+    outlives its transaction on a pooled connection) must not apply to this request.
+    """
     session = validate_uuid(agent_session_id, "session id")
     operation = validate_uuid(operation_id, "operation id") if operation_id else None
     visible = (
@@ -55,21 +60,11 @@ def build_cow_variable_statements(
     )
     return [
         render("set_variable.sql", name="app.session_id", value=str(session)),
-        *(
-            [render("set_variable.sql", name="app.operation_id", value=str(operation))]
-            if operation
-            else []
-        ),
-        *(
-            [
-                render(
-                    "set_variable.sql",
-                    name="app.visible_operations",
-                    value="{" + ",".join(map(str, visible)) + "}",
-                )
-            ]
-            if visible
-            else []
+        render("set_variable.sql", name="app.operation_id", value=str(operation or "")),
+        render(
+            "set_variable.sql",
+            name="app.visible_operations",
+            value="{" + ",".join(map(str, visible)) + "}" if visible else "",
         ),
     ]
 

@@ -9,13 +9,24 @@ of its own to create objects in.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
 
 import agentcow as ac
 from tests.conftest import TestDatabase
-from tests.helpers import connect_as, create_login_role, ex, fetch, new_id, registered, session
+from tests.helpers import (
+    ROLE_PASSWORD,
+    connect_as,
+    create_login_role,
+    ex,
+    fetch,
+    new_id,
+    registered,
+    session,
+)
+from tests.postgres_server import replace_dsn
 
 TABLES = """
 CREATE TABLE tickets (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, v text);
@@ -185,3 +196,56 @@ async def test_review_resolves_operators_in_pg_catalog(conn: Any, database: Test
         ("b", 7),
     ]
     assert await conn.fetchval("SHOW search_path") == "public"
+
+
+async def test_settings_an_agent_leaves_on_a_pooled_connection(
+    conn: Any, database: TestDatabase
+) -> None:
+    """SET without LOCAL (or set_config(..., false)) outlives the agent's transaction. The
+    next request entering a session must not inherit a preview filter (which made its
+    writes fail as read-only and hid its own rows) nor an operation id; and asyncpg's pool
+    resets settings when a connection goes back (RESET ALL), so a leftover session id does
+    not divert the next no-session request's writes into the agent's session."""
+    await create_login_role(database, "setting_leaver")
+    await conn.execute(
+        "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'base');"
+        "GRANT SELECT, INSERT, UPDATE, DELETE ON t TO setting_leaver"
+    )
+    await ac.deploy_cow_functions(ex(conn))
+    await ac.enable_cow(ex(conn), "t")
+    agent = await connect_as(database, "setting_leaver")
+    planted_session, planted_op = new_id(), new_id()
+    try:
+        async with session(agent, new_id()):
+            await agent.execute(
+                "SELECT set_config('app.visible_operations', '{}', false),"
+                f" set_config('app.operation_id', '{planted_op}', false)"
+            )
+        assert await agent.fetchval("SHOW app.visible_operations") == "{}"
+        sid = new_id()
+        async with session(agent, sid) as op:  # the next request on the same connection
+            await agent.execute("INSERT INTO t VALUES (2, 'next request')")
+            assert await fetch(agent, "SELECT id, v FROM t ORDER BY id") == [
+                (1, "base"),
+                (2, "next request"),
+            ]
+        assert await ac.get_session_operations(ex(conn), sid) == [op]
+        with pytest.raises(asyncpg.InvalidParameterValueError):  # no operation: no writes
+            async with session(agent, sid, None):
+                await agent.execute("INSERT INTO t VALUES (3, 'no operation')")
+    finally:
+        await agent.close()
+
+    password = ROLE_PASSWORD if urlsplit(database.owner_dsn).password is not None else None
+    dsn = replace_dsn(database.owner_dsn, user="setting_leaver", password=password)
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=1)
+    try:
+        async with pool.acquire() as pooled:
+            await pooled.execute(f"SET app.session_id = '{planted_session}'")
+        async with pool.acquire() as pooled:  # the next request: no session, production
+            assert await pooled.fetchval("SELECT agentcow.session_id()") is None
+            await pooled.execute("UPDATE t SET v = 'production' WHERE id = 1")
+    finally:
+        await pool.close()
+    assert await fetch(conn, "SELECT id, v FROM t_base") == [(1, "production")]
+    assert await ac.get_dirty_tables(ex(conn), planted_session) == []
