@@ -249,3 +249,57 @@ async def test_settings_an_agent_leaves_on_a_pooled_connection(
         await pool.close()
     assert await fetch(conn, "SELECT id, v FROM t_base") == [(1, "production")]
     assert await ac.get_dirty_tables(ex(conn), planted_session) == []
+
+
+async def test_every_write_path_stays_in_the_session(
+    conn: Any, database: TestDatabase, pg_server: Any
+) -> None:
+    """COPY, writable CTEs, INSERT ... ON CONFLICT and (PostgreSQL 17+) MERGE through the view
+    reach the change table only; the base is production's until a commit."""
+    await create_login_role(database, "write_paths")
+    await conn.execute(
+        "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'base');"
+        "GRANT SELECT, INSERT, UPDATE, DELETE ON t TO write_paths"
+    )
+    await ac.deploy_cow_functions(ex(conn))
+    await ac.enable_cow(ex(conn), "t")
+    agent = await connect_as(database, "write_paths")
+    sid = new_id()
+    try:
+        async with session(agent, sid):
+            await agent.copy_records_to_table("t", records=[(2, "copied")], columns=["id", "v"])
+            await agent.execute(
+                "WITH d AS (UPDATE t SET v = 'cte' WHERE id = 1 RETURNING id) "
+                "INSERT INTO t SELECT id + 10, 'from cte' FROM d"
+            )
+            with pytest.raises(asyncpg.PostgresError):
+                async with agent.transaction():
+                    await agent.execute("INSERT INTO t VALUES (1, 'x') ON CONFLICT DO NOTHING")
+            merge = (
+                "MERGE INTO t USING (VALUES (1, 'merged'), (3, 'merge-new')) s(id, v) "
+                "ON t.id = s.id WHEN MATCHED THEN UPDATE SET v = s.v "
+                "WHEN NOT MATCHED THEN INSERT VALUES (s.id, s.v)"
+            )
+            if pg_server.major >= 17:
+                await agent.execute(merge)
+            else:
+                with pytest.raises(asyncpg.PostgresError):
+                    async with agent.transaction():
+                        await agent.execute(merge)
+            seen = await fetch(agent, "SELECT id, v FROM t ORDER BY id")
+        # An agent's role cannot give itself default settings (PostgreSQL refuses
+        # placeholders to non-superusers): no session or preview set for all its connections.
+        for name in ("app.session_id", "app.visible_operations"):
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                await agent.execute(f"ALTER ROLE CURRENT_USER SET {name} = '{{}}'")
+    finally:
+        await agent.close()
+    merged = pg_server.major >= 17
+    assert seen == [
+        (1, "merged" if merged else "cte"),
+        (2, "copied"),
+        *([(3, "merge-new")] if merged else []),
+        (11, "from cte"),
+    ]
+    assert await fetch(conn, "SELECT id, v FROM t_base") == [(1, "base")]
+    assert await ac.get_dirty_tables(ex(conn), sid) == ["t"]
