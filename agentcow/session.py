@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from agentcow.errors import SessionNotInTransactionError
+from agentcow.errors import SessionNotInTransactionError, ShadowedNamesError
 from agentcow.executor import Executor
 from agentcow.identifiers import validate_uuid
 from agentcow.templates import render
@@ -83,13 +83,22 @@ async def apply_cow_variables(
     statements = build_cow_variable_statements(session_id, operation_id, visible_operations)
     for statement in statements:
         await executor.execute(statement)
-    entered = await executor.execute(render("read_variable.sql", name="app.session_id"))
+    entered = await executor.execute(render("session_entered.sql", name="app.session_id"))
     if not entered or entered[0][0] != str(validate_uuid(session_id, "session id")):
         raise SessionNotInTransactionError(
             "apply_cow_variables needs an open transaction on the connection (it was in "
             "autocommit mode, or a pool ran each statement on another connection): the "
             "session would end with this call and the agent's SQL would write to production. "
             "Open a transaction first, e.g. `async with conn.transaction():`"
+        )
+    shadowed = [str(name) for name in entered[0][1] or []]
+    if shadowed:
+        raise ShadowedNamesError(
+            "the connection holds temporary objects that shadow tables or types the agent's "
+            f"SQL would name ({', '.join(shadowed)}), left by an earlier request: they would "
+            "read its statements and session id. Reset pooled connections with DISCARD ALL "
+            "(or DISCARD TEMP) when they are released, or drop these objects",
+            shadowed,
         )
 
 

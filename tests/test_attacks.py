@@ -303,3 +303,51 @@ async def test_every_write_path_stays_in_the_session(
     ]
     assert await fetch(conn, "SELECT id, v FROM t_base") == [(1, "base")]
     assert await ac.get_dirty_tables(ex(conn), sid) == ["t"]
+
+
+async def test_temporary_objects_left_on_a_pooled_connection(
+    conn: Any, database: TestDatabase
+) -> None:
+    """Agents sharing a role and a pool (asyncpg resets settings, not temporary objects). One
+    leaves a temporary view named like the COW view, over it, with a function that records
+    app.session_id: the next request's SQL went through it, and the first agent read the
+    other's session id, with which it can read and write that session."""
+    await create_login_role(database, "temp_shadower")
+    await conn.execute(
+        "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'base');"
+        "GRANT SELECT, INSERT, UPDATE, DELETE ON t TO temp_shadower"
+    )
+    await ac.deploy_cow_functions(ex(conn))
+    await ac.enable_cow(ex(conn), "t")
+    password = ROLE_PASSWORD if urlsplit(database.owner_dsn).password is not None else None
+    dsn = replace_dsn(database.owner_dsn, user="temp_shadower", password=password)
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=1)
+    try:
+        # the first agent's request
+        async with pool.acquire() as first, session(first, new_id()):
+            await first.execute(
+                """
+                CREATE TEMP TABLE loot (sid text);
+                CREATE TEMP TABLE scratch (n int);  -- shadows nothing
+                CREATE FUNCTION pg_temp.spy() RETURNS boolean LANGUAGE sql AS $$
+                    INSERT INTO pg_temp.loot SELECT current_setting('app.session_id', true);
+                    SELECT true $$;
+                CREATE TEMP VIEW t AS SELECT * FROM public.t WHERE pg_temp.spy();
+                CREATE DOMAIN pg_temp.text AS pg_catalog.text CHECK (pg_temp.spy());
+                """
+            )
+        async with pool.acquire() as second:  # the next request, another agent's session
+            with pytest.raises(ac.ShadowedNamesError) as raised:
+                async with session(second, new_id()):
+                    await second.execute("UPDATE t SET v = 'second' WHERE id = 1")
+            assert raised.value.names == ["t", "text"]
+            assert await second.fetchval("SELECT count(*) FROM loot") == 0
+            await second.execute("DROP VIEW t; DROP DOMAIN pg_temp.text")
+            sid = new_id()
+            async with session(second, sid):  # temporary objects that shadow nothing: fine
+                await second.execute("INSERT INTO scratch VALUES (1)")
+                await second.execute("UPDATE t SET v = 'second' WHERE id = 1")
+            assert await second.fetchval("SELECT count(*) FROM loot") == 0
+    finally:
+        await pool.close()
+    assert await ac.get_dirty_tables(ex(conn), sid) == ["t"]
