@@ -351,3 +351,34 @@ async def test_temporary_objects_left_on_a_pooled_connection(
     finally:
         await pool.close()
     assert await ac.get_dirty_tables(ex(conn), sid) == ["t"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known limit: LOCK TABLE on a view locks the relations under it (as the view's "
+    "owner), and UPDATE/DELETE on the view are all it takes; see README, Known limits",
+)
+async def test_an_agent_cannot_lock_production_through_the_view(
+    conn: Any, database: TestDatabase
+) -> None:
+    """An agent that may write through the view locks the base table and the change table
+    shared by every session in ACCESS EXCLUSIVE mode for as long as it keeps its transaction
+    open: production, every other session and every commit wait."""
+    await create_login_role(database, "view_locker")
+    await conn.execute(
+        "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'base');"
+        "GRANT SELECT, INSERT, UPDATE, DELETE ON t TO view_locker"
+    )
+    await ac.deploy_cow_functions(ex(conn))
+    await ac.enable_cow(ex(conn), "t")
+    agent = await connect_as(database, "view_locker")
+    try:
+        async with agent.transaction():
+            try:
+                await agent.execute("LOCK TABLE t IN ACCESS EXCLUSIVE MODE")
+            except asyncpg.PostgresError:
+                return  # refused: the limit is gone
+            await conn.execute("SET lock_timeout = '200ms'")
+            await conn.execute("SELECT count(*) FROM t_base")  # production reads wait
+    finally:
+        await agent.close()
