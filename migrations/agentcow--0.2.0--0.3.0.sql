@@ -11,9 +11,28 @@ CREATE TABLE agentcow.sessions (
     session_id uuid PRIMARY KEY
 );
 
+-- Takes a session's row FOR SHARE (created on first use) until the transaction ends: what
+-- every write of a session holds, so a commit of the session waits for the transaction, and
+-- the transaction waits for a commit that has begun. For the table owners' write triggers,
+-- which take it for each row in the session the row is written in: a statement can move
+-- app.session_id from its own WHERE clause after its statement trigger locked the session
+-- it began in.
+CREATE FUNCTION agentcow.share_session(_session uuid) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    LOOP
+        PERFORM FROM agentcow.sessions s WHERE s.session_id = _session FOR SHARE;
+        EXIT WHEN FOUND;
+        -- a new session, or one whose commit removed the row while this waited for it
+        INSERT INTO agentcow.sessions AS s (session_id) VALUES (_session) ON CONFLICT DO NOTHING;
+    END LOOP;
+END
+$fn$;
+REVOKE ALL ON FUNCTION agentcow.share_session(uuid) FROM PUBLIC;
+
 -- BEFORE STATEMENT on every COW view: a statement that writes in a session first takes the
--- session's row FOR SHARE (created on first use), so a commit of the session waits for the
--- transaction, and the transaction waits for a commit that has begun.
+-- session's row FOR SHARE, before it reads any row.
 CREATE FUNCTION agentcow.session_write_lock() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $fn$
@@ -21,12 +40,7 @@ DECLARE
     _session uuid := agentcow.session_id();
 BEGIN
     IF _session IS NOT NULL THEN
-        LOOP
-            PERFORM FROM agentcow.sessions s WHERE s.session_id = _session FOR SHARE;
-            EXIT WHEN FOUND;
-            -- a new session, or one whose commit removed the row while this waited for it
-            INSERT INTO agentcow.sessions AS s (session_id) VALUES (_session) ON CONFLICT DO NOTHING;
-        END LOOP;
+        PERFORM agentcow.share_session(_session);
     END IF;
     RETURN NULL;
 END
@@ -206,6 +220,7 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 AS $fn$
 BEGIN
     EXECUTE format('GRANT EXECUTE ON FUNCTION agentcow.lock_session(uuid, boolean), agentcow.end_session(uuid), '
+                   'agentcow.share_session(uuid), '
                    'agentcow.remember(text, bigint), agentcow.recall(text), agentcow.take(text) TO %I', _role);
     EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON agentcow.backend_state TO %I', _role);
 END

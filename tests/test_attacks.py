@@ -8,6 +8,7 @@ of its own to create objects in.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -382,3 +383,69 @@ async def test_an_agent_cannot_lock_production_through_the_view(
             await conn.execute("SELECT count(*) FROM t_base")  # production reads wait
     finally:
         await agent.close()
+
+
+async def test_a_write_cannot_slip_into_a_session_being_committed(
+    conn: Any, database: TestDatabase
+) -> None:
+    """The session lock is taken by a statement trigger for the session set when the
+    statement starts. An agent that starts its statement in another session and moves
+    app.session_id from its WHERE clause wrote into the session without its lock: in the
+    middle of a commit, which then forgot the version without applying it."""
+    await conn.execute(
+        "CREATE TABLE items (id int PRIMARY KEY, qty int NOT NULL);"
+        "INSERT INTO items SELECT g, 0 FROM generate_series(1, 4) g;"
+    )
+    executor = ex(conn)
+    await ac.deploy_cow_functions(executor)
+    await ac.enable_cow(executor, "items")
+    await conn.execute(
+        "CREATE FUNCTION wait_at_gate() RETURNS trigger LANGUAGE plpgsql AS $$"
+        " BEGIN PERFORM pg_advisory_xact_lock(7117); RETURN NULL; END $$;"
+        "CREATE TRIGGER gate AFTER INSERT OR UPDATE OR DELETE ON items_base"
+        " FOR EACH STATEMENT EXECUTE FUNCTION wait_at_gate()"
+    )
+    reviewer, agent, keeper, monitor = [await asyncpg.connect(database.owner_dsn) for _ in range(4)]
+    try:
+        sid, decoy = new_id(), new_id()
+        async with session(agent, sid):
+            await agent.execute("UPDATE items SET qty = 1 WHERE id = 1")
+        await keeper.execute("SELECT pg_advisory_lock(7117)")
+        commit = asyncio.create_task(ac.commit_cow_session_schema(ex(reviewer), sid))
+        pid = reviewer.get_server_pid()
+        for _ in range(1000):  # the commit is mid-apply, at the gate
+            if await monitor.fetchval(
+                "SELECT count(*) FROM pg_locks WHERE pid = $1 AND NOT granted", pid
+            ):
+                break
+            await asyncio.sleep(0.02)
+
+        async def slip() -> None:
+            async with session(agent, decoy):
+                await agent.execute(
+                    "UPDATE items SET qty = 2 WHERE id = 2 AND "
+                    f"set_config('app.session_id', '{sid}', true) IS NOT NULL"
+                )
+
+        write = asyncio.create_task(slip())
+        await asyncio.sleep(0.5)  # the write waits for the commit, or lands now
+        await keeper.execute("SELECT pg_advisory_unlock(7117)")
+        assert await commit == ["items"]
+        await write
+    finally:
+        for connection in (reviewer, agent, keeper, monitor):
+            await connection.close()
+    assert await fetch(conn, "SELECT id, qty FROM items_base ORDER BY id") == [
+        (1, 1),
+        (2, 0),
+        (3, 0),
+        (4, 0),
+    ]
+    # The slipped write is neither applied nor lost: it is in the session, after the commit.
+    async with session(conn, sid):
+        assert await fetch(conn, "SELECT id, qty FROM items ORDER BY id") == [
+            (1, 1),
+            (2, 2),
+            (3, 0),
+            (4, 0),
+        ]
