@@ -113,6 +113,6 @@ async def get_cow_conflicts(
     rows = await run_pinned(
         executor,
         render("conflicts.sql", tables=tables, session=session, operations=operations),
-        "conflict text",
+        "conflict pg_catalog.text",
     )
     return [conflict_from_json(json.loads(text, parse_float=Decimal)) for (text,) in rows]

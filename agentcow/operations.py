@@ -58,7 +58,7 @@ async def get_session_operations(
     rows = await run_pinned(
         executor,
         render("session_operations.sql", schema=schema, tables=tables, session=session),
-        "operation_id uuid",
+        "operation_id pg_catalog.uuid",
     )
     return [uuid.UUID(str(row[0])) for row in rows]
 
@@ -74,8 +74,9 @@ async def get_operation_summaries(
     rows = await run_pinned(
         executor,
         render("operation_summaries.sql", tables=tables, session=session),
-        "operation_id uuid, table_name text, inserted bigint, updated bigint, deleted bigint, "
-        "first_write bigint, last_write bigint",
+        "operation_id pg_catalog.uuid, table_name pg_catalog.text, inserted pg_catalog.int8, "
+        "updated pg_catalog.int8, deleted pg_catalog.int8, first_write pg_catalog.int8, "
+        "last_write pg_catalog.int8",
     )
     summaries: dict[uuid.UUID, OperationSummary] = {}
     for op, table, inserted, updated, deleted, first, last in rows:
@@ -122,7 +123,7 @@ async def dependencies_among(
             by_name={t.name: t for t in tables},
             session=session,
         ),
-        "depends_on uuid, operation_id uuid",
+        "depends_on pg_catalog.uuid, operation_id pg_catalog.uuid",
     )
     return [(uuid.UUID(str(a)), uuid.UUID(str(b))) for a, b in rows]
 

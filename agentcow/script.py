@@ -28,6 +28,7 @@ async def run_pinned(executor: Executor, query: str, columns: str) -> list[tuple
     """Rows of a review query (a plain SELECT, run with the caller's rights), with operators
     and functions resolved in ``pg_catalog`` only (``agentcow.pinned_query``): nothing an
     agent created in a schema on the caller's ``search_path`` runs with the caller's rights.
-    ``columns`` is the query's column definition list (``"a uuid, b bigint"``); one
+    ``columns`` is the query's column definition list, types schema-qualified
+    (``"a pg_catalog.uuid, b pg_catalog.int8"``: a temporary type could shadow a bare name); one
     statement, so it holds on pools too."""
     return await executor.execute(render("pinned.sql", query=query, columns=columns))

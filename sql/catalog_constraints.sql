@@ -15,7 +15,7 @@ SELECT con.side,
        con.conname::text,
        con.contype::text,
        ARRAY(SELECT a.attname::text
-             FROM unnest(con.conkey) WITH ORDINALITY AS k(attnum, ord)
+             FROM pg_catalog.unnest(con.conkey) WITH ORDINALITY AS k(attnum, ord)
              JOIN pg_catalog.pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.attnum
              ORDER BY k.ord) AS columns,
        con.condeferrable,
@@ -25,7 +25,7 @@ SELECT con.side,
        COALESCE(oreg.table_name, ocl.relname)::text AS other_table,
        oreg.table_name IS NOT NULL AS other_is_cow,
        ARRAY(SELECT a.attname::text
-             FROM unnest(con.confkey) WITH ORDINALITY AS k(attnum, ord)
+             FROM pg_catalog.unnest(con.confkey) WITH ORDINALITY AS k(attnum, ord)
              JOIN pg_catalog.pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.attnum
              ORDER BY k.ord) AS ref_columns,
        con.confupdtype::text,
@@ -33,7 +33,7 @@ SELECT con.side,
        con.confmatchtype::text,
 {% if server_version >= 150000 %}
        ARRAY(SELECT a.attname::text
-             FROM unnest(con.confdelsetcols) AS k(attnum)
+             FROM pg_catalog.unnest(con.confdelsetcols) AS k(attnum)
              JOIN pg_catalog.pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.attnum) AS delete_set_columns,
        COALESCE(i.indnullsnotdistinct, false) AS nulls_not_distinct
 {% else %}

@@ -449,3 +449,41 @@ async def test_a_write_cannot_slip_into_a_session_being_committed(
             (3, 0),
             (4, 0),
         ]
+
+
+async def test_catalog_reads_run_nothing_an_agent_created(
+    conn: Any, database: TestDatabase
+) -> None:
+    """Every commit describes its tables from the catalog with the reviewer's search_path.
+    unnest of a constraint's smallint[] key had pg_catalog's polymorphic unnest(anyarray)
+    only, so an agent's unnest(smallint[]) in a schema on that path was the closer match and
+    ran as the reviewer (and as the owner in enable_cow)."""
+    await create_login_role(database, "unnest_planter")
+    await conn.execute(
+        "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'base');"
+        "GRANT SELECT, INSERT, UPDATE, DELETE ON t TO unnest_planter;"
+        "GRANT CREATE ON SCHEMA public TO unnest_planter"
+    )
+    executor = ex(conn)
+    await ac.deploy_cow_functions(executor)
+    await ac.enable_cow(executor, "t")
+    agent = await connect_as(database, "unnest_planter")
+    sid = new_id()
+    try:
+        await agent.execute(
+            """
+            CREATE FUNCTION public.unnest(a smallint[]) RETURNS SETOF smallint
+            LANGUAGE plpgsql
+            AS $$ BEGIN RAISE EXCEPTION 'agent code ran as %', current_user; END $$;
+            """
+        )
+        async with session(agent, sid):
+            await agent.execute("UPDATE t SET v = 'agent' WHERE id = 1")
+    finally:
+        await agent.close()
+    await conn.execute("SET search_path = public")
+    await conn.execute("CREATE TABLE u (id int PRIMARY KEY)")
+    await ac.enable_cow(executor, "u")
+    assert await ac.get_operation_dependencies(executor, sid) == []
+    assert await ac.commit_cow_session_schema(executor, sid) == ["t"]
+    assert await fetch(conn, "SELECT id, v FROM t_base") == [(1, "agent")]
