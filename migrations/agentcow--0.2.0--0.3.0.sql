@@ -256,6 +256,10 @@ BEGIN
 END
 $fn$;
 
+-- enable and disable call it with the owner's search_path, on which an agent may have
+-- created closer matches for its operators (an = for oid and integer).
+ALTER FUNCTION agentcow.revoke_grants(regclass) SET search_path = pg_catalog, pg_temp;
+
 ALTER TABLE agentcow.cow_tables ALTER COLUMN layout SET DEFAULT '0.3.0';
 
 UPDATE agentcow.kit SET version = '0.3.0';

@@ -5,11 +5,11 @@
 WITH con AS (
     SELECT c.*, 'own' AS side
     FROM pg_catalog.pg_constraint c
-    WHERE c.conrelid = {{ oid }} AND c.contype IN ('p', 'u', 'x', 'f')
+    WHERE c.conrelid = {{ oid }}::pg_catalog.oid AND c.contype IN ('p', 'u', 'x', 'f')
     UNION ALL
     SELECT c.*, 'incoming' AS side
     FROM pg_catalog.pg_constraint c
-    WHERE c.confrelid = {{ oid }} AND c.contype = 'f'
+    WHERE c.confrelid = {{ oid }}::pg_catalog.oid AND c.contype = 'f'
 )
 SELECT con.side,
        con.conname::text,
@@ -51,6 +51,6 @@ LEFT JOIN pg_catalog.pg_index i ON i.indexrelid = con.conindid
 ORDER BY con.side,
          (SELECT min(tg.tgname::text COLLATE "C")
           FROM pg_catalog.pg_trigger tg
-          WHERE tg.tgconstraint = con.oid AND tg.tgrelid = {{ oid }}
+          WHERE tg.tgconstraint = con.oid AND tg.tgrelid = {{ oid }}::pg_catalog.oid
             AND tg.tgname::text LIKE CASE con.side WHEN 'own' THEN 'RI\_ConstraintTrigger\_c\_%' ELSE 'RI\_ConstraintTrigger\_a\_%' END),
          con.conname

@@ -487,3 +487,46 @@ async def test_catalog_reads_run_nothing_an_agent_created(
     assert await ac.get_operation_dependencies(executor, sid) == []
     assert await ac.commit_cow_session_schema(executor, sid) == ["t"]
     assert await fetch(conn, "SELECT id, v FROM t_base") == [(1, "agent")]
+
+
+async def test_enable_binds_nothing_an_agent_created(conn: Any, database: TestDatabase) -> None:
+    """A view binds its operators when it is created, with the owner's search_path: an =
+    for varchar an agent had created in public became part of the view of a table enabled
+    afterwards, and ran (as whoever read the view in a session) from then on; the grants
+    cleanup compared oid with an integer, for which an agent's = was the closer match."""
+    await create_login_role(database, "view_binder")
+    await conn.execute("GRANT CREATE ON SCHEMA public TO view_binder")
+    await ac.deploy_cow_functions(ex(conn))
+    agent = await connect_as(database, "view_binder")
+    try:
+        await agent.execute(
+            """
+            CREATE FUNCTION public.planted(x varchar, y varchar) RETURNS boolean
+            LANGUAGE plpgsql
+            AS $$ BEGIN RAISE EXCEPTION 'agent code ran as %', current_user; END $$;
+            CREATE OPERATOR public.= (LEFTARG = varchar, RIGHTARG = varchar,
+                                      FUNCTION = public.planted);
+            CREATE FUNCTION public.planted_oid(x oid, y integer) RETURNS boolean
+            LANGUAGE plpgsql
+            AS $$ BEGIN RAISE EXCEPTION 'agent code ran as %', current_user; END $$;
+            CREATE OPERATOR public.= (LEFTARG = oid, RIGHTARG = integer,
+                                      FUNCTION = public.planted_oid);
+            """
+        )
+    finally:
+        await agent.close()
+    await conn.execute(
+        "CREATE TABLE tags (name varchar(20) PRIMARY KEY, n int);"
+        "INSERT INTO tags VALUES ('a'::text, 1);"
+        "GRANT SELECT ON tags TO PUBLIC"
+    )
+    await conn.execute("SET search_path = public")
+    await ac.enable_cow(ex(conn), "tags")
+    assert await conn.fetchval("SHOW search_path") == "public"
+    sid = new_id()
+    async with session(conn, sid):
+        await conn.execute("UPDATE tags SET n = 2 WHERE name = 'a'::text")
+        assert await fetch(conn, "SELECT name::text, n FROM tags") == [("a", 2)]
+    assert await ac.commit_cow_session_schema(ex(conn), sid) == ["tags"]
+    await ac.disable_cow(ex(conn), "tags")
+    assert await fetch(conn, "SELECT name::text, n FROM tags") == [("a", 2)]
