@@ -20,6 +20,7 @@ from agentcow.errors import (
     PendingChangesError,
     SessionChangedError,
     SessionNotInTransactionError,
+    ShadowedNamesError,
     TableNotFoundError,
     UnsupportedTableError,
 )
@@ -46,6 +47,7 @@ __all__ = [
     "PendingChangesError",
     "SessionChangedError",
     "SessionNotInTransactionError",
+    "ShadowedNamesError",
     "TableNotFoundError",
     "UnsupportedTableError",
     "commit_cow_operations_schema",

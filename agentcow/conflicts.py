@@ -19,6 +19,7 @@ from agentcow.errors import TableNotFoundError
 from agentcow.executor import Executor
 from agentcow.identifiers import uuid_array_literal, uuid_literal
 from agentcow.operations import session_tables
+from agentcow.script import run_pinned
 from agentcow.templates import render
 
 IdLike = str | uuid.UUID
@@ -109,7 +110,9 @@ async def get_cow_conflicts(
     tables = [t for t in tables if not t.append_only]
     if not tables:
         return []
-    rows = await executor.execute(
-        render("conflicts.sql", tables=tables, session=session, operations=operations)
+    rows = await run_pinned(
+        executor,
+        render("conflicts.sql", tables=tables, session=session, operations=operations),
+        "conflict pg_catalog.text",
     )
     return [conflict_from_json(json.loads(text, parse_float=Decimal)) for (text,) in rows]

@@ -72,6 +72,17 @@ class SessionNotInTransactionError(CowError):
     statement, which would then write to production."""
 
 
+class ShadowedNamesError(CowError):
+    """The connection holds temporary objects, left by an earlier request, that shadow
+    tables or types the agent's SQL names (``.names``): they would read its statements and
+    session id. Reset connections when they go back to the pool (``DISCARD ALL``, or
+    ``DISCARD TEMP``), or drop them."""
+
+    def __init__(self, message: str, names: list[str]) -> None:
+        super().__init__(message)
+        self.names = names
+
+
 class SessionChangedError(CowError):
     """Agents wrote in the session (or another commit or discard ran) while a commit or
     discard was being prepared, and it could not plan again; nothing was applied.

@@ -16,6 +16,7 @@ from agentcow.description import TableDescription
 from agentcow.errors import OperationsNotClosedError
 from agentcow.executor import Executor
 from agentcow.identifiers import uuid_literal
+from agentcow.script import run_pinned
 from agentcow.templates import render
 
 IdLike = str | uuid.UUID
@@ -54,8 +55,10 @@ async def get_session_operations(
     tables = await registered_tables(executor, schema)
     if not tables:
         return []
-    rows = await executor.execute(
-        render("session_operations.sql", schema=schema, tables=tables, session=session)
+    rows = await run_pinned(
+        executor,
+        render("session_operations.sql", schema=schema, tables=tables, session=session),
+        "operation_id pg_catalog.uuid",
     )
     return [uuid.UUID(str(row[0])) for row in rows]
 
@@ -68,7 +71,13 @@ async def get_operation_summaries(
     tables = await session_tables(executor, schema)
     if not tables:
         return []
-    rows = await executor.execute(render("operation_summaries.sql", tables=tables, session=session))
+    rows = await run_pinned(
+        executor,
+        render("operation_summaries.sql", tables=tables, session=session),
+        "operation_id pg_catalog.uuid, table_name pg_catalog.text, inserted pg_catalog.int8, "
+        "updated pg_catalog.int8, deleted pg_catalog.int8, first_write pg_catalog.int8, "
+        "last_write pg_catalog.int8",
+    )
     summaries: dict[uuid.UUID, OperationSummary] = {}
     for op, table, inserted, updated, deleted, first, last in rows:
         key = uuid.UUID(str(op))
@@ -106,13 +115,15 @@ async def dependencies_among(
     if not tables:
         return []
     session = uuid_literal(session_id, "session id")
-    rows = await executor.execute(
+    rows = await run_pinned(
+        executor,
         render(
             "operation_dependencies.sql",
             tables=tables,
             by_name={t.name: t for t in tables},
             session=session,
-        )
+        ),
+        "depends_on pg_catalog.uuid, operation_id pg_catalog.uuid",
     )
     return [(uuid.UUID(str(a)), uuid.UUID(str(b))) for a, b in rows]
 

@@ -7,9 +7,10 @@ block is atomic in both cases and joins the caller's transaction when there is o
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from agentcow.executor import Executor
-from agentcow.templates import dollar_tag
+from agentcow.templates import dollar_tag, render
 
 
 def atomic_block(statements: Sequence[str]) -> str:
@@ -21,3 +22,13 @@ def atomic_block(statements: Sequence[str]) -> str:
 async def run_atomically(executor: Executor, statements: Sequence[str]) -> None:
     if statements:
         await executor.execute(atomic_block(statements))
+
+
+async def run_pinned(executor: Executor, query: str, columns: str) -> list[tuple[Any, ...]]:
+    """Rows of a review query (a plain SELECT, run with the caller's rights), with operators
+    and functions resolved in ``pg_catalog`` only (``agentcow.pinned_query``): nothing an
+    agent created in a schema on the caller's ``search_path`` runs with the caller's rights.
+    ``columns`` is the query's column definition list, types schema-qualified
+    (``"a pg_catalog.uuid, b pg_catalog.int8"``: a temporary type could shadow a bare name); one
+    statement, so it holds on pools too."""
+    return await executor.execute(render("pinned.sql", query=query, columns=columns))

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from agentcow.errors import SessionNotInTransactionError
+from agentcow.errors import SessionNotInTransactionError, ShadowedNamesError
 from agentcow.executor import Executor
 from agentcow.identifiers import validate_uuid
 from agentcow.templates import render
@@ -45,7 +45,12 @@ def build_cow_variable_statements(
     operation_id: uuid.UUID | str | None = None,
     visible_operations: Sequence[uuid.UUID | str] | None = None,
 ) -> list[str]:
-    """``SET LOCAL`` statements for any driver; every id is validated as a UUID first."""
+    """``SET LOCAL`` statements for any driver; every id is validated as a UUID first.
+
+    All three settings are set, those not given to '' (none): a value left on the
+    connection by earlier SQL (an agent's plain ``SET app.visible_operations``, which
+    outlives its transaction on a pooled connection) must not apply to this request.
+    """
     session = validate_uuid(agent_session_id, "session id")
     operation = validate_uuid(operation_id, "operation id") if operation_id else None
     visible = (
@@ -55,21 +60,11 @@ def build_cow_variable_statements(
     )
     return [
         render("set_variable.sql", name="app.session_id", value=str(session)),
-        *(
-            [render("set_variable.sql", name="app.operation_id", value=str(operation))]
-            if operation
-            else []
-        ),
-        *(
-            [
-                render(
-                    "set_variable.sql",
-                    name="app.visible_operations",
-                    value="{" + ",".join(map(str, visible)) + "}",
-                )
-            ]
-            if visible
-            else []
+        render("set_variable.sql", name="app.operation_id", value=str(operation or "")),
+        render(
+            "set_variable.sql",
+            name="app.visible_operations",
+            value="{" + ",".join(map(str, visible)) + "}" if visible else "",
         ),
     ]
 
@@ -88,13 +83,22 @@ async def apply_cow_variables(
     statements = build_cow_variable_statements(session_id, operation_id, visible_operations)
     for statement in statements:
         await executor.execute(statement)
-    entered = await executor.execute(render("read_variable.sql", name="app.session_id"))
+    entered = await executor.execute(render("session_entered.sql", name="app.session_id"))
     if not entered or entered[0][0] != str(validate_uuid(session_id, "session id")):
         raise SessionNotInTransactionError(
             "apply_cow_variables needs an open transaction on the connection (it was in "
             "autocommit mode, or a pool ran each statement on another connection): the "
             "session would end with this call and the agent's SQL would write to production. "
             "Open a transaction first, e.g. `async with conn.transaction():`"
+        )
+    shadowed = [str(name) for name in entered[0][1] or []]
+    if shadowed:
+        raise ShadowedNamesError(
+            "the connection holds temporary objects that shadow tables or types the agent's "
+            f"SQL would name ({', '.join(shadowed)}), left by an earlier request: they would "
+            "read its statements and session id. Reset pooled connections with DISCARD ALL "
+            "(or DISCARD TEMP) when they are released, or drop these objects",
+            shadowed,
         )
 
 

@@ -11,9 +11,28 @@ CREATE TABLE agentcow.sessions (
     session_id uuid PRIMARY KEY
 );
 
+-- Takes a session's row FOR SHARE (created on first use) until the transaction ends: what
+-- every write of a session holds, so a commit of the session waits for the transaction, and
+-- the transaction waits for a commit that has begun. For the table owners' write triggers,
+-- which take it for each row in the session the row is written in: a statement can move
+-- app.session_id from its own WHERE clause after its statement trigger locked the session
+-- it began in.
+CREATE FUNCTION agentcow.share_session(_session uuid) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    LOOP
+        PERFORM FROM agentcow.sessions s WHERE s.session_id = _session FOR SHARE;
+        EXIT WHEN FOUND;
+        -- a new session, or one whose commit removed the row while this waited for it
+        INSERT INTO agentcow.sessions AS s (session_id) VALUES (_session) ON CONFLICT DO NOTHING;
+    END LOOP;
+END
+$fn$;
+REVOKE ALL ON FUNCTION agentcow.share_session(uuid) FROM PUBLIC;
+
 -- BEFORE STATEMENT on every COW view: a statement that writes in a session first takes the
--- session's row FOR SHARE (created on first use), so a commit of the session waits for the
--- transaction, and the transaction waits for a commit that has begun.
+-- session's row FOR SHARE, before it reads any row.
 CREATE FUNCTION agentcow.session_write_lock() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $fn$
@@ -21,12 +40,7 @@ DECLARE
     _session uuid := agentcow.session_id();
 BEGIN
     IF _session IS NOT NULL THEN
-        LOOP
-            PERFORM FROM agentcow.sessions s WHERE s.session_id = _session FOR SHARE;
-            EXIT WHEN FOUND;
-            -- a new session, or one whose commit removed the row while this waited for it
-            INSERT INTO agentcow.sessions AS s (session_id) VALUES (_session) ON CONFLICT DO NOTHING;
-        END LOOP;
+        PERFORM agentcow.share_session(_session);
     END IF;
     RETURN NULL;
 END
@@ -122,42 +136,58 @@ $fn$;
 
 -- State the triggers keep between the start and the end of a statement (the change sequence
 -- when a statement began, for its foreign-key checks; the identity value drawn for a row),
--- per backend. Kit 0.1.0 kept them in settings (identity_default, is_drawn_identity: still
--- used by tables of older layouts until upgrade_cow_tables). Settings would do, but
--- any SQL can change a setting, even from the WHERE clause of the statement being checked;
--- only the table owners' trigger functions can reach this table.
+-- per backend and per table owner. Kit 0.1.0 kept them in settings (identity_default,
+-- is_drawn_identity: still used by tables of older layouts until upgrade_cow_tables).
+-- Settings would do, but any SQL can change a setting, even from the WHERE clause of the
+-- statement being checked. Each owner's trigger functions reach only the rows of their
+-- owner (role = current_user, in the functions and by row-level security): a role that
+-- owns a COW table of its own (any role with CREATE on a schema can) gets these rights
+-- too, and must not be able to forge another owner's marks or identity values.
 CREATE UNLOGGED TABLE agentcow.backend_state (
     pid integer NOT NULL,
+    role name NOT NULL DEFAULT current_user,
     name text NOT NULL,
     value bigint NOT NULL,
-    PRIMARY KEY (pid, name)
+    PRIMARY KEY (pid, role, name)
 );
+ALTER TABLE agentcow.backend_state ENABLE ROW LEVEL SECURITY;
+CREATE POLICY own_rows ON agentcow.backend_state
+    USING (role = current_user) WITH CHECK (role = current_user);
 
+-- Not SECURITY DEFINER: they run as the trigger function that calls them, i.e. as the
+-- table's owner, whose rows they read and write.
 CREATE FUNCTION agentcow.remember(_name text, _value bigint) RETURNS void
-LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+LANGUAGE sql SET search_path = pg_catalog, pg_temp
 AS $fn$
-    INSERT INTO agentcow.backend_state AS s (pid, name, value) VALUES (pg_backend_pid(), _name, _value)
-    ON CONFLICT (pid, name) DO UPDATE SET value = EXCLUDED.value
+    INSERT INTO agentcow.backend_state AS s (pid, role, name, value)
+    VALUES (pg_backend_pid(), current_user, _name, _value)
+    ON CONFLICT (pid, role, name) DO UPDATE SET value = EXCLUDED.value
 $fn$;
 REVOKE ALL ON FUNCTION agentcow.remember(text, bigint) FROM PUBLIC;
 
 CREATE FUNCTION agentcow.recall(_name text) RETURNS bigint
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
 AS $fn$
-    SELECT s.value FROM agentcow.backend_state s WHERE s.pid = pg_backend_pid() AND s.name = _name
+    SELECT s.value FROM agentcow.backend_state s
+    WHERE s.pid = pg_backend_pid() AND s.role = current_user AND s.name = _name
 $fn$;
 REVOKE ALL ON FUNCTION agentcow.recall(text) FROM PUBLIC;
 
 -- Reads and forgets a value (one that must serve once: an identity value drawn for a row).
 CREATE FUNCTION agentcow.take(_name text) RETURNS bigint
-LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+LANGUAGE sql SET search_path = pg_catalog, pg_temp
 AS $fn$
-    DELETE FROM agentcow.backend_state s WHERE s.pid = pg_backend_pid() AND s.name = _name
+    DELETE FROM agentcow.backend_state s
+    WHERE s.pid = pg_backend_pid() AND s.role = current_user AND s.name = _name
     RETURNING s.value
 $fn$;
 REVOKE ALL ON FUNCTION agentcow.take(text) FROM PUBLIC;
 
 -- Registering a table lets its owner commit and discard sessions, and its triggers keep state.
+-- The table, its change table and its view must all exist, be permanent and belong to the
+-- same role, which the login role may act as: a temporary table (any role may create one)
+-- or a name the caller does not hold would otherwise buy the owners' grants, or make a
+-- table look COW-enabled (agentcow.is_cow_table) when it is not.
 CREATE OR REPLACE FUNCTION agentcow.register_table(
     _schema name, _table name, _base name, _changes name, _pk_cols name[], _deferrable_fks name[]
 ) RETURNS void
@@ -166,9 +196,15 @@ AS $fn$
 DECLARE
     _owner name;
 BEGIN
-    SELECT pg_get_userbyid(c.relowner) INTO _owner
-    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-    WHERE n.nspname = _schema AND c.relname = _base AND pg_has_role(session_user, c.relowner, 'USAGE');
+    SELECT pg_get_userbyid(b.relowner) INTO _owner
+    FROM pg_namespace n
+    JOIN pg_class b ON b.relnamespace = n.oid AND b.relname = _base
+    JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = _changes
+    JOIN pg_class v ON v.relnamespace = n.oid AND v.relname = _table
+    WHERE n.nspname = _schema AND pg_has_role(session_user, b.relowner, 'USAGE')
+      AND b.relkind = 'r' AND b.relpersistence = 'p'
+      AND c.relkind = 'r' AND c.relpersistence = 'p' AND c.relowner = b.relowner
+      AND v.relkind = 'v' AND v.relpersistence = 'p' AND v.relowner = b.relowner;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'agentcow: only the owner of %.% can enable COW on it', _schema, _table
             USING ERRCODE = 'insufficient_privilege';
@@ -184,7 +220,9 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 AS $fn$
 BEGIN
     EXECUTE format('GRANT EXECUTE ON FUNCTION agentcow.lock_session(uuid, boolean), agentcow.end_session(uuid), '
+                   'agentcow.share_session(uuid), '
                    'agentcow.remember(text, bigint), agentcow.recall(text), agentcow.take(text) TO %I', _role);
+    EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON agentcow.backend_state TO %I', _role);
 END
 $fn$;
 REVOKE ALL ON FUNCTION agentcow.grant_owner_functions(name) FROM PUBLIC;
@@ -203,6 +241,24 @@ BEGIN
     END LOOP;
 END
 $owners$;
+
+-- Runs a review query (operations, dependencies, conflicts: plain SELECTs with the caller's
+-- rights) with operators and functions resolved in pg_catalog only, as the commit block does:
+-- an agent that may create objects in a schema on the reviewer's search_path would otherwise
+-- have its closer matches run as the reviewer (an = for varchar, or for an array, enum or
+-- domain type of a key column, beats pg_catalog's, which needs a cast or is polymorphic).
+-- The caller gives the result's column definition list. Not SECURITY DEFINER.
+CREATE FUNCTION agentcow.pinned_query(_query text) RETURNS SETOF record
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    RETURN QUERY EXECUTE _query;
+END
+$fn$;
+
+-- enable and disable call it with the owner's search_path, on which an agent may have
+-- created closer matches for its operators (an = for oid and integer).
+ALTER FUNCTION agentcow.revoke_grants(regclass) SET search_path = pg_catalog, pg_temp;
 
 ALTER TABLE agentcow.cow_tables ALTER COLUMN layout SET DEFAULT '0.3.0';
 

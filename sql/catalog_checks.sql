@@ -12,7 +12,7 @@ WITH saved AS MATERIALIZED (
     SELECT c.conname::text AS name,
            CASE WHEN n.path IS NOT NULL THEN pg_catalog.pg_get_expr(c.conbin, c.conrelid) END AS expression
     FROM pg_catalog.pg_constraint c, narrowed n
-    WHERE c.conrelid = {{ oid }} AND c.contype = 'c'
+    WHERE c.conrelid = {{ oid }}::pg_catalog.oid AND c.contype = 'c'
 {% if server_version >= 180000 %}
       AND c.conenforced
 {% endif %}

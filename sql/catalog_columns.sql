@@ -13,5 +13,5 @@ SELECT a.attname::text,
        a.attgenerated = 'v' AS virtual
 FROM pg_catalog.pg_attribute a
 LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
-WHERE a.attrelid = {{ oid }} AND a.attnum > 0 AND NOT a.attisdropped
+WHERE a.attrelid = {{ oid }}::pg_catalog.oid AND a.attnum > 0 AND NOT a.attisdropped
 ORDER BY a.attnum

@@ -5,17 +5,17 @@
 WITH con AS (
     SELECT c.*, 'own' AS side
     FROM pg_catalog.pg_constraint c
-    WHERE c.conrelid = {{ oid }} AND c.contype IN ('p', 'u', 'x', 'f')
+    WHERE c.conrelid = {{ oid }}::pg_catalog.oid AND c.contype IN ('p', 'u', 'x', 'f')
     UNION ALL
     SELECT c.*, 'incoming' AS side
     FROM pg_catalog.pg_constraint c
-    WHERE c.confrelid = {{ oid }} AND c.contype = 'f'
+    WHERE c.confrelid = {{ oid }}::pg_catalog.oid AND c.contype = 'f'
 )
 SELECT con.side,
        con.conname::text,
        con.contype::text,
        ARRAY(SELECT a.attname::text
-             FROM unnest(con.conkey) WITH ORDINALITY AS k(attnum, ord)
+             FROM pg_catalog.unnest(con.conkey) WITH ORDINALITY AS k(attnum, ord)
              JOIN pg_catalog.pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.attnum
              ORDER BY k.ord) AS columns,
        con.condeferrable,
@@ -25,7 +25,7 @@ SELECT con.side,
        COALESCE(oreg.table_name, ocl.relname)::text AS other_table,
        oreg.table_name IS NOT NULL AS other_is_cow,
        ARRAY(SELECT a.attname::text
-             FROM unnest(con.confkey) WITH ORDINALITY AS k(attnum, ord)
+             FROM pg_catalog.unnest(con.confkey) WITH ORDINALITY AS k(attnum, ord)
              JOIN pg_catalog.pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.attnum
              ORDER BY k.ord) AS ref_columns,
        con.confupdtype::text,
@@ -33,7 +33,7 @@ SELECT con.side,
        con.confmatchtype::text,
 {% if server_version >= 150000 %}
        ARRAY(SELECT a.attname::text
-             FROM unnest(con.confdelsetcols) AS k(attnum)
+             FROM pg_catalog.unnest(con.confdelsetcols) AS k(attnum)
              JOIN pg_catalog.pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.attnum) AS delete_set_columns,
        COALESCE(i.indnullsnotdistinct, false) AS nulls_not_distinct
 {% else %}
@@ -51,6 +51,6 @@ LEFT JOIN pg_catalog.pg_index i ON i.indexrelid = con.conindid
 ORDER BY con.side,
          (SELECT min(tg.tgname::text COLLATE "C")
           FROM pg_catalog.pg_trigger tg
-          WHERE tg.tgconstraint = con.oid AND tg.tgrelid = {{ oid }}
+          WHERE tg.tgconstraint = con.oid AND tg.tgrelid = {{ oid }}::pg_catalog.oid
             AND tg.tgname::text LIKE CASE con.side WHEN 'own' THEN 'RI\_ConstraintTrigger\_c\_%' ELSE 'RI\_ConstraintTrigger\_a\_%' END),
          con.conname

@@ -7,7 +7,7 @@ JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
 JOIN pg_catalog.pg_am am ON am.oid = ic.relam
 JOIN pg_catalog.pg_opclass oc ON oc.oid = i.indclass[0]
 JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
-WHERE i.indrelid = {{ oid }}
+WHERE i.indrelid = {{ oid }}::pg_catalog.oid
   AND i.indisvalid AND i.indpred IS NULL AND i.indkey[0] <> 0
   AND am.amname = 'btree' AND oc.opcdefault
 GROUP BY a.attname, a.attnum

@@ -84,6 +84,9 @@ BEGIN
     END IF;
 
     _cow_op := agentcow.require_write_operation();
+    -- the lock of the session this row is written in (the statement trigger took that of the
+    -- session the statement began in, which the statement itself may have moved since)
+    PERFORM agentcow.share_session(_cow_sid);
 
     IF TG_OP <> 'INSERT' THEN
         RAISE EXCEPTION USING ERRCODE = 'feature_not_supported',

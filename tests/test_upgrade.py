@@ -30,12 +30,15 @@ async def _install_kit_010(conn: Any) -> None:
 
 
 async def _enable_without_session_lock(conn: Any, table: str) -> list[str]:
-    """This package's enable statements less the session-lock trigger (layout 0.3.0), whose
-    function older kits lack."""
+    """This package's enable statements less the session locks (layout 0.3.0: the statement
+    trigger, and the write trigger's lock of each row's session), whose functions older kits
+    lack."""
     statements = await prepare_enable(ex(conn), table, None, "public", False)
     lock_trigger = render("session_lock_trigger.sql", t=_Named(table), names=object_names(table))
     assert lock_trigger in statements
-    return [s for s in statements if s != lock_trigger]
+    row_lock = "PERFORM agentcow.share_session(_cow_sid);"
+    assert any(row_lock in s for s in statements)
+    return [s.replace(row_lock, "") for s in statements if s != lock_trigger]
 
 
 class _Named:
