@@ -72,7 +72,7 @@ def enable_statements(t: TableDescription, make_deferrable: Sequence[str]) -> li
     return [
         *render_statements("enable.sql", step="begin", t=t, make_deferrable=make_deferrable),
         *render_statements("changes_table.sql", t=t),
-        *render_statements("view.sql", t=t),
+        *render_statements("view.sql", t=t, names=names, tag=dollar_tag()),
         *grant_statements(t.grants, source=(t.schema, t.base_name), target=(t.schema, t.name)),
         *render_statements("write_trigger.sql", t=t, names=names, tag=dollar_tag(), replace=False),
         *render_statements("fk_checks.sql", t=t, names=names, tag=dollar_tag()),
@@ -84,7 +84,7 @@ def enable_statements(t: TableDescription, make_deferrable: Sequence[str]) -> li
 
 def _created_functions(t: TableDescription) -> list[str]:
     names = object_names(t.name)
-    functions = [names.write_function]
+    functions = [names.floor_function, names.write_function]
     if t.parents_checked_per_row:
         functions.append(names.parent_check_function)
     if t.children_checked_per_row:
