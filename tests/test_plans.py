@@ -44,22 +44,23 @@ def _nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
         yield from _nodes(child)
 
 
-def _reads_change_rows(node: dict[str, Any]) -> bool:
-    """The node, or a node below it, scans the change table or the view's floor function."""
+def _reads_change_rows(node: dict[str, Any], tables: tuple[str, ...]) -> bool:
+    """The node, or a node below it, scans a change table or a view's floor function."""
     return any(
-        n.get("Relation Name") == "items_changes"
-        or str(n.get("Function Name", "")).endswith("_cow_floor")
+        n.get("Relation Name") in tables or str(n.get("Function Name", "")).endswith("_cow_floor")
         for n in _nodes(node)
     )
 
 
-def repeated_change_reads(plan: dict[str, Any]) -> list[str]:
+def repeated_change_reads(
+    plan: dict[str, Any], tables: tuple[str, ...] = ("items_changes",)
+) -> list[str]:
     """Nodes that read change rows and ran more than once: each run reads the session's
     rows again (the shape of a nested loop over the change table)."""
     return [
         f"{n['Node Type']} x{n['Actual Loops']}"
         for n in _nodes(plan)
-        if n.get("Actual Loops", 0) > 1 and _reads_change_rows(n)
+        if n.get("Actual Loops", 0) > 1 and _reads_change_rows(n, tables)
     ]
 
 
@@ -142,6 +143,40 @@ async def test_statistics_of_another_large_session(conn: Any) -> None:
         point = await explain(conn, "SELECT * FROM items WHERE id = 40005")
         assert repeated_change_reads(point) == []
         assert change_table_access(point) <= {"Index Scan", "Index Only Scan"}
+
+
+ORDERS = """
+CREATE TABLE orders (id bigint PRIMARY KEY, status text NOT NULL);
+INSERT INTO orders SELECT g, 'open' FROM generate_series(1, 10000) g;
+CREATE TABLE lines (id bigint PRIMARY KEY, order_id bigint NOT NULL REFERENCES orders, qty int);
+CREATE INDEX ON lines (order_id);
+INSERT INTO lines SELECT g, 1 + g % 10000, g % 7 FROM generate_series(1, 50000) g;
+"""
+
+
+async def test_join_between_cow_tables_planned_while_analyzed_empty(conn: Any) -> None:
+    await make_cow(conn, ORDERS, "orders", "lines")
+    await conn.execute("SET max_parallel_workers_per_gather = 0")
+    for table in ("orders", "lines"):
+        await conn.execute(f"ALTER TABLE {table}_changes SET (autovacuum_enabled = false)")
+        await conn.execute(f"VACUUM ANALYZE {table}_base")
+        await conn.execute(f"VACUUM ANALYZE {table}_changes")
+    joins = {
+        "all orders": "SELECT sum(l.qty) FROM orders o JOIN lines l ON l.order_id = o.id",
+        "open orders": "SELECT count(*) FROM orders o JOIN lines l ON l.order_id = o.id "
+        "WHERE o.status = 'open'",
+    }
+    for n, sql in enumerate(joins.values()):
+        await conn.execute(f"PREPARE j{n} AS {sql}")
+        await conn.execute(f"EXECUTE j{n}")  # planned outside any session
+    sid = new_id()
+    async with session(conn, sid):
+        await conn.execute("UPDATE orders SET status = 'paid' WHERE id <= 500")
+        await conn.execute("UPDATE lines SET qty = qty + 1 WHERE id <= 2000")
+    async with session(conn, sid):
+        for n, name in enumerate(joins):
+            plan = await explain(conn, f"EXECUTE j{n}")
+            assert repeated_change_reads(plan, ("orders_changes", "lines_changes")) == [], name
 
 
 # ---------------------------------------------------------------------------------------
