@@ -9,28 +9,27 @@
     The arms sit in a subquery: a bare UNION ALL view is flattened and loses security_barrier,
     which must keep a caller's functions from ever seeing other sessions' change rows.
 
-    Arms 2 and 3 read the session's rows as "the change table UNION ALL the floor function".
-    The function returns nothing, but is declared to return 1,000 rows, and the planner takes
-    that declaration over any statistics. So, whatever the change table's statistics say (never
-    analyzed, analyzed empty, analyzed while another session was large) and whenever the plan
-    was made (in the session, outside it, generic), the planner sees at least 1,000 session rows
-    behind every read of the change table: a plan that would read them again for each row of a
-    large input (a nested loop over a sequential scan, or over a Materialize) costs it at least
-    1,000 tuples per row, and it hashes or sorts them once instead. -#}
+    Arms 2 and 3 read the session's rows joined to the floor function's one row. The
+    function is declared to return 1,000 rows, and the planner takes that declaration over
+    any statistics. So, whatever the change table's statistics say (never analyzed, analyzed
+    empty, analyzed while another session was large) and whenever the plan was made (in the
+    session, outside it, generic), the planner sees at least 1,000 session rows behind every
+    read of the change table: a plan that would read them again for each row of a large input
+    (a nested loop over a sequential scan, or over a Materialize) costs it at least 1,000
+    tuples per row, and it hashes or sorts them once instead. (A join, not a UNION ALL with
+    an empty function: an Append of small inputs let PostgreSQL 16+ hash the base table in a
+    parallel right anti-join.) -#}
 {% from '_macros.sql' import match, visible, any_index %}
 {% set view = t.schema|ident ~ '.' ~ t.name|ident %}
 {% set floor = t.schema|ident ~ '.' ~ names.floor_function|ident %}
-{#- the session's visible versions, with the floor's (empty) rows -#}
+{#- the session's visible versions, joined to the floor's one row -#}
 {% set session_rows %}(SELECT c._cow_kind, c._cow_seq, {{ t.column_names|columns('c') }}
-      FROM {{ t.schema|ident }}.{{ t.changes_name|ident }} c
+      FROM {{ t.schema|ident }}.{{ t.changes_name|ident }} c CROSS JOIN {{ floor|catalog }}() f
       WHERE c.session_id = agentcow.session_id() AND {{ any_index('c') }}
-        AND {{ visible('c') }}
-      UNION ALL
-      SELECT 'D'::"char", 0::bigint, {{ t.column_names|columns('f') }}
-      FROM (SELECT * FROM {{ floor|catalog }}() f ORDER BY {{ t.pk_columns|columns('f') }}) f){% endset %}
-CREATE FUNCTION {{ floor|catalog }}() RETURNS SETOF {{ t.schema|ident }}.{{ t.base_name|ident }}
+        AND {{ visible('c') }}){% endset %}
+CREATE FUNCTION {{ floor|catalog }}() RETURNS SETOF boolean
 LANGUAGE plpgsql STABLE PARALLEL SAFE ROWS 1000
-AS {{ tag }} BEGIN RETURN; END {{ tag }}
+AS {{ tag }} BEGIN RETURN NEXT true; END {{ tag }}
 --;
 CREATE VIEW {{ view|catalog }} WITH (security_barrier) AS
 SELECT {{ t.column_names|columns('merged') }} FROM (

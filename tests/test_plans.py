@@ -45,11 +45,8 @@ def _nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
 
 
 def _reads_change_rows(node: dict[str, Any], tables: tuple[str, ...]) -> bool:
-    """The node, or a node below it, scans a change table or a view's floor function."""
-    return any(
-        n.get("Relation Name") in tables or str(n.get("Function Name", "")).endswith("_cow_floor")
-        for n in _nodes(node)
-    )
+    """The node, or a node below it, scans a change table."""
+    return any(n.get("Relation Name") in tables for n in _nodes(node))
 
 
 def repeated_change_reads(
