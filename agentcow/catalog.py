@@ -150,6 +150,7 @@ async def describe_table(
         match,
         set_cols,
         nulls_not_distinct,
+        other_pk_cols,
     ) in await executor.execute(render("catalog_constraints.sql", **context)):
         if side == "own" and kind == "p":
             primary_key = UniqueKey(conname, tuple(cols))
@@ -174,6 +175,7 @@ async def describe_table(
                 initially_deferred=deferred,
                 delete_set_columns=tuple(set_cols),
                 other_is_cow=other_is_cow,
+                other_pk_columns=tuple(other_pk_cols),
             )
             (fks if own else incoming).append(fk)
     lookup_columns: tuple[str, ...] = ()

@@ -62,6 +62,8 @@ class ForeignKey:
     initially_deferred: bool
     delete_set_columns: tuple[str, ...] = ()
     other_is_cow: bool = False
+    #: the primary key of the other table, when it is COW-enabled
+    other_pk_columns: tuple[str, ...] = ()
 
     @property
     def parent_relation(self) -> str:
@@ -69,6 +71,12 @@ class ForeignKey:
         if self.other_is_cow:
             return derived_name(self.parent_table, BASE_SUFFIX)
         return self.parent_table
+
+    @property
+    def references_cow_key(self) -> bool:
+        """The parent is COW-enabled and the key references its primary key: the parent's
+        presence in a session is then two probes by key (its change table, its base)."""
+        return self.other_is_cow and set(self.parent_columns) == set(self.other_pk_columns)
 
     @property
     def parent_changes_relation(self) -> str | None:

@@ -71,13 +71,14 @@ async def _taken_names(executor: Executor, t: TableDescription) -> list[str]:
 def enable_statements(t: TableDescription, make_deferrable: Sequence[str]) -> list[str]:
     """The statements that turn ``t`` (described before the rename) into a COW view."""
     names = object_names(t.name)
-    create_view, *view_rest = render_statements("view.sql", t=t, names=names)
+    create_view, *view_rest = render_statements("view.sql", t=t, names=names, tag=dollar_tag())
     return [
         *render_statements("enable.sql", step="begin", t=t, make_deferrable=make_deferrable),
         *render_statements("changes_table.sql", t=t),
         *render_statements(
             "identity_function.sql", t=t, names=names, tag=dollar_tag(), replace=False
         ),
+        *render_statements("floor_function.sql", t=t, names=names, tag=dollar_tag()),
         # the view's operators are bound when it is created: pg_catalog's only
         *render_statements("search_path.sql", step="pin"),
         create_view,
@@ -98,6 +99,8 @@ def enable_statements(t: TableDescription, make_deferrable: Sequence[str]) -> li
 def _created_functions(t: TableDescription) -> list[str]:
     names = object_names(t.name)
     functions = [names.write_function]
+    if not t.append_only:
+        functions.append(names.floor_function)
     if t.parents_checked_per_row:
         functions.append(names.parent_check_function)
     if t.children_checked_per_row:

@@ -12,6 +12,7 @@ RESERVED_PREFIX = "_cow_"
 
 @dataclass(frozen=True)
 class ObjectNames:
+    floor_function: str
     write_function: str
     write_trigger: str
     parent_check_function: str
@@ -25,6 +26,7 @@ class ObjectNames:
     @property
     def functions(self) -> tuple[str, ...]:
         return (
+            self.floor_function,
             self.write_function,
             self.parent_check_function,
             self.children_check_function,
@@ -35,6 +37,7 @@ class ObjectNames:
 
 def object_names(table: str) -> ObjectNames:
     return ObjectNames(
+        floor_function=derived_name(table, "_cow_floor"),
         write_function=derived_name(table, "_cow_write"),
         write_trigger="agentcow_write",
         parent_check_function=derived_name(table, "_cow_check_parents"),

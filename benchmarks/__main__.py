@@ -13,6 +13,7 @@ import asyncpg
 from benchmarks.cases import Bench, Repeats, check_session_view, run_all
 from benchmarks.explain import session_plans
 from benchmarks.operations import operations
+from benchmarks.regimes import regimes
 from benchmarks.report import Report, print_report
 from benchmarks.setup import (
     BATCH,
@@ -54,6 +55,8 @@ async def run(server: ServerInfo, rows: int, repeats: Repeats, started: float) -
             results = await run_all(bench, progress)
             progress("operations: review, cherry-pick and commit of a session")
             results += await operations(bench)
+            progress("reads in a session under the planner's regimes")
+            results += await regimes(bench, progress)
             settings = await _settings(conn)
         finally:
             await conn.close()

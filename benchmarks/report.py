@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from benchmarks.explain import IndexCheck, Plan
 from benchmarks.operations import OPS_LEGEND
+from benchmarks.regimes import REGIMES_LEGEND
 from benchmarks.setup import BATCH, COW
 from benchmarks.timing import Result
 
@@ -45,7 +46,8 @@ ratio = COW median / plain median (times per unit); every case alternates plain 
 6    COW: commit_cow_session of a fresh session holding {BATCH} updated + {BATCH} inserted rows;
      plain: the same UPDATE + INSERT made directly, in one transaction.
 7    As 4, 5 without a session: writes through the view's INSTEAD OF trigger (informational).
-{OPS_LEGEND}"""
+{OPS_LEGEND}
+{REGIMES_LEGEND}"""
 
 _STYLE = {"PASS": "green", "MISS": "bold red", "info": "dim"}
 

@@ -28,7 +28,7 @@ FROM (SELECT v.*,
              pg_catalog.first_value(v._cow_old) OVER (PARTITION BY {{ t.pk_columns|columns('v') }} ORDER BY v._cow_seq) AS _cow_baseline,
              pg_catalog.max(v._cow_seq) {% if operations is not none %}FILTER (WHERE v.operation_id = ANY ({{ operations|catalog }})) {% endif %}OVER (PARTITION BY {{ t.pk_columns|columns('v') }}) AS _cow_latest
       FROM {{ t.schema|ident }}.{{ t.changes_name|ident }} v
-      WHERE v.session_id = {{ session|catalog }}) c
+      WHERE v.session_id = {{ session|catalog }} AND v._cow_seq > 0) c
 LEFT JOIN {{ t.schema|ident }}.{{ t.base_name|ident }} _cow_now ON {{ match('_cow_now', 'c', t.pk_columns) }}
 WHERE c._cow_seq = c._cow_latest
   AND (({{ then_present(t) }}) IS DISTINCT FROM ({{ now_present(t) }})

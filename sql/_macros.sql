@@ -52,6 +52,33 @@ IF {{ detail|catalog }} IS NULL THEN
             END IF
 {%- endmacro %}
 
+{#- Every index of a change table is partial, on an always-true predicate of its own
+    ("_cow_seq <> -n"; versions are numbered from 1). A query can use an index only if its
+    WHERE clause implies the index's predicate, so each query of the kit names the one index
+    it may use, and no statistics can make the planner read a key's versions through another
+    index's prefix (every index begins with session_id, and when a change table is believed
+    empty all of them cost the same). Reads through the view say "_cow_seq > 0", which implies
+    every predicate: the planner chooses among all indexes. -#}
+{% macro key_index(alias=none) -%}
+{% if alias %}{{ alias|catalog }}.{% endif %}_cow_seq <> -1
+{%- endmacro %}
+
+{% macro seq_index(alias=none) -%}
+{% if alias %}{{ alias|catalog }}.{% endif %}_cow_seq <> -2
+{%- endmacro %}
+
+{% macro unique_index(position, alias=none) -%}
+{% if alias %}{{ alias|catalog }}.{% endif %}_cow_seq <> -{{ 100 + position }}
+{%- endmacro %}
+
+{% macro fk_index(position, alias=none) -%}
+{% if alias %}{{ alias|catalog }}.{% endif %}_cow_seq <> -{{ 10000 + position }}
+{%- endmacro %}
+
+{% macro any_index(alias=none) -%}
+{% if alias %}{{ alias|catalog }}.{% endif %}_cow_seq > 0
+{%- endmacro %}
+
 {% macro visible(alias) -%}
 (agentcow.visible_operations() IS NULL OR {{ alias|catalog }}.operation_id = ANY (agentcow.visible_operations()))
 {%- endmacro %}
@@ -65,7 +92,7 @@ IF {{ detail|catalog }} IS NULL THEN
 {{- alias|catalog }}._cow_seq = (SELECT max({{ later|catalog }}._cow_seq)
                        FROM {{ t.schema|ident }}.{{ t.changes_name|ident }} {{ later|catalog }}
                        WHERE {{ later|catalog }}.session_id = {{ alias|catalog }}.session_id
-                         AND {{ match(later, alias, t.pk_columns) }}
+                         AND {{ match(later, alias, t.pk_columns) }} AND {{ key_index(later) }}
                          AND {{ visible(later) }})
 {%- endif %}
 {%- endmacro %}
@@ -113,7 +140,7 @@ SELECT {% if as_row %}{{ row('v', columns) }}{% else %}{{ columns|columns('v') }
     FROM (SELECT {{ columns|columns('p') }}, p._cow_seq AS _cow_at
           FROM {{ t.schema|ident }}.{{ t.changes_name|ident }} p
           WHERE p.session_id = {{ alias|catalog }}.session_id AND {{ match('p', alias, t.pk_columns) }}
-            AND p._cow_seq < {{ alias|catalog }}._cow_seq
+            AND p._cow_seq < {{ alias|catalog }}._cow_seq AND {{ key_index('p') }}
           UNION ALL
           SELECT {{ columns|columns('b') }}, 0
           FROM {{ t.schema|ident }}.{{ t.base_name|ident }} b WHERE {{ match('b', alias, t.pk_columns) }}) v

@@ -6,7 +6,7 @@
     of their sequence numbers is the session's state. -#}
 {% macro fingerprint(watched, session) -%}
 (SELECT pg_catalog.count(*)::text || ':' || coalesce(pg_catalog.sum(pg_catalog.hashint8extended(v._cow_seq, 0)), 0)::text
- FROM ({% for schema, changes in watched %}SELECT c._cow_seq FROM {{ schema|ident }}.{{ changes|ident }} c WHERE c.session_id = {{ session|catalog }}{% if not loop.last %}
+ FROM ({% for schema, changes in watched %}SELECT c._cow_seq FROM {{ schema|ident }}.{{ changes|ident }} c WHERE c.session_id = {{ session|catalog }} AND c._cow_seq > 0{% if not loop.last %}
        UNION ALL {% endif %}{% endfor %}) v)
 {%- endmacro %}
 

@@ -39,7 +39,8 @@ SELECT con.side,
 {% else %}
        ARRAY[]::text[] AS delete_set_columns,
        false AS nulls_not_distinct
-{% endif %}
+{% endif %},
+       COALESCE(oreg.pk_cols::text[], ARRAY[]::text[]) AS other_pk_columns
 FROM con
 LEFT JOIN pg_catalog.pg_class ocl
        ON ocl.oid = CASE WHEN con.side = 'own' THEN con.confrelid ELSE con.conrelid END

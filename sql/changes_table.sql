@@ -3,24 +3,36 @@
     as the session saw it before the write, NULL when the key was free. A key's first version
     thus records the stored row the session started from: the baseline of conflict checks, and
     the "before" of every diff.
-    An append-only table (no key) holds only I versions, each a row of its own: _cow_seq is
-    their key, and _cow_old stays NULL.
     The table's NOT NULL (beyond the key) and CHECK constraints are not copied: the write
-    trigger checks them, so that their errors read as the table's, not as this one's. -#}
-{% from '_macros.sql' import security_definer %}
+    trigger checks them, so that their errors read as the table's, not as this one's.
+    A keyed table's change table has no primary key and every index is partial on a predicate
+    of its own (key_index and the others in _macros.sql): each trigger query names the one
+    index it may use, so no plan, however stale the statistics, walks a session through
+    another index. An append-only table (no key) holds only I versions, each a row of its
+    own: (session, _cow_seq) is their key, and _cow_old stays NULL. -#}
+{% from '_macros.sql' import key_index, seq_index, unique_index, fk_index %}
 CREATE TABLE {{ t.schema|ident }}.{{ t.changes_name|ident }} (
     session_id uuid NOT NULL,
     operation_id uuid NOT NULL,
     _cow_seq bigint NOT NULL DEFAULT pg_catalog.nextval('agentcow.change_seq'::regclass),
     _cow_kind "char" NOT NULL CHECK (_cow_kind IN ('I', 'U', 'D', 'M')),
     LIKE {{ t.schema|ident }}.{{ t.base_name|ident }} INCLUDING GENERATED,
-    _cow_old {{ t.schema|ident }}.{{ t.base_name|ident }},
-    PRIMARY KEY (session_id, {% if t.pk_columns %}{{ t.pk_columns|columns }}, {% endif %}_cow_seq)
+    _cow_old {{ t.schema|ident }}.{{ t.base_name|ident }}{% if t.append_only %},
+    PRIMARY KEY (session_id, _cow_seq){% endif %}
+
 )
 -- Sessions come and go quickly: keep the planner's picture of the table fresh.
 WITH (autovacuum_analyze_scale_factor = 0, autovacuum_analyze_threshold = 500,
       autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 2000)
 --;
+{% if not t.append_only %}
+{#- no primary key: deletes of versions must still replicate under a publication of all tables -#}
+ALTER TABLE {{ t.schema|ident }}.{{ t.changes_name|ident }} REPLICA IDENTITY FULL
+--;
+CREATE INDEX ON {{ t.schema|ident }}.{{ t.changes_name|ident }} (session_id, {{ t.pk_columns|columns }}, _cow_seq)
+    WHERE {{ key_index() }}
+--;
+{% endif %}
 {% set nullable = t.columns|selectattr('not_null')|map(attribute='name')|reject('in', t.pk_columns)|list %}
 {% if nullable %}
 ALTER TABLE {{ t.schema|ident }}.{{ t.changes_name|ident }}
@@ -31,16 +43,25 @@ ALTER TABLE {{ t.schema|ident }}.{{ t.changes_name|ident }}
 --;
 {% endif %}
 {% for key in t.unique_keys %}
+{% if t.append_only %}
 {#- append-only: the key first, so the write trigger's probe has one index to use (see there) -#}
-CREATE INDEX ON {{ t.schema|ident }}.{{ t.changes_name|ident }} ({% if t.append_only %}{{ key.columns|columns }}, session_id{% else %}session_id, {{ key.columns|columns }}{% endif %})
+CREATE INDEX ON {{ t.schema|ident }}.{{ t.changes_name|ident }} ({{ key.columns|columns }}, session_id)
+{% else %}
+CREATE INDEX ON {{ t.schema|ident }}.{{ t.changes_name|ident }} (session_id, {{ key.columns|columns }})
+    WHERE {{ unique_index(loop.index0) }}
+{% endif %}
 --;
 {% endfor %}
 {% if (t.parents_checked_per_statement or t.children_checked_per_statement) and not t.append_only %}
 CREATE INDEX ON {{ t.schema|ident }}.{{ t.changes_name|ident }} (session_id, _cow_seq)
+    WHERE {{ seq_index() }}
 --;
 {% endif %}
 {% for fk in t.foreign_keys %}
 CREATE INDEX ON {{ t.schema|ident }}.{{ t.changes_name|ident }} (session_id, {{ fk.child_columns|columns }})
+{% if not t.append_only %}
+    WHERE {{ fk_index(loop.index0) }}
+{% endif %}
 --;
 {% endfor %}
 PERFORM agentcow.revoke_grants({{ (t.schema|ident ~ '.' ~ t.changes_name|ident)|literal }}::regclass)

@@ -39,18 +39,18 @@
 
     tables: the dirty tables, parents first; dirty: the same by name; watched, expected: the
     change tables whose versions of the session the caller planned for, and their digest. -#}
-{% from '_macros.sql' import match, row, any_null %}
+{% from '_macros.sql' import match, row, any_null, key_index, any_index %}
 {% import '_conflicts.sql' as conflicts %}
 {% from '_session_state.sql' import begin_exclusive, end_exclusive %}
 {% macro base(t) %}{{ t.schema|ident }}.{{ t.base_name|ident }}{% endmacro %}
 {% macro changes(t) %}{{ t.schema|ident }}.{{ t.changes_name|ident }}{% endmacro %}
 {% macro chosen(alias) -%}
-{{ alias|catalog }}.session_id = {{ session|catalog }}{% if operations is not none %} AND {{ alias|catalog }}.operation_id = ANY ({{ operations|catalog }}){% endif %}
+{{ alias|catalog }}.session_id = {{ session|catalog }} AND {{ any_index(alias) }}{% if operations is not none %} AND {{ alias|catalog }}.operation_id = ANY ({{ operations|catalog }}){% endif %}
 {%- endmacro %}
 {#- the latest chosen version of its key (max() per key: an index probe, see is_latest) -#}
 {% macro latest(t, alias) -%}
 {{ alias|catalog }}._cow_seq = (SELECT max(l._cow_seq) FROM {{ changes(t) }} l
-                     WHERE {{ chosen('l') }} AND {{ match('l', alias, t.pk_columns) }})
+                     WHERE {{ chosen('l') }} AND {{ match('l', alias, t.pk_columns) }} AND {{ key_index('l') }})
 {%- endmacro %}
 {#- base row b will not keep the values of a unique key (columns): the session removes the
     row or changes them at its key, and no version under a key not stored yet has them

@@ -8,7 +8,7 @@ BEGIN
 {{ begin_exclusive(session, watched, expected, [], changed_message) }}
 {% for t in tables %}
     DELETE FROM {{ t.schema|ident }}.{{ t.changes_name|ident }} c
-    WHERE c.session_id = {{ session|catalog }}{% if operations is not none %} AND c.operation_id = ANY ({{ operations|catalog }}){% endif %};
+    WHERE c.session_id = {{ session|catalog }} AND c._cow_seq > 0{% if operations is not none %} AND c.operation_id = ANY ({{ operations|catalog }}){% endif %};
 {% endfor %}
 {{ end_exclusive(session, operations is none) }}
 END

@@ -3,7 +3,7 @@
     commit and SET CONSTRAINTS applies. They read the merged views of the session that wrote
     the row. Other keys are checked at the end of each statement (fk_statement_checks.sql).
     replace: only the functions, replacing those a table already has (upgrades). -#}
-{% from '_macros.sql' import match, row, any_null, all_null, key_written, security_definer,
+{% from '_macros.sql' import match, row, any_null, all_null, key_written, security_definer, key_index,
     session_switch_declarations, switch_to_row_session, switch_back, raise_missing_parent, raise_mixed_nulls,
     raise_still_referenced %}
 {% set base = t.schema|ident ~ '.' ~ t.base_name|ident %}
@@ -20,7 +20,7 @@ DECLARE
 BEGIN
 {% if not t.append_only %}
     IF EXISTS (SELECT FROM {{ changes|catalog }} l
-               WHERE l.session_id = NEW.session_id AND {{ match('l', 'NEW', pk) }} AND l._cow_seq > NEW._cow_seq) THEN
+               WHERE l.session_id = NEW.session_id AND {{ match('l', 'NEW', pk) }} AND l._cow_seq > NEW._cow_seq AND {{ key_index('l') }}) THEN
         RETURN NULL;  -- superseded by a later write, which is checked on its own
     END IF;
 {% endif %}
@@ -96,7 +96,7 @@ BEGIN
 {% else %}
             SELECT {{ fk.parent_columns|columns('p') }} INTO _cow_gone
               FROM {{ changes|catalog }} p
-             WHERE p.session_id = NEW.session_id AND {{ match('p', 'NEW', pk) }} AND p._cow_seq < NEW._cow_seq
+             WHERE p.session_id = NEW.session_id AND {{ match('p', 'NEW', pk) }} AND p._cow_seq < NEW._cow_seq AND {{ key_index('p') }}
              ORDER BY p._cow_seq DESC LIMIT 1;
             IF NOT FOUND THEN
                 SELECT {{ fk.parent_columns|columns('b') }} INTO _cow_gone

@@ -8,7 +8,7 @@
     itself (set_config in its WHERE clause) to skip its checks.
     replace: only the function, replacing the one a table already has (upgrades). -#}
 {% from '_macros.sql' import match, row, any_null, all_null, is_latest, key_written, prior_version,
-    security_definer, raise_missing_parent, raise_mixed_nulls, raise_still_referenced %}
+    security_definer, raise_missing_parent, raise_mixed_nulls, raise_still_referenced, key_index, seq_index %}
 {% set changes = t.schema|ident ~ '.' ~ t.changes_name|ident %}
 {% set view = t.schema|ident ~ '.' ~ t.name|ident %}
 {% set pk = t.pk_columns %}
@@ -18,14 +18,14 @@
 {% macro removed_values(fk, event) -%}
         SELECT c._cow_seq AS _cow_at, {{ fk.parent_columns|columns('c') }}
         FROM {{ changes|catalog }} c
-        WHERE c.session_id = _cow_sid AND c._cow_seq > _cow_mark
+        WHERE c.session_id = _cow_sid AND c._cow_seq > _cow_mark AND {{ seq_index('c') }}
           AND c._cow_kind = {{ ('D' if event == 'delete' else 'M')|literal }}
 {% if event == 'update' and (fk.parent_columns|reject('in', pk)|list) %}
         UNION ALL
         SELECT c._cow_seq, {{ fk.parent_columns|columns('prev') }}
         FROM {{ changes|catalog }} c
         CROSS JOIN LATERAL ({{ prior_version(t, 'c', fk.parent_columns) }}) prev
-        WHERE c.session_id = _cow_sid AND c._cow_seq > _cow_mark AND c._cow_kind = 'U'
+        WHERE c.session_id = _cow_sid AND c._cow_seq > _cow_mark AND {{ seq_index('c') }} AND c._cow_kind = 'U'
           AND {{ row('prev', fk.parent_columns) }} IS DISTINCT FROM {{ row('c', fk.parent_columns) }}
 {% endif %}
 {%- endmacro %}
@@ -94,7 +94,7 @@ BEGIN
     -- {{ fk.name|ident }}: MATCH FULL, a key either all null or all set
     SELECT c._cow_seq AS _cow_at INTO {{ var|catalog }}
     FROM {{ changes|catalog }} c
-    WHERE c.session_id = _cow_sid AND c._cow_seq > _cow_mark AND c._cow_kind IN ('I', 'U')
+    WHERE c.session_id = _cow_sid AND c._cow_seq > _cow_mark AND {{ seq_index('c') }} AND c._cow_kind IN ('I', 'U')
       AND {{ any_null('c', fk.child_columns) }} AND NOT {{ all_null('c', fk.child_columns) }}
       AND {{ is_latest(t, 'c') }}
       AND {{ key_written(t, fk, 'c') }}
@@ -107,13 +107,25 @@ BEGIN
     -- their indexes: as an anti-join, the view (a subquery) could only be scanned whole.
     SELECT c._cow_seq AS _cow_at, {{ fk.child_columns|columns('c') }} INTO {{ var|catalog }}
     FROM {{ changes|catalog }} c
-    WHERE c.session_id = _cow_sid AND c._cow_seq > _cow_mark AND c._cow_kind IN ('I', 'U')
+    WHERE c.session_id = _cow_sid AND c._cow_seq > _cow_mark AND {{ seq_index('c') }} AND c._cow_kind IN ('I', 'U')
       AND NOT {{ any_null('c', fk.child_columns) }}
       AND {{ is_latest(t, 'c') }}
       AND {{ key_written(t, fk, 'c') }}
+{% if fk.references_cow_key %}
+      {#- two probes by the parent's key: its latest version in the session, else its base row #}
+      AND NOT coalesce(
+            (SELECT pc._cow_kind IN ('I', 'U')
+             FROM {{ fk.parent_schema|ident }}.{{ fk.parent_changes_relation|ident }} pc
+             WHERE pc.session_id = _cow_sid AND {{ match('pc', 'c', fk.parent_columns, fk.child_columns) }} AND {{ key_index('pc') }}
+             ORDER BY pc._cow_seq DESC
+             LIMIT 1),
+            EXISTS (SELECT FROM {{ fk.parent_schema|ident }}.{{ fk.parent_relation|ident }} p
+                    WHERE {{ match('p', 'c', fk.parent_columns, fk.child_columns) }}))
+{% else %}
       AND NOT EXISTS (SELECT FROM {{ fk.parent_schema|ident }}.{{ fk.parent_table|ident }} p
                       WHERE {{ match('p', 'c', fk.parent_columns, fk.child_columns) }}
                       OFFSET 0)
+{% endif %}
     ORDER BY c._cow_seq
     LIMIT 1;
 {% endif %}

@@ -30,7 +30,7 @@
 (NOT {{ was_free(t, alias) }} AND ({{ alias|catalog }}._cow_kind IN ('D', 'M') OR {{ row(alias, cols) }} IS DISTINCT FROM {{ row(old(alias), cols) }}))
 {%- endmacro %}
 {% macro later_write(b) -%}
-b.session_id = {{ session|catalog }} AND a.session_id = b.session_id AND a._cow_seq < b._cow_seq AND a.operation_id <> b.operation_id
+b.session_id = {{ session|catalog }} AND b._cow_seq > 0 AND a.session_id = b.session_id AND a._cow_seq > 0 AND a._cow_seq < b._cow_seq AND a.operation_id <> b.operation_id
 {%- endmacro %}
 WITH pairs (depends_on, operation_id) AS (
 {% for t in tables %}
@@ -80,7 +80,7 @@ first_write (operation_id, seq) AS (
     UNION ALL
 {% endif %}
     SELECT c.operation_id, min(c._cow_seq) FROM {{ changes(t) }} c
-    WHERE c.session_id = {{ session|catalog }} GROUP BY c.operation_id
+    WHERE c.session_id = {{ session|catalog }} AND c._cow_seq > 0 GROUP BY c.operation_id
 {% endfor %}
 ),
 op_order AS (SELECT operation_id, min(seq) AS seq FROM first_write GROUP BY operation_id)

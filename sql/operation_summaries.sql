@@ -13,7 +13,7 @@ SELECT c.operation_id, {{ t.name|literal }}::text AS table_name,
        count(DISTINCT ROW({{ key|columns('c') }})) FILTER (WHERE c._cow_kind = 'D') AS deleted,
        min(c._cow_seq) AS first_write, max(c._cow_seq) AS last_write
 FROM {{ changes(t) }} c
-WHERE c.session_id = {{ session|catalog }}
+WHERE c.session_id = {{ session|catalog }} AND c._cow_seq > 0
 GROUP BY c.operation_id
 {% endfor %}
 ORDER BY first_write

@@ -4,7 +4,7 @@ FROM (
 {% for table in tables %}
     SELECT c.operation_id, min(c._cow_seq) AS first_seq
     FROM {{ schema|ident }}.{{ table.changes_name|ident }} c
-    WHERE c.session_id = {{ session|catalog }}
+    WHERE c.session_id = {{ session|catalog }} AND c._cow_seq > 0
     GROUP BY c.operation_id
 {% if not loop.last %}
     UNION ALL

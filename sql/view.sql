@@ -7,12 +7,32 @@
        every plan through the view parallel-restricted, sessions or not). A key in the outer
        query still reaches the change table's index: it is a DISTINCT ON column.
     The arms sit in a subquery: a bare UNION ALL view is flattened and loses security_barrier,
-    which must keep a caller's functions from ever seeing other sessions' change rows. -#}
-{% from '_macros.sql' import match, visible %}
+    which must keep a caller's functions from ever seeing other sessions' change rows.
+
+    Arms 2 and 3 read the session's rows joined to the floor function's one row
+    (floor_function.sql). The
+    function is declared to return 1,000 rows, and the planner takes that declaration over
+    any statistics. So, whatever the change table's statistics say (never analyzed, analyzed
+    empty, analyzed while another session was large) and whenever the plan was made (in the
+    session, outside it, generic), the planner sees at least 1,000 session rows behind every
+    read of the change table: a plan that would read them again for each row of a large input
+    (a nested loop over a sequential scan, or over a Materialize) costs it at least 1,000
+    tuples per row, and it hashes or sorts them once instead. (A join, not a UNION ALL with
+    an empty function: an Append of small inputs let PostgreSQL 16+ hash the base table in a
+    parallel right anti-join.)
+    An append-only table (no key) has a view of its own: view_append.sql. -#}
+{% from '_macros.sql' import match, visible, any_index %}
+{% set view = t.schema|ident ~ '.' ~ t.name|ident %}
 {% if t.append_only %}
 {% include 'view_append.sql' %}
 {% else %}
-CREATE VIEW {{ t.schema|ident }}.{{ t.name|ident }} WITH (security_barrier) AS
+{% set floor = t.schema|ident ~ '.' ~ names.floor_function|ident %}
+{#- the session's visible versions, joined to the floor's one row -#}
+{% set session_rows %}(SELECT c._cow_kind, c._cow_seq, {{ t.column_names|columns('c') }}
+      FROM {{ t.schema|ident }}.{{ t.changes_name|ident }} c CROSS JOIN {{ floor|catalog }}() f
+      WHERE c.session_id = agentcow.session_id() AND {{ any_index('c') }}
+        AND {{ visible('c') }}){% endset %}
+CREATE VIEW {{ view|catalog }} WITH (security_barrier) AS
 SELECT {{ t.column_names|columns('merged') }} FROM (
 SELECT {{ t.column_names|columns('b') }}
 FROM {{ t.schema|ident }}.{{ t.base_name|ident }} b
@@ -21,16 +41,12 @@ UNION ALL
 SELECT {{ t.column_names|columns('b') }}
 FROM {{ t.schema|ident }}.{{ t.base_name|ident }} b
 WHERE agentcow.session_id() IS NOT NULL
-  AND NOT EXISTS (SELECT FROM {{ t.schema|ident }}.{{ t.changes_name|ident }} c
-                  WHERE c.session_id = agentcow.session_id()
-                    AND {{ match('c', 'b', t.pk_columns) }}
-                    AND {{ visible('c') }})
+  AND NOT EXISTS (SELECT FROM {{ session_rows }} c
+                  WHERE {{ match('c', 'b', t.pk_columns) }})
 UNION ALL
 SELECT {{ t.column_names|columns('cur') }}
 FROM (SELECT DISTINCT ON ({{ t.pk_columns|columns('c') }}) c._cow_kind, {{ t.column_names|columns('c') }}
-      FROM {{ t.schema|ident }}.{{ t.changes_name|ident }} c
-      WHERE c.session_id = agentcow.session_id()
-        AND {{ visible('c') }}
+      FROM {{ session_rows }} c
       ORDER BY {{ t.pk_columns|columns('c') }}, c._cow_seq DESC) cur
 WHERE cur._cow_kind IN ('I', 'U')
 ) merged
@@ -38,4 +54,4 @@ WHERE cur._cow_kind IN ('I', 'U')
 --;
 {% include 'view_defaults.sql' %}
 
-PERFORM agentcow.revoke_grants({{ (t.schema|ident ~ '.' ~ t.name|ident)|literal }}::regclass)
+PERFORM agentcow.revoke_grants({{ view|literal }}::regclass)

@@ -10,7 +10,8 @@
 {% if t.append_only %}
 {% include 'write_trigger_append.sql' %}
 {% else %}
-{% from '_macros.sql' import match, row, any_null, all_null, security_definer, refuse_generated_values %}
+{% from '_macros.sql' import match, row, any_null, all_null, security_definer, refuse_generated_values,
+    key_index, unique_index %}
 {% from '_row_errors.sql' import raise_row_error, raise_duplicate, check_results %}
 {% set base = t.schema|ident ~ '.' ~ t.base_name|ident %}
 {% set changes = t.schema|ident ~ '.' ~ t.changes_name|ident %}
@@ -149,12 +150,11 @@ BEGIN
 
     IF TG_OP = 'INSERT' OR {{ row('NEW', pk) }} IS DISTINCT FROM {{ row('OLD', pk) }} THEN
         -- Was the key live before this write (in the session, else in the base)? A duplicate.
-        -- (_cow_seq + 0: on the primary key's index, whatever the statistics say; with the
-        -- sequence as an index condition, plans made while the change table looked empty
-        -- walked the (session_id, _cow_seq) index through the whole session on every write.)
+        -- (On the key index, named by its predicate: no other index can serve the probe, so
+        -- no plan walks the session through the (session_id, _cow_seq) index.)
         IF coalesce((SELECT p._cow_kind IN ('I', 'U')
                        FROM {{ changes|catalog }} p
-                      WHERE p.session_id = _cow_sid AND {{ match('p', 'NEW', pk) }} AND p._cow_seq + 0 < _cow_at
+                      WHERE p.session_id = _cow_sid AND {{ match('p', 'NEW', pk) }} AND p._cow_seq < _cow_at AND {{ key_index('p') }}
                       ORDER BY p._cow_seq DESC
                       LIMIT 1),
                     EXISTS (SELECT FROM {{ base|catalog }} b WHERE {{ match('b', 'NEW', pk) }})) THEN
@@ -162,14 +162,24 @@ BEGIN
         END IF;
     END IF;
 {% for key in t.unique_keys %}
+{% set key_op = 'IS NOT DISTINCT FROM' if key.nulls_not_distinct else '=' %}
 
+    -- {{ key.name|ident }}: a live row of the session's table other than this one holds the values
+    -- (probes by key only: a stored row the session has not changed, or a latest version)
     IF (TG_OP = 'INSERT' OR {{ row('NEW', key.columns) }} IS DISTINCT FROM {{ row('OLD', key.columns) }}
         OR {{ row('NEW', pk) }} IS DISTINCT FROM {{ row('OLD', pk) }})
 {% if not key.nulls_not_distinct %}
        AND NOT {{ any_null('NEW', key.columns) }}
 {% endif %}
-       AND EXISTS (SELECT FROM {{ view|catalog }} v
-                    WHERE {% for c in key.columns %}v.{{ c|ident }} {{ ('IS NOT DISTINCT FROM' if key.nulls_not_distinct else '=')|catalog }} NEW.{{ c|ident }} AND {% endfor %}{{ row('v', pk) }} IS DISTINCT FROM {{ row('NEW', pk) }}) THEN
+       AND (EXISTS (SELECT FROM {{ base|catalog }} v
+                    WHERE {{ match('v', 'NEW', key.columns, op=key_op) }} AND {{ row('v', pk) }} IS DISTINCT FROM {{ row('NEW', pk) }}
+                      AND (SELECT 1 FROM {{ changes|catalog }} x
+                           WHERE x.session_id = _cow_sid AND {{ match('x', 'v', pk) }} AND {{ key_index('x') }} LIMIT 1) IS NULL)
+            OR EXISTS (SELECT FROM {{ changes|catalog }} v
+                       WHERE v.session_id = _cow_sid AND {{ match('v', 'NEW', key.columns, op=key_op) }} AND {{ unique_index(loop.index0, 'v') }}
+                         AND v._cow_kind IN ('I', 'U') AND {{ row('v', pk) }} IS DISTINCT FROM {{ row('NEW', pk) }}
+                         AND v._cow_seq = (SELECT max(l._cow_seq) FROM {{ changes|catalog }} l
+                                           WHERE l.session_id = _cow_sid AND {{ match('l', 'v', pk) }} AND {{ key_index('l') }}))) THEN
         {{ raise_duplicate(t, key) }};
     END IF;
 {% endfor %}
