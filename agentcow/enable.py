@@ -71,14 +71,16 @@ async def _taken_names(executor: Executor, t: TableDescription) -> list[str]:
 def enable_statements(t: TableDescription, make_deferrable: Sequence[str]) -> list[str]:
     """The statements that turn ``t`` (described before the rename) into a COW view."""
     names = object_names(t.name)
-    create_view, *view_rest = render_statements("view.sql", t=t, names=names, tag=dollar_tag())
+    create_view, *view_rest = render_statements(
+        "view.sql", t=t, names=names, tag=dollar_tag(), replace=False
+    )
     return [
         *render_statements("enable.sql", step="begin", t=t, make_deferrable=make_deferrable),
         *render_statements("changes_table.sql", t=t),
         *render_statements(
             "identity_function.sql", t=t, names=names, tag=dollar_tag(), replace=False
         ),
-        *render_statements("floor_function.sql", t=t, names=names, tag=dollar_tag()),
+        *render_statements("floor_function.sql", t=t, names=names, tag=dollar_tag(), replace=False),
         # the view's operators are bound when it is created: pg_catalog's only
         *render_statements("search_path.sql", step="pin"),
         create_view,

@@ -10,7 +10,6 @@
     index it may use, so no plan, however stale the statistics, walks a session through
     another index. An append-only table (no key) holds only I versions, each a row of its
     own: (session, _cow_seq) is their key, and _cow_old stays NULL. -#}
-{% from '_macros.sql' import key_index, seq_index, unique_index, fk_index %}
 CREATE TABLE {{ t.schema|ident }}.{{ t.changes_name|ident }} (
     session_id uuid NOT NULL,
     operation_id uuid NOT NULL,
@@ -29,9 +28,6 @@ WITH (autovacuum_analyze_scale_factor = 0, autovacuum_analyze_threshold = 500,
 {#- no primary key: deletes of versions must still replicate under a publication of all tables -#}
 ALTER TABLE {{ t.schema|ident }}.{{ t.changes_name|ident }} REPLICA IDENTITY FULL
 --;
-CREATE INDEX ON {{ t.schema|ident }}.{{ t.changes_name|ident }} (session_id, {{ t.pk_columns|columns }}, _cow_seq)
-    WHERE {{ key_index() }}
---;
 {% endif %}
 {% set nullable = t.columns|selectattr('not_null')|map(attribute='name')|reject('in', t.pk_columns)|list %}
 {% if nullable %}
@@ -42,26 +38,6 @@ ALTER TABLE {{ t.schema|ident }}.{{ t.changes_name|ident }}
 {% endfor %}
 --;
 {% endif %}
-{% for key in t.unique_keys %}
-{% if t.append_only %}
-{#- append-only: the key first, so the write trigger's probe has one index to use (see there) -#}
-CREATE INDEX ON {{ t.schema|ident }}.{{ t.changes_name|ident }} ({{ key.columns|columns }}, session_id)
-{% else %}
-CREATE INDEX ON {{ t.schema|ident }}.{{ t.changes_name|ident }} (session_id, {{ key.columns|columns }})
-    WHERE {{ unique_index(loop.index0) }}
-{% endif %}
---;
-{% endfor %}
-{% if (t.parents_checked_per_statement or t.children_checked_per_statement) and not t.append_only %}
-CREATE INDEX ON {{ t.schema|ident }}.{{ t.changes_name|ident }} (session_id, _cow_seq)
-    WHERE {{ seq_index() }}
---;
-{% endif %}
-{% for fk in t.foreign_keys %}
-CREATE INDEX ON {{ t.schema|ident }}.{{ t.changes_name|ident }} (session_id, {{ fk.child_columns|columns }})
-{% if not t.append_only %}
-    WHERE {{ fk_index(loop.index0) }}
-{% endif %}
---;
-{% endfor %}
+{% include 'changes_indexes.sql' %}
+
 PERFORM agentcow.revoke_grants({{ (t.schema|ident ~ '.' ~ t.changes_name|ident)|literal }}::regclass)

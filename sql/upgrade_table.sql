@@ -13,7 +13,9 @@
     0.2.0 -> 0.3.0: writes in a session take the session's lock (session_lock_trigger.sql);
     statement-level foreign-key checks and identity columns keep their state out of reach of
     the agent's SQL (identity values are drawn by the owner's identity function); NOT NULL and
-    CHECK move from the change table to the write trigger, whose errors read as the table's. -#}
+    CHECK move from the change table to the write trigger, whose errors read as the table's;
+    the change table's indexes become partial and the view reads over the floor function
+    (plans that do not depend on statistics). -#}
 {% from '_macros.sql' import match %}
 {% set base = t.schema|ident ~ '.' ~ t.base_name|ident %}
 {% set changes = t.schema|ident ~ '.' ~ t.changes_name|ident %}
@@ -53,8 +55,34 @@ ALTER TABLE {{ changes|catalog }} ALTER COLUMN {{ column.name|ident }} DROP NOT 
 
 {% include 'identity_function.sql' %}
 
-{% include 'view_defaults.sql' %}
+{#- the change table loses its primary key and non-partial indexes for the partial ones
+    (changes_indexes.sql); the view reads the session's rows over the floor function -#}
+EXECUTE coalesce((SELECT pg_catalog.format('ALTER TABLE %s DROP CONSTRAINT %I', c.conrelid::pg_catalog.regclass, c.conname)
+                  FROM pg_catalog.pg_constraint c
+                  WHERE c.conrelid = {{ changes|literal }}::pg_catalog.regclass AND c.contype = 'p'), 'SELECT')
+--;
+EXECUTE coalesce((SELECT 'DROP INDEX ' || pg_catalog.string_agg(i.indexrelid::pg_catalog.regclass::text, ', ')
+                  FROM pg_catalog.pg_index i WHERE i.indrelid = {{ changes|literal }}::pg_catalog.regclass), 'SELECT')
+--;
+ALTER TABLE {{ changes|catalog }} REPLICA IDENTITY FULL
+--;
+{% include 'changes_indexes.sql' %}
 
+{% include 'floor_function.sql' %}
+
+{% with functions = [names.floor_function] + ([names.identity_function] if t.identity_columns else []) %}{% include 'ownership.sql' %}{% endwith %}
+
+--;
+
+{% with step = 'pin' %}{% include 'search_path.sql' %}{% endwith %}
+
+--;
+{% include 'view.sql' %}
+
+--;
+{% with step = 'restore' %}{% include 'search_path.sql' %}{% endwith %}
+
+--;
 {% endif %}
 {% include 'write_trigger.sql' %}
 

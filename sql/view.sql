@@ -20,7 +20,8 @@
     tuples per row, and it hashes or sorts them once instead. (A join, not a UNION ALL with
     an empty function: an Append of small inputs let PostgreSQL 16+ hash the base table in a
     parallel right anti-join.)
-    An append-only table (no key) has a view of its own: view_append.sql. -#}
+    An append-only table (no key) has a view of its own: view_append.sql.
+    replace: replacing the view a table already has (upgrades), whose grants stay. -#}
 {% from '_macros.sql' import match, visible, any_index %}
 {% set view = t.schema|ident ~ '.' ~ t.name|ident %}
 {% if t.append_only %}
@@ -32,7 +33,7 @@
       FROM {{ t.schema|ident }}.{{ t.changes_name|ident }} c CROSS JOIN {{ floor|catalog }}() f
       WHERE c.session_id = agentcow.session_id() AND {{ any_index('c') }}
         AND {{ visible('c') }}){% endset %}
-CREATE VIEW {{ view|catalog }} WITH (security_barrier) AS
+CREATE {% if replace %}OR REPLACE {% endif %}VIEW {{ view|catalog }} WITH (security_barrier) AS
 SELECT {{ t.column_names|columns('merged') }} FROM (
 SELECT {{ t.column_names|columns('b') }}
 FROM {{ t.schema|ident }}.{{ t.base_name|ident }} b
@@ -54,4 +55,6 @@ WHERE cur._cow_kind IN ('I', 'U')
 --;
 {% include 'view_defaults.sql' %}
 
+{% if not replace %}
 PERFORM agentcow.revoke_grants({{ view|literal }}::regclass)
+{% endif %}

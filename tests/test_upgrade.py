@@ -132,10 +132,13 @@ async def test_upgrade_from_kit_020(conn: Any) -> None:
         "INSERT INTO t VALUES (1, 'a')"
     )
     await run_atomically(executor, await _enable_without_session_lock(conn, "t"))
-    # Layout 0.2.0 copied NOT NULL and CHECK to the change table.
+    # Layout 0.2.0 copied NOT NULL and CHECK to the change table, which had a primary key and
+    # no partial indexes (and its view read no floor function).
     await conn.execute(
         "ALTER TABLE t_changes ALTER COLUMN v SET NOT NULL, ADD CONSTRAINT v_set "
-        "CHECK (_cow_kind IN ('D', 'M') OR (v <> ''))"
+        "CHECK (_cow_kind IN ('D', 'M') OR (v <> '')), ADD PRIMARY KEY (session_id, id, _cow_seq);"
+        "CREATE INDEX ON t_changes (session_id, _cow_seq);"
+        "GRANT SELECT ON t TO PUBLIC"
     )
     sid = new_id()
     async with session(conn, sid):
@@ -152,6 +155,14 @@ async def test_upgrade_from_kit_020(conn: Any) -> None:
     with pytest.raises(ac.KitVersionError, match="upgrade_cow_tables"):
         await ac.commit_cow_session(executor, "t", sid)
     assert await ac.upgrade_cow_tables(executor) == ["c", "t"]
+    # Only partial indexes, each naming its own predicate; the view kept its grants.
+    assert await fetch(
+        conn,
+        "SELECT count(*), count(*) FILTER (WHERE indpred IS NOT NULL), "
+        "bool_or(indisprimary) FROM pg_index WHERE indrelid = 't_changes'::regclass",
+    ) == [(2, 2, False)]  # the key index, and the sequence index (t has children)
+    assert await conn.fetchval("SELECT has_table_privilege('public', 't', 'SELECT')")
+    assert "t_cow_floor" in await conn.fetchval("SELECT pg_get_viewdef('t'::regclass)")
     assert (
         await fetch(
             conn,
