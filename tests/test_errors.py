@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import asyncpg
@@ -146,11 +146,25 @@ async def in_session(conn: Any) -> AsyncIterator[None]:
         yield
 
 
+class AnyRow(str):
+    """A statement that writes several rows: which row fails first follows the scan order,
+    which a plan may change (the view's differs from the table's), so its DETAIL is compared
+    without the row's values (the columns shown must still be the same)."""
+
+
+def _without_values(outcome: Failure) -> Failure:
+    detail = outcome.detail
+    if detail is not None:
+        detail = detail.split(" = (")[0] if " = (" in detail else "Failing row contains (...)."
+    return replace(outcome, detail=detail)
+
+
 async def compare(
     conn: Any, statements: Sequence[str], *, prepare: Sequence[str] = ()
 ) -> list[Failure]:
     """Runs ``prepare`` then each statement (savepoints; ``{s}`` is the schema) on the plain
-    tables, then in a session on the COW ones; the outcomes must be equal. Returns them."""
+    tables, then in a session on the COW ones; the outcomes must be equal (for AnyRow
+    statements, up to which row's values the DETAIL shows). Returns them."""
     outcomes: dict[str, list[Failure]] = {}
     for schema in (PLAIN, COW):
         context = in_session(conn) if schema == COW else conn.transaction()
@@ -159,6 +173,8 @@ async def compare(
                 await conn.execute(sql.format(s=schema))
             outcomes[schema] = [await attempt(conn, sql.format(s=schema)) for sql in statements]
     for sql, plain, cow in zip(statements, outcomes[PLAIN], outcomes[COW], strict=True):
+        if isinstance(sql, AnyRow):
+            plain, cow = _without_values(plain), _without_values(cow)
         assert cow == plain, f"{sql}\n  plain: {plain}\n  cow:   {cow}"
     for outcome in outcomes[COW]:
         text = f"{outcome.message} {outcome.detail} {outcome.table_name}"
@@ -172,8 +188,8 @@ async def test_not_null(roles: dict[str, Any]) -> None:
         "INSERT INTO {s}.orders (id, customer) VALUES (10, 1)",
         "INSERT INTO {s}.orders (id, qty, secret) VALUES (10, 1, 'mine')",
         "INSERT INTO {s}.orders (customer, qty) VALUES (1, 1)",
-        "UPDATE {s}.orders SET qty = NULL",
-        "UPDATE {s}.orders SET customer = NULL, note = 'n'",
+        AnyRow("UPDATE {s}.orders SET qty = NULL"),
+        AnyRow("UPDATE {s}.orders SET customer = NULL, note = 'n'"),
     ]
     for role in ROLES:
         outcomes = await compare(roles[role], statements)
@@ -190,9 +206,9 @@ async def test_check(roles: dict[str, Any]) -> None:
         "INSERT INTO {s}.orders (id, customer, qty, price, secret) VALUES (10, 1, 1, -1, 'mine')",
         "INSERT INTO {s}.orders (id, customer, qty, note) VALUES (10, 1, 1, repeat('é', 60))",
         "INSERT INTO {s}.orders VALUES (10, 1, 1, -1, 'n', 's')",
-        "UPDATE {s}.orders SET qty = -1",
-        "UPDATE {s}.orders SET price = -1, rush = true",
-        "UPDATE {s}.orders SET note = repeat('x', 80)",
+        AnyRow("UPDATE {s}.orders SET qty = -1"),
+        AnyRow("UPDATE {s}.orders SET price = -1, rush = true"),
+        AnyRow("UPDATE {s}.orders SET note = repeat('x', 80)"),
     ]
     for role in ROLES:
         outcomes = await compare(roles[role], statements)
@@ -234,7 +250,7 @@ async def test_unique(roles: dict[str, Any]) -> None:
 async def test_foreign_keys(roles: dict[str, Any]) -> None:
     statements = [
         "INSERT INTO {s}.orders (id, customer, qty) VALUES (10, 99, 1)",
-        "UPDATE {s}.orders SET customer = 98",
+        AnyRow("UPDATE {s}.orders SET customer = 98"),
         "DELETE FROM {s}.orders",  # holds 1 references order 2: RESTRICT
         "UPDATE {s}.customers SET id = 7 WHERE id = 2",  # NO ACTION (BLIND may not read id)
         "INSERT INTO {s}.holds (id, customer) VALUES (5, 42)",  # deferred: checked below
@@ -291,7 +307,7 @@ async def test_set_role_decides(roles: dict[str, Any], database: TestDatabase) -
                 owner,
                 [
                     "INSERT INTO {s}.orders (id, customer, qty, secret) VALUES (10, 1, 0, 's')",
-                    "UPDATE {s}.orders SET qty = 0",
+                    AnyRow("UPDATE {s}.orders SET qty = 0"),
                     "UPDATE {s}.orders SET \"Code\" = 'A'",
                 ],
             )
@@ -309,7 +325,7 @@ async def test_role_setting_cannot_be_claimed(roles: dict[str, Any]) -> None:
                 "UPDATE cow.orders SET qty = 0 "
                 f"WHERE set_config('role', '{OWNER_ROLE}', true) <> ''"
             )
-    outcomes = await compare(agent, ["UPDATE {s}.orders SET qty = 0"])
+    outcomes = await compare(agent, [AnyRow("UPDATE {s}.orders SET qty = 0")])
     assert outcomes[0].detail == "Failing row contains (qty) = (0)."
 
 
@@ -322,7 +338,7 @@ async def test_unknowable_columns_are_left_out(roles: dict[str, Any]) -> None:
     statements = [
         "INSERT INTO {s}.orders (id, customer, qty, note) VALUES (10, 1, 0, NULL)",
         "INSERT INTO {s}.orders (id, customer, qty, rush) VALUES (10, 1, 0, true)",
-        "UPDATE {s}.orders SET qty = 0, rush = false",
+        AnyRow("UPDATE {s}.orders SET qty = 0, rush = false"),
     ]
     for role in (COLUMNS, BLIND):
         conn = roles[role]
