@@ -222,3 +222,14 @@ RAISE EXCEPTION USING
     END IF;
 {% endfor %}
 {%- endmacro %}
+
+{#- A write trigger's INSERT without a session: the row goes to the base table as it is. -#}
+{% macro insert_without_session(t) -%}
+INSERT INTO {{ t.schema|ident }}.{{ t.base_name|ident }} AS b ({{ t.writable_columns|columns }})
+{% if t.always_identity_columns %}
+            OVERRIDING SYSTEM VALUE
+{% endif %}
+            VALUES ({{ t.writable_columns|columns('NEW') }})
+            RETURNING {{ t.column_names|columns('b') }} INTO NEW;
+            RETURN NEW;
+{%- endmacro %}

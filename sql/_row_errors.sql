@@ -90,3 +90,27 @@ IF {{ key_visible(view, key.columns) }} THEN
 {% if not_null %}pg_catalog.num_nulls({{ not_null|columns('c') }}){% else %}0{% endif %},
               {% if t.checks %}CASE{% for check in t.checks %} WHEN ({{ check.expression|catalog }}) IS FALSE THEN {{ check.name|literal }}{% endfor %} END{% else %}NULL{% endif %}
 {%- endmacro %}
+
+{#- The variables record_checked fills (when the table has NOT NULL or CHECK to check) -#}
+{% macro check_declarations(t) -%}
+{% if t.columns|selectattr('not_null')|map(attribute='name')|reject('in', t.pk_columns)|list or t.checks %}
+    _cow_nulls integer;  -- of the NOT NULL columns, how many the version leaves null
+    _cow_failed text;    -- the first CHECK constraint, by name, that it breaks
+{% endif %}
+{%- endmacro %}
+
+{#- The end of the statement that records version c: its row back into NEW, and the NOT NULL
+    or CHECK error if the version breaks one (needs check_declarations). -#}
+{% macro record_checked(t) -%}
+{% set not_null = t.columns|selectattr('not_null')|map(attribute='name')|reject('in', t.pk_columns)|list %}
+{% set checked = not_null or t.checks %}
+    RETURNING c._cow_seq, {{ t.column_names|columns('c') }}{% if checked %},
+              {{ check_results(t, not_null) }}{% endif %}
+
+         INTO _cow_at, {{ t.column_names|columns('NEW') }}{% if checked %}, _cow_nulls, _cow_failed{% endif %};
+{% if checked %}
+    IF _cow_nulls > 0 OR _cow_failed IS NOT NULL THEN
+        {{ raise_row_error(t, true) }}
+    END IF;
+{% endif %}
+{%- endmacro %}

@@ -11,15 +11,13 @@
 {% include 'write_trigger_append.sql' %}
 {% else %}
 {% from '_macros.sql' import match, row, any_null, all_null, security_definer, refuse_generated_values,
-    key_index, unique_index %}
-{% from '_row_errors.sql' import raise_row_error, raise_duplicate, check_results %}
+    insert_without_session, key_index, unique_index %}
+{% from '_row_errors.sql' import raise_row_error, raise_duplicate, check_declarations, record_checked %}
 {% set base = t.schema|ident ~ '.' ~ t.base_name|ident %}
 {% set changes = t.schema|ident ~ '.' ~ t.changes_name|ident %}
 {% set view = t.schema|ident ~ '.' ~ t.name|ident %}
 {% set pk = t.pk_columns %}
 {#- NOT NULL columns the change table leaves to this trigger, and the CHECK constraints -#}
-{% set not_null = t.columns|selectattr('not_null')|map(attribute='name')|reject('in', pk)|list %}
-{% set checked = not_null or t.checks %}
 {% macro record_version(kind, source) -%}
 INSERT INTO {{ changes|catalog }} AS c (session_id, operation_id, _cow_kind, _cow_old, {{ t.writable_columns|columns }})
         VALUES (_cow_sid, _cow_op, {{ kind|literal }}, {{ old_row() }}, {{ t.writable_columns|columns(source) }})
@@ -72,22 +70,13 @@ DECLARE
     _cow_sid uuid := agentcow.session_id();
     _cow_op uuid;
     _cow_at bigint;
-{% if checked %}
-    _cow_nulls integer;  -- of the NOT NULL columns, how many the version leaves null
-    _cow_failed text;    -- the first CHECK constraint, by name, that it breaks
-{% endif %}
+{{ check_declarations(t) }}
 BEGIN
 {{ refuse_generated_values(t) }}
     IF _cow_sid IS NULL THEN
         -- No session: the table as it always was.
         IF TG_OP = 'INSERT' THEN
-            INSERT INTO {{ base|catalog }} AS b ({{ t.writable_columns|columns }})
-{% if t.always_identity_columns %}
-            OVERRIDING SYSTEM VALUE
-{% endif %}
-            VALUES ({{ t.writable_columns|columns('NEW') }})
-            RETURNING {{ t.column_names|columns('b') }} INTO NEW;
-            RETURN NEW;
+            {{ insert_without_session(t) }}
         ELSIF TG_OP = 'UPDATE' THEN
             -- NEW was computed from the row the statement read. Unless the stored row is
             -- still that one (once its lock is ours), writing NEW would undo a concurrent
@@ -138,15 +127,7 @@ BEGIN
     VALUES (_cow_sid, _cow_op, CASE TG_OP WHEN 'INSERT' THEN 'I' ELSE 'U' END::"char",
             CASE WHEN TG_OP = 'UPDATE' AND {{ row('NEW', pk) }} IS NOT DISTINCT FROM {{ row('OLD', pk) }} THEN {{ old_row() }} END,
             {{ t.writable_columns|columns('NEW') }})
-    RETURNING c._cow_seq, {{ t.column_names|columns('c') }}{% if checked %},
-              {{ check_results(t, not_null) }}{% endif %}
-
-         INTO _cow_at, {{ t.column_names|columns('NEW') }}{% if checked %}, _cow_nulls, _cow_failed{% endif %};
-{% if checked %}
-    IF _cow_nulls > 0 OR _cow_failed IS NOT NULL THEN
-        {{ raise_row_error(t, true) }}
-    END IF;
-{% endif %}
+{{ record_checked(t) }}
 
     IF TG_OP = 'INSERT' OR {{ row('NEW', pk) }} IS DISTINCT FROM {{ row('OLD', pk) }} THEN
         -- Was the key live before this write (in the session, else in the base)? A duplicate.

@@ -16,13 +16,11 @@
     replaces, in the session or at commit.
 
     The generated and identity checks are those of write_trigger.sql. -#}
-{% from '_macros.sql' import match, any_null, security_definer, refuse_generated_values %}
-{% from '_row_errors.sql' import raise_row_error, raise_duplicate, check_results %}
+{% from '_macros.sql' import match, any_null, security_definer, refuse_generated_values, insert_without_session %}
+{% from '_row_errors.sql' import raise_row_error, raise_duplicate, check_declarations, record_checked %}
 {% set base = t.schema|ident ~ '.' ~ t.base_name|ident %}
 {% set changes = t.schema|ident ~ '.' ~ t.changes_name|ident %}
 {#- NOT NULL and CHECK are this trigger's to check (changes_table.sql copies neither) -#}
-{% set not_null = t.columns|selectattr('not_null')|map(attribute='name')|list %}
-{% set checked = not_null or t.checks %}
 {% set view = t.schema|ident ~ '.' ~ t.name|ident %}
 {#- the first stored row equal to OLD, locked; by = a column that leads an index -#}
 {% macro find_stored(by) -%}
@@ -41,22 +39,13 @@ DECLARE
     _cow_op uuid;
     _cow_at bigint;
     _cow_stored tid;
-{% if checked %}
-    _cow_nulls integer;  -- of the NOT NULL columns, how many the version leaves null
-    _cow_failed text;    -- the first CHECK constraint, by name, that it breaks
-{% endif %}
+{{ check_declarations(t) }}
 BEGIN
 {{ refuse_generated_values(t) }}
     IF _cow_sid IS NULL THEN
         -- No session: the table as it always was.
         IF TG_OP = 'INSERT' THEN
-            INSERT INTO {{ base|catalog }} AS b ({{ t.writable_columns|columns }})
-{% if t.always_identity_columns %}
-            OVERRIDING SYSTEM VALUE
-{% endif %}
-            VALUES ({{ t.writable_columns|columns('NEW') }})
-            RETURNING {{ t.column_names|columns('b') }} INTO NEW;
-            RETURN NEW;
+            {{ insert_without_session(t) }}
         END IF;
 {% if t.lookup_columns %}
         IF OLD.{{ t.lookup_columns[0]|ident }} IS NOT NULL THEN
@@ -98,15 +87,7 @@ BEGIN
 
     INSERT INTO {{ changes|catalog }} AS c (session_id, operation_id, _cow_kind, {{ t.writable_columns|columns }})
     VALUES (_cow_sid, _cow_op, 'I', {{ t.writable_columns|columns('NEW') }})
-    RETURNING c._cow_seq, {{ t.column_names|columns('c') }}{% if checked %},
-              {{ check_results(t, not_null) }}{% endif %}
-
-         INTO _cow_at, {{ t.column_names|columns('NEW') }}{% if checked %}, _cow_nulls, _cow_failed{% endif %};
-{% if checked %}
-    IF _cow_nulls > 0 OR _cow_failed IS NOT NULL THEN
-        {{ raise_row_error(t, true) }}
-    END IF;
-{% endif %}
+{{ record_checked(t) }}
 {% for key in t.unique_keys %}
 
     -- {{ key.name|ident }}: no stored row, and no other row of the session, has the values.
