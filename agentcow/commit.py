@@ -82,7 +82,6 @@ def _commit_statement(
     state: tuple[Watched, str],
 ) -> str:
     """The scheduled commit of sql/commit.sql; ``tables`` parents first."""
-    watched, expected = state
     return render(
         "commit.sql",
         tables=tables,
@@ -92,10 +91,14 @@ def _commit_statement(
         on_conflict=on_conflict,
         conflict_message=CONFLICT_MESSAGE,
         conflict_limit=CONFLICT_LIMIT,
-        watched=watched,
-        expected=expected,
-        changed_message=SESSION_CHANGED_MESSAGE,
+        **_exclusive_context(state),
     )
+
+
+def _exclusive_context(state: tuple[Watched, str]) -> dict[str, object]:
+    """What begin_exclusive (sql/_session_state.sql) needs of a commit or discard block."""
+    watched, expected = state
+    return {"watched": watched, "expected": expected, "changed_message": SESSION_CHANGED_MESSAGE}
 
 
 async def _session_state(
@@ -243,7 +246,6 @@ async def _discard(
     if not tables or chosen == []:
         return chosen
     operations = None if chosen is None else uuid_array_literal(chosen)
-    watched, expected = state
     await run_atomically(
         executor,
         [
@@ -252,9 +254,7 @@ async def _discard(
                 tables=tables,
                 session=session,
                 operations=operations,
-                watched=watched,
-                expected=expected,
-                changed_message=SESSION_CHANGED_MESSAGE,
+                **_exclusive_context(state),
             )
         ],
     )

@@ -371,31 +371,45 @@ async def test_a_commit_locks_the_tables_base_cascades_reach(
     assert held == [("audit",), ("parents_base",)]
 
 
+TRAP_OPERATOR = """
+CREATE FUNCTION public.same_row(a items_base, b items_base) RETURNS boolean
+LANGUAGE plpgsql
+AS $$ BEGIN RAISE EXCEPTION 'agent code ran as %', current_user; END $$;
+CREATE OPERATOR public.*= (LEFTARG = items_base, RIGHTARG = items_base,
+                           FUNCTION = public.same_row);
+"""
+TRAP_TO_JSONB = """
+CREATE FUNCTION public.to_jsonb(r items_base) RETURNS jsonb LANGUAGE plpgsql
+AS $$ BEGIN RAISE EXCEPTION 'agent code ran as %', current_user; END $$;
+"""
+
+
+async def _session_of_a_trapping_agent(
+    conn: Any, database: TestDatabase, role: str, traps: str
+) -> uuid.UUID:
+    """An agent that may create objects in public (on the reviewer's search_path) leaves
+    ``traps`` there, then updates item 1 in a session; returns the session."""
+    await create_login_role(database, role)
+    await conn.execute(
+        f"GRANT SELECT, INSERT, UPDATE, DELETE ON items TO {role};"
+        f"GRANT CREATE ON SCHEMA public TO {role}"
+    )
+    agent = await connect_as(database, role)
+    try:
+        await agent.execute(traps)
+        sid = new_id()
+        await _agent_write(agent, sid, new_id(), "UPDATE items SET qty = 4 WHERE id = 1")
+    finally:
+        await agent.close()
+    return sid
+
+
 async def test_commit_runs_nothing_an_agent_created(conn: Any, database: TestDatabase) -> None:
     """An agent that may create objects in a schema on the reviewer's search_path defines an
     operator the conflict check would pick over pg_catalog's (a closer match for the row
     type); the commit must resolve every operator in pg_catalog."""
     executor = await make_cow(conn, ITEMS, "items")
-    await create_login_role(database, "agent_creator")
-    await conn.execute(
-        "GRANT SELECT, INSERT, UPDATE, DELETE ON items TO agent_creator;"
-        "GRANT CREATE ON SCHEMA public TO agent_creator"
-    )
-    agent = await connect_as(database, "agent_creator")
-    try:
-        await agent.execute(
-            """
-            CREATE FUNCTION public.same_row(a items_base, b items_base) RETURNS boolean
-            LANGUAGE plpgsql
-            AS $$ BEGIN RAISE EXCEPTION 'agent code ran as %', current_user; END $$;
-            CREATE OPERATOR public.*= (LEFTARG = items_base, RIGHTARG = items_base,
-                                       FUNCTION = public.same_row);
-            """
-        )
-        sid = new_id()
-        await _agent_write(agent, sid, new_id(), "UPDATE items SET qty = 4 WHERE id = 1")
-    finally:
-        await agent.close()
+    sid = await _session_of_a_trapping_agent(conn, database, "agent_creator", TRAP_OPERATOR)
     await conn.execute("SET search_path = public")
     await ac.commit_cow_session_schema(executor, sid)
     assert await conn.fetchval("SELECT qty FROM items WHERE id = 1") == 4
@@ -407,28 +421,9 @@ async def test_review_runs_nothing_an_agent_created(conn: Any, database: TestDat
     operators an agent defined for the table's row type (closer matches than pg_catalog's
     polymorphic ones) must not be picked."""
     executor = await make_cow(conn, ITEMS, "items")
-    await create_login_role(database, "agent_reviewed")
-    await conn.execute(
-        "GRANT SELECT, INSERT, UPDATE, DELETE ON items TO agent_reviewed;"
-        "GRANT CREATE ON SCHEMA public TO agent_reviewed"
+    sid = await _session_of_a_trapping_agent(
+        conn, database, "agent_reviewed", TRAP_TO_JSONB + TRAP_OPERATOR
     )
-    agent = await connect_as(database, "agent_reviewed")
-    try:
-        await agent.execute(
-            """
-            CREATE FUNCTION public.to_jsonb(r items_base) RETURNS jsonb LANGUAGE plpgsql
-            AS $$ BEGIN RAISE EXCEPTION 'agent code ran as %', current_user; END $$;
-            CREATE FUNCTION public.same_row(a items_base, b items_base) RETURNS boolean
-            LANGUAGE plpgsql
-            AS $$ BEGIN RAISE EXCEPTION 'agent code ran as %', current_user; END $$;
-            CREATE OPERATOR public.*= (LEFTARG = items_base, RIGHTARG = items_base,
-                                       FUNCTION = public.same_row);
-            """
-        )
-        sid = new_id()
-        await _agent_write(agent, sid, new_id(), "UPDATE items SET qty = 4 WHERE id = 1")
-    finally:
-        await agent.close()
     await conn.execute("UPDATE items SET qty = 3 WHERE id = 1")  # production, meanwhile
     await conn.execute("SET search_path = public")
     [conflict] = await ac.get_cow_conflicts(executor, sid)
