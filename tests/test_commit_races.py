@@ -174,17 +174,19 @@ class _WriteBeforeBlock:
 
     def __init__(self, inner: Executor, agent: Any, sid: uuid.UUID, times: int) -> None:
         self._inner, self._agent, self._sid, self._times = inner, agent, sid, times
-        self.writes = 0
+        self.inserted: list[int] = []
+
+    @property
+    def writes(self) -> int:
+        return len(self.inserted)
 
     async def execute(self, sql: str) -> list[tuple[Any, ...]]:
         if sql.startswith("DO ") and self.writes < self._times:
-            self.writes += 1
+            item = next(_NEW_ITEM_IDS)
             await _agent_write(
-                self._agent,
-                self._sid,
-                new_id(),
-                f"INSERT INTO items VALUES ({next(_NEW_ITEM_IDS)}, 9)",
+                self._agent, self._sid, new_id(), f"INSERT INTO items VALUES ({item}, 9)"
             )
+            self.inserted.append(item)
         return await self._inner.execute(sql)
 
 
@@ -201,7 +203,7 @@ async def test_a_commit_plans_again_when_the_session_changes_under_it(
     # The second plan saw the agent's write: the session was committed whole.
     assert await fetch(conn, "SELECT id, qty FROM items WHERE qty > 0 ORDER BY id") == [
         (1, 1),
-        (101, 9),
+        (executor.inserted[0], 9),
     ]
     assert await ac.get_dirty_tables(ex(conn), sid) == []
 
