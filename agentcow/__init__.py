@@ -24,6 +24,7 @@ from agentcow.errors import (
     TableNotFoundError,
     UnsupportedTableError,
 )
+from agentcow.executor import TransactionAware
 from agentcow.operations import OperationSummary, get_operation_summaries
 from agentcow.postgres import *  # noqa: F403
 from agentcow.postgres import __all__ as _postgres_all
@@ -49,6 +50,7 @@ __all__ = [
     "SessionNotInTransactionError",
     "ShadowedNamesError",
     "TableNotFoundError",
+    "TransactionAware",
     "UnsupportedTableError",
     "commit_cow_operations_schema",
     "discard_cow_operations_schema",

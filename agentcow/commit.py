@@ -38,7 +38,7 @@ from agentcow.errors import (
     TableNotFoundError,
     UnsupportedTableError,
 )
-from agentcow.executor import Executor
+from agentcow.executor import Executor, TransactionAware
 from agentcow.identifiers import Sql, uuid_array_literal, uuid_literal, validate_uuid
 from agentcow.operations import close_selection, dependencies_among, get_session_operations
 from agentcow.script import run_atomically
@@ -75,6 +75,7 @@ def _check_pk(entry: RegisteredTable, schema: str, pk_cols: Sequence[str] | None
 
 
 def _commit_statement(
+    executor: Executor,
     tables: Sequence[TableDescription],
     session: Sql,
     operations: Sql | None,
@@ -91,14 +92,20 @@ def _commit_statement(
         on_conflict=on_conflict,
         conflict_message=CONFLICT_MESSAGE,
         conflict_limit=CONFLICT_LIMIT,
-        **_exclusive_context(state),
+        **_exclusive_context(executor, state),
     )
 
 
-def _exclusive_context(state: tuple[Watched, str]) -> dict[str, object]:
-    """What begin_exclusive (sql/_session_state.sql) needs of a commit or discard block."""
+def _exclusive_context(executor: Executor, state: tuple[Watched, str]) -> dict[str, object]:
+    """What begin_exclusive and end_exclusive (sql/_session_state.sql) need of a commit or
+    discard block; ``reclaim``: whether it may truncate the change tables it empties."""
     watched, expected = state
-    return {"watched": watched, "expected": expected, "changed_message": SESSION_CHANGED_MESSAGE}
+    return {
+        "watched": watched,
+        "expected": expected,
+        "changed_message": SESSION_CHANGED_MESSAGE,
+        "reclaim": isinstance(executor, TransactionAware) and executor.runs_alone(),
+    }
 
 
 async def _session_state(
@@ -201,7 +208,7 @@ async def _commit(
     if not tables or chosen == []:
         return chosen
     operations = None if chosen is None else uuid_array_literal(chosen)
-    statement = _commit_statement(tables, session, operations, on_conflict, state)
+    statement = _commit_statement(executor, tables, session, operations, on_conflict, state)
     if defer_fk_constraints:
         statements = [
             render("set_constraints.sql", mode="DEFERRED"),
@@ -254,7 +261,7 @@ async def _discard(
                 tables=tables,
                 session=session,
                 operations=operations,
-                **_exclusive_context(state),
+                **_exclusive_context(executor, state),
             )
         ],
     )

@@ -15,3 +15,13 @@ class Executor(Protocol):
     """
 
     async def execute(self, sql: str) -> list[tuple[Any, ...]]: ...
+
+
+@runtime_checkable
+class TransactionAware(Protocol):
+    """An executor that can tell whether its next statement runs in a transaction of its own
+    (autocommit), which ends with the statement. Only then does a commit or discard truncate
+    the change tables it emptied: TRUNCATE's lock, kept until a caller's transaction ended,
+    would stop every reader of the view meanwhile. Executors without it never truncate."""
+
+    def runs_alone(self) -> bool: ...

@@ -1,38 +1,28 @@
 -- agentcow kit 0.2.0 -> 0.3.0: commits and discards that lose nothing and never deadlock.
 --
--- A session's writers and its commit (or discard) serialize on a row of agentcow.sessions:
--- every statement that writes in a session takes that row FOR SHARE until its transaction
--- ends; a commit or discard takes it FOR UPDATE. While a commit holds it, no agent write of
--- the session is in flight and new ones wait, so every statement of the commit sees the same
--- versions. Nothing here is granted to PUBLIC but the trigger function (which cannot be
--- called outside a trigger): agents can neither take these locks nor change the table.
+-- A session's writers and its commit (or discard) serialize on a lock of the session: a
+-- transaction-level advisory lock in class 1634166635 (the kit's; applications' two-key
+-- advisory locks should use other classes), keyed by the hash of the session id. Every
+-- statement that writes in a session, and every row it writes, takes it in share mode until
+-- its transaction ends; a commit or discard takes it exclusively. While a commit holds it,
+-- no agent write of the session is in flight and new ones wait, so every statement of the
+-- commit sees the same versions. No SQL can release a transaction-level lock before its
+-- transaction ends. A lock held again costs a lookup in the backend's own lock table, so the
+-- write triggers can take it for every row. Two sessions whose ids hash alike (one pair in
+-- four billion) only wait for each other's commits.
 
-CREATE TABLE agentcow.sessions (
-    session_id uuid PRIMARY KEY
-);
-
--- Takes a session's row FOR SHARE (created on first use) until the transaction ends: what
--- every write of a session holds, so a commit of the session waits for the transaction, and
--- the transaction waits for a commit that has begun. For the table owners' write triggers,
--- which take it for each row in the session the row is written in: a statement can move
+-- The share lock every write of a session holds (a plain SQL expression: inlined into the
+-- write triggers' statements, no call of its own). For the table owners' write triggers,
+-- which take it for each row, in the session the row is written in: a statement can move
 -- app.session_id from its own WHERE clause after its statement trigger locked the session
 -- it began in.
 CREATE FUNCTION agentcow.share_session(_session uuid) RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $fn$
-BEGIN
-    LOOP
-        PERFORM FROM agentcow.sessions s WHERE s.session_id = _session FOR SHARE;
-        EXIT WHEN FOUND;
-        -- a new session, or one whose commit removed the row while this waited for it
-        INSERT INTO agentcow.sessions AS s (session_id) VALUES (_session) ON CONFLICT DO NOTHING;
-    END LOOP;
-END
-$fn$;
+LANGUAGE sql VOLATILE
+AS $fn$ SELECT pg_catalog.pg_advisory_xact_lock_shared(1634166635, pg_catalog.uuid_hash(_session)) $fn$;
 REVOKE ALL ON FUNCTION agentcow.share_session(uuid) FROM PUBLIC;
 
 -- BEFORE STATEMENT on every COW view: a statement that writes in a session first takes the
--- session's row FOR SHARE, before it reads any row.
+-- session's lock in share mode, before it writes any row.
 CREATE FUNCTION agentcow.session_write_lock() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $fn$
@@ -46,35 +36,24 @@ BEGIN
 END
 $fn$;
 
--- Takes a session's row FOR UPDATE (NOWAIT: raises lock_not_available instead of waiting);
+-- Takes a session's lock exclusively (NOWAIT: raises lock_not_available instead of waiting);
 -- for commit and discard, which run as a table owner.
 CREATE FUNCTION agentcow.lock_session(_session uuid, _nowait boolean) RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 AS $fn$
 BEGIN
-    LOOP
-        INSERT INTO agentcow.sessions AS s (session_id) VALUES (_session) ON CONFLICT DO NOTHING;
-        IF _nowait THEN
-            PERFORM FROM agentcow.sessions s WHERE s.session_id = _session FOR UPDATE NOWAIT;
-        ELSE
-            PERFORM FROM agentcow.sessions s WHERE s.session_id = _session FOR UPDATE;
-        END IF;
-        EXIT WHEN FOUND;  -- else another commit removed the row while this waited for it
-    END LOOP;
+    IF NOT _nowait THEN
+        PERFORM pg_advisory_xact_lock(1634166635, uuid_hash(_session));
+    ELSIF NOT pg_try_advisory_xact_lock(1634166635, uuid_hash(_session)) THEN
+        RAISE EXCEPTION 'agentcow: session % is being written', _session
+            USING ERRCODE = 'lock_not_available';
+    END IF;
 END
 $fn$;
 REVOKE ALL ON FUNCTION agentcow.lock_session(uuid, boolean) FROM PUBLIC;
 
--- Forgets a session that holds no versions any more (after a whole-session commit or discard).
-CREATE FUNCTION agentcow.end_session(_session uuid) RETURNS void
-LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $fn$
-    DELETE FROM agentcow.sessions s WHERE s.session_id = _session
-$fn$;
-REVOKE ALL ON FUNCTION agentcow.end_session(uuid) FROM PUBLIC;
-
 -- Everything a commit of _session may write, locked without ever waiting while holding a part
--- of it: the session's row, the given base tables and every table their foreign keys cascade
+-- of it: the session's lock, the given base tables and every table their foreign keys cascade
 -- into (SHARE ROW EXCLUSIVE: readers go on, other writers wait for the commit). It waits for
 -- one resource at a time holding nothing else, then takes the rest with NOWAIT; if one is
 -- busy, it lets everything go and waits for that one first. Nothing waits on the commit
@@ -86,7 +65,7 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
     _relations regclass[];
-    _first integer := 0;  -- 0 is the session's row, i > 0 is _relations[i]
+    _first integer := 0;  -- 0 is the session's lock, i > 0 is _relations[i]
     _current integer;
     _blocking boolean;
     _next integer;
@@ -219,7 +198,7 @@ CREATE FUNCTION agentcow.grant_owner_functions(_role name) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 AS $fn$
 BEGIN
-    EXECUTE format('GRANT EXECUTE ON FUNCTION agentcow.lock_session(uuid, boolean), agentcow.end_session(uuid), '
+    EXECUTE format('GRANT EXECUTE ON FUNCTION agentcow.lock_session(uuid, boolean), '
                    'agentcow.share_session(uuid), '
                    'agentcow.remember(text, bigint), agentcow.recall(text), agentcow.take(text) TO %I', _role);
     EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON agentcow.backend_state TO %I', _role);

@@ -24,9 +24,26 @@
     END IF;
 {%- endmacro %}
 
-{% macro end_exclusive(session, whole_session) -%}
-{% if whole_session %}
-    PERFORM agentcow.end_session({{ session|catalog }});
-{% endif %}
+{#- The end of a commit or discard block: each change table it left empty (no version of any
+    session) gives its space back, indexes included: TRUNCATE makes new, empty files, and
+    leaves the planner with no statistics (as for a new table) rather than "empty", which
+    would make plans that read a session through a sequential scan. TRUNCATE needs the table
+    to itself until the transaction ends, which would stop every reader of the view: it is
+    done only when reclaim says the block runs in a transaction of its own (which ends with
+    it), and its lock is not waited for (a reader of the view, a writer of another session).
+    Otherwise the space comes back at a later commit or discard. -#}
+{% macro end_exclusive(tables, reclaim) -%}
+{% for t in tables if reclaim %}
+    IF NOT EXISTS (SELECT FROM {{ t.schema|ident }}.{{ t.changes_name|ident }}) THEN
+        BEGIN
+            LOCK TABLE {{ t.schema|ident }}.{{ t.changes_name|ident }} IN ACCESS EXCLUSIVE MODE NOWAIT;
+            IF NOT EXISTS (SELECT FROM {{ t.schema|ident }}.{{ t.changes_name|ident }}) THEN
+                TRUNCATE {{ t.schema|ident }}.{{ t.changes_name|ident }};
+            END IF;
+        EXCEPTION WHEN lock_not_available OR insufficient_privilege THEN
+            NULL;  -- in use (or not the caller's to truncate): a later commit gives the space back
+        END;
+    END IF;
+{% endfor %}
     PERFORM pg_catalog.set_config('search_path', _cow_path, true);
 {%- endmacro %}

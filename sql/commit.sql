@@ -225,5 +225,5 @@ BEGIN
 {% for t in tables %}
     DELETE FROM {{ changes(t) }} c WHERE {{ chosen('c') }};
 {% endfor %}
-{{ end_exclusive(session, operations is none) }}
+{{ end_exclusive(tables, reclaim) }}
 END

@@ -10,5 +10,5 @@ BEGIN
     DELETE FROM {{ t.schema|ident }}.{{ t.changes_name|ident }} c
     WHERE c.session_id = {{ session|catalog }} AND c._cow_seq > 0{% if operations is not none %} AND c.operation_id = ANY ({{ operations|catalog }}){% endif %};
 {% endfor %}
-{{ end_exclusive(session, operations is none) }}
+{{ end_exclusive(tables, reclaim) }}
 END

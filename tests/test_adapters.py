@@ -108,6 +108,35 @@ async def test_psycopg_executor_autocommit(conn: Any, database: TestDatabase) ->
     await _check_committed(conn)
 
 
+async def test_executors_tell_whether_a_statement_runs_alone(
+    conn: Any, database: TestDatabase
+) -> None:
+    """Commit and discard truncate the change tables they empty only in a transaction of
+    their own (see TransactionAware): each adapter must tell it from the caller's."""
+    executor = AsyncpgExecutor(conn)
+    assert isinstance(executor, ac.TransactionAware) and executor.runs_alone()
+    async with conn.transaction():
+        assert not executor.runs_alone()
+    pool = await asyncpg.create_pool(database.owner_dsn, min_size=1, max_size=1)
+    try:
+        assert AsyncpgExecutor(pool).runs_alone()
+    finally:
+        await pool.close()
+    async with await psycopg.AsyncConnection.connect(database.owner_dsn) as pconn:
+        assert not PsycopgExecutor(pconn).runs_alone()  # psycopg's transaction, not ours
+    async with await psycopg.AsyncConnection.connect(database.owner_dsn, autocommit=True) as pconn:
+        executor_p = PsycopgExecutor(pconn)
+        assert executor_p.runs_alone()
+        await executor_p.execute("BEGIN")
+        assert not executor_p.runs_alone()
+    engine = create_async_engine(_sqlalchemy_url(database.owner_dsn, "asyncpg"))
+    try:
+        async with engine.connect() as sa_conn:
+            assert not isinstance(SQLAlchemyExecutor(sa_conn), ac.TransactionAware)
+    finally:
+        await engine.dispose()
+
+
 def _sqlalchemy_url(dsn: str, driver: str) -> str:
     scheme, rest = dsn.split("://", 1)
     assert scheme in ("postgresql", "postgres")

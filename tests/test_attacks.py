@@ -52,7 +52,7 @@ async def _victim_tables(conn: Any, database: TestDatabase, role: str) -> Any:
 
 async def test_a_temporary_table_buys_no_owner_rights(conn: Any, database: TestDatabase) -> None:
     """Every role may create temporary tables and views, and owns them. Registering them as
-    a COW table granted the owners' functions (remember, take, lock_session, end_session)
+    a COW table granted the owners' functions (remember, take, lock_session)
     to the agent, with which it could forge the identity value of another owner's table."""
     agent = await _victim_tables(conn, database, "temp_registrar")
     try:
@@ -75,7 +75,6 @@ async def test_a_temporary_table_buys_no_owner_rights(conn: Any, database: TestD
             "SELECT agentcow.remember('identity_1_id', 500)",
             "SELECT agentcow.take('identity_1_id')",
             "SELECT agentcow.lock_session(gen_random_uuid(), true)",
-            "SELECT agentcow.end_session(gen_random_uuid())",
         ):
             with pytest.raises(asyncpg.InsufficientPrivilegeError):
                 await agent.execute(sql)

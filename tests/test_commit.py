@@ -9,6 +9,7 @@ import asyncpg
 import pytest
 
 import agentcow as ac
+from tests.conftest import TestDatabase
 from tests.helpers import changes_count, fetch, make_cow, new_id, session
 
 T = (
@@ -387,3 +388,71 @@ async def test_commit_on_table_without_cow(conn: Any) -> None:
         await ac.commit_cow_session(executor, "t", new_id())
     with pytest.raises(ac.TableNotFoundError):
         await ac.commit_cow_session(executor, "nope", new_id())
+
+
+async def _change_table_space(conn: Any) -> tuple[int, int, float]:
+    """Bytes of the change table's heap, of its indexes, and its reltuples (-1: unknown)."""
+    row = await conn.fetchrow(
+        "SELECT pg_relation_size('t_changes'), pg_indexes_size('t_changes'), "
+        "reltuples FROM pg_class WHERE oid = 't_changes'::regclass"
+    )
+    return int(row[0]), int(row[1]), float(row[2])
+
+
+async def test_a_change_table_gives_its_space_back_when_its_sessions_end(
+    conn: Any, database: TestDatabase
+) -> None:
+    """The last commit or discard that empties a change table truncates it: its heap and
+    indexes shrink to nothing (vacuum would keep the indexes at their peak size), and the
+    planner knows nothing of it rather than that it is empty. A table another transaction
+    has open, or a commit inside the caller's transaction, leaves it for a later commit,
+    which is not kept waiting."""
+    executor = await make_cow(conn, T, "t")
+    index_count = await conn.fetchval(
+        "SELECT count(*) FROM pg_index WHERE indrelid = 't_changes'::regclass"
+    )
+    empty_indexes = 8192 * index_count  # a btree with nothing in it: its metapage
+    first, second = new_id(), new_id()
+    for sid, start in ((first, 100), (second, 20000)):
+        async with session(conn, sid):
+            await conn.execute(
+                "INSERT INTO t SELECT g, 'x', 'n' || g "
+                f"FROM generate_series({start}, {start + 4999}) g"
+            )
+    heap, indexes, _ = await _change_table_space(conn)
+    assert heap > 100_000 and indexes > 100_000
+    # A reader holds the view (and so the change table) open: the commit neither waits nor
+    # truncates a table the other session still fills.
+    reader = await asyncpg.connect(database.owner_dsn)
+    try:
+        await reader.execute("BEGIN; SELECT count(*) FROM t")
+        await ac.commit_cow_session(executor, "t", first)
+        assert (await _change_table_space(conn))[0] == heap
+        await ac.discard_cow_session(executor, "t", second)
+        assert await changes_count(conn) == 0
+        assert (await _change_table_space(conn))[0] == heap  # empty, but still in use
+        await reader.execute("ROLLBACK")
+    finally:
+        await reader.close()
+    # In the caller's transaction: TRUNCATE's lock would stay until that transaction ends,
+    # stopping every reader of the view; the space waits for a commit of its own.
+    third = new_id()
+    for in_transaction in (True, False):
+        async with session(conn, third):
+            await conn.execute("UPDATE t SET v = 'y' WHERE id = 1")
+        if in_transaction:
+            async with conn.transaction():
+                await ac.discard_cow_session(executor, "t", third)
+            assert (await _change_table_space(conn))[0] == heap
+        else:
+            await ac.discard_cow_session(executor, "t", third)
+    assert await _change_table_space(conn) == (0, empty_indexes, -1.0)
+    assert await fetch(conn, "SELECT count(*) FROM t") == [(5004,)]
+    # A commit that leaves other sessions' versions keeps the table.
+    async with session(conn, first):
+        await conn.execute("UPDATE t SET v = 'z' WHERE id = 2")
+    async with session(conn, second):
+        await conn.execute("UPDATE t SET v = 'w' WHERE id = 3")
+    await ac.commit_cow_session(executor, "t", first)
+    assert await changes_count(conn, "t", second) == 1
+    assert (await _change_table_space(conn))[0] > 0

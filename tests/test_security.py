@@ -305,9 +305,7 @@ async def test_agent_cannot_move_the_statement_checks_mark(
             "SELECT * FROM agentcow.backend_state",
             "DELETE FROM agentcow.backend_state",
             "SELECT agentcow.lock_session(gen_random_uuid(), false)",
-            "SELECT agentcow.end_session(gen_random_uuid())",
-            "SELECT * FROM agentcow.sessions FOR SHARE",
-            "DELETE FROM agentcow.sessions",
+            "SELECT agentcow.share_session(gen_random_uuid())",
         ]
         for sql in forbidden:
             with pytest.raises(asyncpg.InsufficientPrivilegeError):

@@ -14,3 +14,11 @@ class AsyncpgExecutor:
 
     async def execute(self, sql: str) -> list[tuple[Any, ...]]:
         return [tuple(record) for record in await self._connection.fetch(sql)]
+
+    def runs_alone(self) -> bool:
+        """A pool runs each statement on its own; a connection does outside a transaction."""
+        import asyncpg
+
+        if isinstance(self._connection, asyncpg.Pool):
+            return True
+        return not self._connection.is_in_transaction()

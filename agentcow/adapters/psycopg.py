@@ -17,3 +17,10 @@ class PsycopgExecutor:
         async with self._connection.cursor() as cursor:
             await cursor.execute(sql.encode())
             return [tuple(row) for row in await cursor.fetchall()] if cursor.description else []
+
+    def runs_alone(self) -> bool:
+        """In autocommit mode with no transaction open (else psycopg's is the caller's)."""
+        from psycopg.pq import TransactionStatus
+
+        idle = self._connection.info.transaction_status == TransactionStatus.IDLE
+        return self._connection.autocommit and idle

@@ -9,6 +9,9 @@ if TYPE_CHECKING:
 
 
 class SQLAlchemyExecutor:
+    """Not :class:`~agentcow.executor.TransactionAware`: SQLAlchemy begins a transaction on
+    the first statement and keeps it until the application commits."""
+
     def __init__(self, connection: AsyncConnection | AsyncSession) -> None:
         self._connection = connection
 
