@@ -92,7 +92,6 @@ def enable_statements(t: TableDescription, make_deferrable: Sequence[str]) -> li
         *render_statements(
             "fk_statement_checks.sql", t=t, names=names, tag=dollar_tag(), replace=False
         ),
-        *render_statements("session_lock_trigger.sql", t=t, names=names),
         *render_statements("ownership.sql", t=t, functions=_created_functions(t)),
         *render_statements("enable.sql", step="end", t=t, make_deferrable=make_deferrable),
     ]

@@ -20,7 +20,6 @@ class ObjectNames:
     statement_check_function: str
     statement_start_trigger: str
     statement_end_trigger: str
-    session_lock_trigger: str
     identity_function: str
 
     @property
@@ -45,7 +44,6 @@ def object_names(table: str) -> ObjectNames:
         statement_check_function=derived_name(table, "_cow_check_statement"),
         statement_start_trigger="agentcow_statement_start",
         statement_end_trigger="agentcow_statement_end",
-        session_lock_trigger="agentcow_session_lock",
         identity_function=derived_name(table, "_cow_identity"),
     )
 

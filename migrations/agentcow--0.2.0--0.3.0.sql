@@ -2,9 +2,8 @@
 --
 -- A session's writers and its commit (or discard) serialize on a lock of the session: a
 -- transaction-level advisory lock in class 1634166635 (the kit's; applications' two-key
--- advisory locks should use other classes), keyed by the hash of the session id. Every
--- statement that writes in a session, and every row it writes, takes it in share mode until
--- its transaction ends; a commit or discard takes it exclusively. While a commit holds it,
+-- advisory locks should use other classes), keyed by the hash of the session id. Every row
+-- written in a session takes it in share mode until its transaction ends; a commit or discard takes it exclusively. While a commit holds it,
 -- no agent write of the session is in flight and new ones wait, so every statement of the
 -- commit sees the same versions. No SQL can release a transaction-level lock before its
 -- transaction ends. A lock held again costs a lookup in the backend's own lock table, so the
@@ -13,28 +12,14 @@
 
 -- The share lock every write of a session holds (a plain SQL expression: inlined into the
 -- write triggers' statements, no call of its own). For the table owners' write triggers,
--- which take it for each row, in the session the row is written in: a statement can move
--- app.session_id from its own WHERE clause after its statement trigger locked the session
--- it began in.
+-- which take it for each row, in the session the row is written in (a statement can move
+-- app.session_id from its own WHERE clause). A statement reads the view with the snapshot
+-- it began with, before its first row waits for a commit: locking at its start would not
+-- change what it reads.
 CREATE FUNCTION agentcow.share_session(_session uuid) RETURNS void
 LANGUAGE sql VOLATILE
 AS $fn$ SELECT pg_catalog.pg_advisory_xact_lock_shared(1634166635, pg_catalog.uuid_hash(_session)) $fn$;
 REVOKE ALL ON FUNCTION agentcow.share_session(uuid) FROM PUBLIC;
-
--- BEFORE STATEMENT on every COW view: a statement that writes in a session first takes the
--- session's lock in share mode, before it writes any row.
-CREATE FUNCTION agentcow.session_write_lock() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $fn$
-DECLARE
-    _session uuid := agentcow.session_id();
-BEGIN
-    IF _session IS NOT NULL THEN
-        PERFORM agentcow.share_session(_session);
-    END IF;
-    RETURN NULL;
-END
-$fn$;
 
 -- Takes a session's lock exclusively (NOWAIT: raises lock_not_available instead of waiting);
 -- for commit and discard, which run as a table owner.

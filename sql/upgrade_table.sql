@@ -10,7 +10,7 @@
     stored row the session started from is no longer known: the one stored now stands in for
     it, so changes made to the base since then are not reported as conflicts.
 
-    0.2.0 -> 0.3.0: writes in a session take the session's lock (session_lock_trigger.sql);
+    0.2.0 -> 0.3.0: each row written in a session takes the session's lock (write_trigger.sql);
     statement-level foreign-key checks and identity columns keep their state out of reach of
     the agent's SQL (identity values are drawn by the owner's identity function); NOT NULL and
     CHECK move from the change table to the write trigger, whose errors read as the table's;
@@ -38,9 +38,6 @@ WHERE c.session_id = v.session_id AND c._cow_seq = v._cow_seq
 --;
 {% endif %}
 {% if from_layout in ('0.1.0', '0.2.0') %}
-{% include 'session_lock_trigger.sql' %}
-
---;
 {% for check in t.checks %}
 ALTER TABLE {{ changes|catalog }} DROP CONSTRAINT IF EXISTS {{ check.name|ident }}
 --;

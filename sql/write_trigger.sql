@@ -101,8 +101,8 @@ BEGIN
     END IF;
 
     _cow_op := agentcow.require_write_operation();
-    -- the lock of the session this row is written in (the statement trigger took that of the
-    -- session the statement began in, which the statement itself may have moved since)
+    -- the session's lock (share mode), for the session this row is written in: a commit of it
+    -- waits for this transaction, or this write for the commit (agentcow.share_session)
     PERFORM agentcow.share_session(_cow_sid);
 
     IF TG_OP = 'DELETE' THEN

@@ -11,7 +11,6 @@ import pytest
 import agentcow as ac
 from agentcow.deploy import migration_plan
 from agentcow.enable import prepare_enable
-from agentcow.naming import object_names
 from agentcow.script import run_atomically
 from agentcow.templates import render
 from agentcow.versions import KIT_VERSION, TABLE_LAYOUT
@@ -30,22 +29,12 @@ async def _install_kit_010(conn: Any) -> None:
 
 
 async def _enable_without_session_lock(conn: Any, table: str) -> list[str]:
-    """This package's enable statements less the session locks (layout 0.3.0: the statement
-    trigger, and the write trigger's lock of each row's session), whose functions older kits
-    lack."""
+    """This package's enable statements less the session lock (layout 0.3.0: the write
+    trigger's lock of each row's session), whose function older kits lack."""
     statements = await prepare_enable(ex(conn), table, None, "public", False)
-    lock_trigger = render("session_lock_trigger.sql", t=_Named(table), names=object_names(table))
-    assert lock_trigger in statements
     row_lock = "PERFORM agentcow.share_session(_cow_sid);"
     assert any(row_lock in s for s in statements)
-    return [s.replace(row_lock, "") for s in statements if s != lock_trigger]
-
-
-class _Named:
-    """What session_lock_trigger.sql reads of a table description."""
-
-    def __init__(self, name: str) -> None:
-        self.schema, self.name = "public", name
+    return [s.replace(row_lock, "") for s in statements]
 
 
 async def _table_with_layout_010(conn: Any) -> tuple[Any, list[tuple[Any, ...]]]:
@@ -163,15 +152,17 @@ async def test_upgrade_from_kit_020(conn: Any) -> None:
     ) == [(2, 2, False)]  # the key index, and the sequence index (t has children)
     assert await conn.fetchval("SELECT has_table_privilege('public', 't', 'SELECT')")
     assert "t_cow_floor" in await conn.fetchval("SELECT pg_get_viewdef('t'::regclass)")
-    assert (
-        await fetch(
-            conn,
-            "SELECT tgname::text FROM pg_trigger WHERE tgname = 'agentcow_session_lock' ORDER BY 1",
-        )
-        == [("agentcow_session_lock",)] * 2
-    )
     async with session(conn, sid):
         await conn.execute("INSERT INTO t VALUES (2, 'b')")
+        # the write holds the session's lock (share mode) until the transaction ends
+        assert (
+            await conn.fetchval(
+                "SELECT count(*) FROM pg_locks WHERE pid = pg_backend_pid() "
+                "AND locktype = 'advisory' AND classid = 1634166635 AND objsubid = 2 "
+                f"AND objid = uuid_hash('{sid}')::oid AND mode = 'ShareLock'"
+            )
+            == 1
+        )
         for bad in ("INSERT INTO t VALUES (3, '')", "INSERT INTO t VALUES (3, NULL)"):
             with pytest.raises(asyncpg.IntegrityConstraintViolationError) as raised:
                 async with conn.transaction():
