@@ -19,9 +19,17 @@ class Executor(Protocol):
 
 @runtime_checkable
 class TransactionAware(Protocol):
-    """An executor that can tell whether its next statement runs in a transaction of its own
-    (autocommit), which ends with the statement. Only then does a commit or discard truncate
-    the change tables it emptied: TRUNCATE's lock, kept until a caller's transaction ended,
-    would stop every reader of the view meanwhile. Executors without it never truncate."""
+    """An executor that knows its connection's transaction state, and can send a statement
+    whose rows are not needed in one round trip. With it, entering a session is one
+    statement (checked client-side to be inside a transaction), and a commit or discard
+    truncates the change tables it empties when it runs in a transaction of its own (which
+    ends with it): TRUNCATE's lock, kept until a caller's transaction ended, would stop every
+    reader of the view meanwhile. Executors without it do neither."""
 
-    def runs_alone(self) -> bool: ...
+    def runs_alone(self) -> bool:
+        """Whether the next statement runs in a transaction of its own (autocommit)."""
+        ...
+
+    async def run(self, sql: str) -> None:
+        """Send one statement and wait for it, without its rows."""
+        ...

@@ -9,15 +9,20 @@ there raises :class:`SessionNotInTransactionError`.
 
 from __future__ import annotations
 
+import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
-from agentcow.errors import SessionNotInTransactionError, ShadowedNamesError
-from agentcow.executor import Executor
+from agentcow.driver_errors import postgres_error_fields
+from agentcow.errors import KitVersionError, SessionNotInTransactionError, ShadowedNamesError
+from agentcow.executor import Executor, TransactionAware
 from agentcow.identifiers import validate_uuid
 from agentcow.templates import render
+from agentcow.versions import KIT_VERSION
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -51,6 +56,18 @@ def build_cow_variable_statements(
     connection by earlier SQL (an agent's plain ``SET app.visible_operations``, which
     outlives its transaction on a pooled connection) must not apply to this request.
     """
+    return [
+        render("set_variable.sql", name=name, value=value)
+        for name, value in _cow_settings(agent_session_id, operation_id, visible_operations)
+    ]
+
+
+def _cow_settings(
+    agent_session_id: uuid.UUID | str,
+    operation_id: uuid.UUID | str | None,
+    visible_operations: Sequence[uuid.UUID | str] | None,
+) -> list[tuple[str, str]]:
+    """The three settings of a session, as (name, value); ids validated as UUIDs."""
     session = validate_uuid(agent_session_id, "session id")
     operation = validate_uuid(operation_id, "operation id") if operation_id else None
     visible = (
@@ -59,14 +76,49 @@ def build_cow_variable_statements(
         else None
     )
     return [
-        render("set_variable.sql", name="app.session_id", value=str(session)),
-        render("set_variable.sql", name="app.operation_id", value=str(operation or "")),
-        render(
-            "set_variable.sql",
-            name="app.visible_operations",
-            value="{" + ",".join(map(str, visible)) + "}" if visible else "",
-        ),
+        ("app.session_id", str(session)),
+        ("app.operation_id", str(operation or "")),
+        ("app.visible_operations", "{" + ",".join(map(str, visible)) + "}" if visible else ""),
     ]
+
+
+async def _entering(run: Awaitable[T]) -> T:
+    """Runs the statement that enters a session (sql/enter_session.sql), turning its refusals
+    into this package's errors: shadowing temporary objects, or a kit that predates it."""
+    try:
+        return await run
+    except Exception as error:
+        fields = postgres_error_fields(error)
+        if fields is None:
+            raise
+        sqlstate, message, detail = fields
+        if sqlstate == "55000" and message.startswith(_SHADOWED):
+            names = [str(name) for name in json.loads(detail)]
+            raise ShadowedNamesError(
+                "the connection holds temporary objects that shadow tables or types the "
+                f"agent's SQL would name ({', '.join(names)}), left by an earlier request: "
+                "they would read its statements and session id. Reset pooled connections with "
+                "DISCARD ALL (or DISCARD TEMP) when they are released, or drop these objects; "
+                "the transaction is aborted",
+                names,
+            ) from error
+        if sqlstate == "42883" and "refuse_shadowing" in message:
+            raise KitVersionError(
+                f"the database has an older agentcow kit; this package speaks {KIT_VERSION}: "
+                "call deploy_cow_functions(executor) to upgrade it"
+            ) from error
+        raise
+
+
+#: How agentcow.refuse_shadowing's error begins.
+_SHADOWED = "agentcow: temporary objects on this connection shadow"
+
+_NOT_IN_TRANSACTION = (
+    "apply_cow_variables needs an open transaction on the connection (it was in autocommit "
+    "mode, or a pool ran each statement on another connection): the session would end with "
+    "this call and the agent's SQL would write to production. Open a transaction first, "
+    "e.g. `async with conn.transaction():`"
+)
 
 
 async def apply_cow_variables(
@@ -78,28 +130,26 @@ async def apply_cow_variables(
     """Make the rest of the current transaction read and write as this session/operation.
 
     Raises :class:`SessionNotInTransactionError` when no transaction is open on the executor's
-    connection: the session would not outlive this call.
+    connection: the session would not outlive this call; :class:`ShadowedNamesError` (the
+    transaction aborted) when temporary objects an earlier request left would read the
+    session's SQL. An executor that knows its transaction state
+    (:class:`~agentcow.executor.TransactionAware`) is asked, and the session is then entered
+    in one statement, one round trip; another sets the three settings, then reads the
+    session's back (in autocommit mode a setting does not outlive its statement).
     """
-    statements = build_cow_variable_statements(session_id, operation_id, visible_operations)
-    for statement in statements:
-        await executor.execute(statement)
-    entered = await executor.execute(render("session_entered.sql", name="app.session_id"))
-    if not entered or entered[0][0] != str(validate_uuid(session_id, "session id")):
-        raise SessionNotInTransactionError(
-            "apply_cow_variables needs an open transaction on the connection (it was in "
-            "autocommit mode, or a pool ran each statement on another connection): the "
-            "session would end with this call and the agent's SQL would write to production. "
-            "Open a transaction first, e.g. `async with conn.transaction():`"
-        )
-    shadowed = [str(name) for name in entered[0][1] or []]
-    if shadowed:
-        raise ShadowedNamesError(
-            "the connection holds temporary objects that shadow tables or types the agent's "
-            f"SQL would name ({', '.join(shadowed)}), left by an earlier request: they would "
-            "read its statements and session id. Reset pooled connections with DISCARD ALL "
-            "(or DISCARD TEMP) when they are released, or drop these objects",
-            shadowed,
-        )
+    settings = _cow_settings(session_id, operation_id, visible_operations)
+    if isinstance(executor, TransactionAware):
+        if executor.runs_alone():
+            raise SessionNotInTransactionError(_NOT_IN_TRANSACTION)
+        await _entering(executor.run(render("enter_session.sql", settings=settings)))
+        return
+    for name, value in settings:
+        await executor.execute(render("set_variable.sql", name=name, value=value))
+    entered = await _entering(
+        executor.execute(render("enter_session.sql", settings=None, name="app.session_id"))
+    )
+    if not entered or entered[0][0] != settings[0][1]:
+        raise SessionNotInTransactionError(_NOT_IN_TRANSACTION)
 
 
 async def set_visible_operations(

@@ -5,7 +5,8 @@ trigger; ``--unique`` adds a UNIQUE column), one row per statement, three ways:
 
 * ``server``: a loop on the server (a DO block), no round trips: the statement's own cost;
 * ``statement``: prepared statements from the client inside one open transaction;
-* ``transaction``: each write its own transaction (the session's variables set in it).
+* ``transaction``: each write its own transaction, entered with ``apply_cow_variables``
+  (what an application does per agent request).
 
 Rounds alternate between the plain table and the session, so load on the machine hits both
 alike; ratios are of the medians. ``--dsn`` uses an existing server (superuser DSN);
@@ -86,9 +87,6 @@ async def _measure(
         for kind, sql in (("insert", insert), ("update", update))
         for table in ("plain_orders", "orders")
     }
-    variables = await conn.prepare(
-        "SELECT set_config('app.session_id', $1, true), set_config('app.operation_id', $2, true)"
-    )
     samples: dict[str, list[float]] = {}
 
     async def timed(label: str, run: Callable[[], Awaitable[object]]) -> None:
@@ -126,7 +124,7 @@ async def _measure(
             for table in ("plain_orders", "orders"):
                 async with conn.transaction():
                     if table == "orders":
-                        await variables.fetch(str(sid), str(uuid.uuid4()))
+                        await ac.apply_cow_variables(ex, sid, uuid.uuid4())
                     stmt = stmts[(kind, table)]
                     for i in ids:
                         await timed(f"{kind} statement {table}", lambda: stmt.fetch(i))  # noqa: B023
@@ -138,7 +136,7 @@ async def _measure(
                     async def write() -> None:
                         async with conn.transaction():
                             if table == "orders":  # noqa: B023
-                                await variables.fetch(str(sid), str(uuid.uuid4()))
+                                await ac.apply_cow_variables(ex, sid, uuid.uuid4())
                             await stmt.fetch(i)  # noqa: B023
 
                     await timed(f"{kind} transaction {table}", write)

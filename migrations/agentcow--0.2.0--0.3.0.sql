@@ -220,6 +220,53 @@ BEGIN
 END
 $fn$;
 
+-- Refuses (SQLSTATE 55000, the names as a JSON array in DETAIL) when the calling backend
+-- holds temporary objects that shadow, for unqualified names, a relation of a schema of _path
+-- (the caller's search_path, current_schemas(false)) or a type of pg_catalog or of such a
+-- schema: apply_cow_variables runs it as it enters a session. Temporary objects outlive the
+-- request that made them on a pooled connection (asyncpg's reset does not drop them), and
+-- the temporary schema is searched before every other for relations and types: an earlier
+-- request's view named like a COW table (or a domain named text) would read this request's
+-- SQL, settings included (its session id), or run code in it. A function, because every
+-- request enters a session: its plans are cached by the backend, and a backend that never
+-- made a temporary object returns at once. Not SECURITY DEFINER: the caller's own temporary
+-- schema is the one that matters.
+CREATE FUNCTION agentcow.refuse_shadowing(_path name[]) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    _temp oid := pg_my_temp_schema();
+    _schemas oid[];
+    _names text[];
+BEGIN
+    IF _temp = 0 THEN
+        RETURN;
+    END IF;
+    _schemas := ARRAY(SELECT n.oid FROM pg_namespace n
+                      WHERE n.nspname = ANY (_path) OR n.nspname = 'pg_catalog');
+    _names := ARRAY(
+        SELECT DISTINCT x.name
+        FROM (SELECT c.relname::text AS name
+              FROM pg_class c
+              WHERE c.relnamespace = _temp
+                AND EXISTS (SELECT FROM pg_class o
+                            WHERE o.relname = c.relname AND o.relnamespace = ANY (_schemas))
+              UNION ALL
+              SELECT t.typname::text
+              FROM pg_type t
+              WHERE t.typnamespace = _temp
+                AND NOT EXISTS (SELECT FROM pg_type e WHERE e.typarray = t.oid)
+                AND EXISTS (SELECT FROM pg_type o
+                            WHERE o.typname = t.typname AND o.typnamespace = ANY (_schemas))) x
+        ORDER BY x.name);
+    IF cardinality(_names) > 0 THEN
+        RAISE EXCEPTION 'agentcow: temporary objects on this connection shadow names the session''s SQL would use'
+            USING ERRCODE = 'object_not_in_prerequisite_state', DETAIL = to_jsonb(_names)::text,
+                  HINT = 'Reset pooled connections with DISCARD ALL (or DISCARD TEMP) when they are released.';
+    END IF;
+END
+$fn$;
+
 -- enable and disable call it with the owner's search_path, on which an agent may have
 -- created closer matches for its operators (an = for oid and integer).
 ALTER FUNCTION agentcow.revoke_grants(regclass) SET search_path = pg_catalog, pg_temp;

@@ -275,6 +275,40 @@ async def test_session_outside_a_transaction_asyncpg(conn: Any, database: TestDa
     assert await fetch(conn, "SELECT id, v FROM t_base") == [(1, "a")]
 
 
+class _CountingExecutor(AsyncpgExecutor):
+    """Counts the round trips it makes: a statement sent with run() is one, one with
+    execute() two when its text is new (asyncpg prepares it first)."""
+
+    sent = 0
+
+    async def execute(self, sql: str) -> list[tuple[Any, ...]]:
+        self.sent += 2
+        return await super().execute(sql)
+
+    async def run(self, sql: str) -> None:
+        self.sent += 1
+        await super().run(sql)
+
+
+async def test_entering_a_session_is_one_statement(conn: Any) -> None:
+    """Every agent request enters its session: with an executor that knows whether a
+    transaction is open, that costs one round trip (settings and their check together)."""
+    await _table_t(conn)
+    counting = _CountingExecutor(conn)
+    sid, op = new_id(), new_id()
+    async with conn.transaction():
+        await ac.apply_cow_variables(counting, sid, op, [op])
+        assert counting.sent == 1
+        assert await fetch(
+            conn,
+            "SELECT current_setting('app.session_id'), current_setting('app.operation_id'), "
+            "current_setting('app.visible_operations')",
+        ) == [(str(sid), str(op), "{" + str(op) + "}")]
+    with pytest.raises(ac.SessionNotInTransactionError):
+        await ac.apply_cow_variables(counting, sid, op)
+    assert counting.sent == 1  # refused before sending anything
+
+
 async def test_session_outside_a_transaction_psycopg(conn: Any, database: TestDatabase) -> None:
     await _table_t(conn)
     async with await psycopg.AsyncConnection.connect(database.owner_dsn, autocommit=True) as pconn:
@@ -292,5 +326,29 @@ async def test_session_outside_a_transaction_sqlalchemy(
     try:
         async with engine.connect() as sa_conn:
             await _outside_a_transaction(conn, SQLAlchemyExecutor(sa_conn))
+    finally:
+        await engine.dispose()
+
+
+async def test_shadowing_is_refused_through_every_path(conn: Any, database: TestDatabase) -> None:
+    """Entering a session over a temporary object that shadows a table is refused whether
+    the executor enters in one statement (asyncpg) or sets and reads back (SQLAlchemy)."""
+    await _table_t(conn)
+    agent = await asyncpg.connect(database.owner_dsn)
+    try:
+        await agent.execute("CREATE TEMP VIEW t AS SELECT 1 AS id")
+        with pytest.raises(ac.ShadowedNamesError) as raised:
+            async with agent.transaction():
+                await ac.apply_cow_variables(AsyncpgExecutor(agent), new_id(), new_id())
+        assert raised.value.names == ["t"]
+    finally:
+        await agent.close()
+    engine = create_async_engine(_sqlalchemy_url(database.owner_dsn, "asyncpg"))
+    try:
+        async with engine.connect() as sa_conn:
+            await sa_conn.exec_driver_sql("CREATE TEMP TABLE t (id int)")
+            with pytest.raises(ac.ShadowedNamesError) as raised:
+                await ac.apply_cow_variables(SQLAlchemyExecutor(sa_conn), new_id(), new_id())
+            assert raised.value.names == ["t"]
     finally:
         await engine.dispose()

@@ -3,6 +3,9 @@ enabled under it by upgrade_cow_tables, with sessions keeping their changes."""
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
@@ -18,6 +21,16 @@ from tests.conftest import TestDatabase
 from tests.helpers import connect_as, create_login_role, ex, fetch, new_id, session
 
 OLD_CHANGES = "SELECT _cow_seq, _cow_kind::text, id, v, _cow_old::text FROM t_changes ORDER BY 1"
+
+
+@asynccontextmanager
+async def old_session(conn: Any, session_id: uuid.UUID) -> AsyncIterator[None]:
+    """A transaction in a session entered as before kit 0.3.0 (its SET LOCAL statements,
+    which every driver can send): apply_cow_variables needs the 0.3.0 kit."""
+    async with conn.transaction():
+        for statement in ac.build_cow_variable_statements(session_id, new_id()):
+            await conn.execute(statement)
+        yield
 
 
 async def _install_kit_010(conn: Any) -> None:
@@ -47,13 +60,13 @@ async def _table_with_layout_010(conn: Any) -> tuple[Any, list[tuple[Any, ...]]]
     )
     await run_atomically(ex(conn), await _enable_without_session_lock(conn, "t"))
     sid = new_id()
-    async with session(conn, sid):
+    async with old_session(conn, sid):
         await conn.execute("UPDATE t SET v = 'x' WHERE id = 1")
         await conn.execute("INSERT INTO t VALUES (3, 'c')")
-    async with session(conn, sid):
+    async with old_session(conn, sid):
         await conn.execute("UPDATE t SET v = 'y' WHERE id = 1")
         await conn.execute("DELETE FROM t WHERE id = 3")
-    async with session(conn, sid):
+    async with old_session(conn, sid):
         await conn.execute("INSERT INTO t VALUES (3, 'd')")
         await conn.execute("DELETE FROM t WHERE id = 2")
     versions = await fetch(conn, OLD_CHANGES)
@@ -67,6 +80,9 @@ async def test_upgrade_from_kit_010(conn: Any) -> None:
     assert await conn.fetchval("SELECT version FROM agentcow.kit") == "0.1.0"
     with pytest.raises(ac.KitVersionError, match="deploy_cow_functions"):
         await ac.get_session_operations(executor, sid)
+    with pytest.raises(ac.KitVersionError, match="deploy_cow_functions"):
+        async with session(conn, sid):
+            pass
 
     await ac.deploy_cow_functions(executor)
     assert await conn.fetchval("SELECT version FROM agentcow.kit") == KIT_VERSION
@@ -130,7 +146,7 @@ async def test_upgrade_from_kit_020(conn: Any) -> None:
         "GRANT SELECT ON t TO PUBLIC"
     )
     sid = new_id()
-    async with session(conn, sid):
+    async with old_session(conn, sid):
         await conn.execute("UPDATE t SET v = 'x' WHERE id = 1")
     # A child with foreign keys (checked by triggers that upgrade_cow_tables replaces).
     await conn.execute(

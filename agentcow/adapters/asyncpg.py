@@ -15,6 +15,10 @@ class AsyncpgExecutor:
     async def execute(self, sql: str) -> list[tuple[Any, ...]]:
         return [tuple(record) for record in await self._connection.fetch(sql)]
 
+    async def run(self, sql: str) -> None:
+        """The simple query protocol: no statement prepared (and cached) for one-off text."""
+        await self._connection.execute(sql)
+
     def runs_alone(self) -> bool:
         """A pool runs each statement on its own; a connection does outside a transaction."""
         import asyncpg

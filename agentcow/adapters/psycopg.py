@@ -18,6 +18,9 @@ class PsycopgExecutor:
             await cursor.execute(sql.encode())
             return [tuple(row) for row in await cursor.fetchall()] if cursor.description else []
 
+    async def run(self, sql: str) -> None:
+        await self.execute(sql)
+
     def runs_alone(self) -> bool:
         """In autocommit mode with no transaction open (else psycopg's is the caller's)."""
         from psycopg.pq import TransactionStatus

@@ -10,7 +10,8 @@ if TYPE_CHECKING:
 
 class SQLAlchemyExecutor:
     """Not :class:`~agentcow.executor.TransactionAware`: SQLAlchemy begins a transaction on
-    the first statement and keeps it until the application commits."""
+    the first statement and keeps it until the application commits (unless the engine is in
+    AUTOCOMMIT), which the adapter cannot see from here."""
 
     def __init__(self, connection: AsyncConnection | AsyncSession) -> None:
         self._connection = connection
