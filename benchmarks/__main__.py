@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 import asyncpg
 
+from benchmarks import commit_scale, write_latency
 from benchmarks.cases import Bench, Repeats, check_session_view, run_all
 from benchmarks.explain import session_plans
 from benchmarks.operations import operations
@@ -27,6 +28,8 @@ from benchmarks.setup import (
 from tests.postgres_server import ServerInfo, running_postgres
 
 DEFAULT_ROWS = 200_000
+#: Session sizes of the by-size cases (commit_scale goes on to 100k when run alone).
+SIZES = (1, 1_000, 10_000)
 
 
 def progress(message: str) -> None:
@@ -88,7 +91,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.monotonic()
     with running_postgres() as server:
         report = asyncio.run(run(server, args.rows, repeats, started))
+        progress("writes and commits by session size (change table analyzed empty)")
+        by_size = asyncio.run(commit_scale.measure(server.dsn, 1 if args.quick else 3, SIZES))
+        progress("single-row writes")
+        rounds = 1 if args.quick else 4
+        single = asyncio.run(write_latency.measure(server.dsn, rounds, 100, unique=False))
     print_report(report)
+    print(
+        f"\nWrites and commit by session size (python -m benchmarks.commit_scale, n up to "
+        f"{SIZES[-1]}; the module alone goes to {commit_scale.SIZES[-1]}):"
+    )
+    print(commit_scale.report(by_size))
+    print("\nSingle-row writes (python -m benchmarks.write_latency), medians:")
+    print(write_latency.report(single))
     return 0
 
 

@@ -26,6 +26,7 @@ from benchmarks.setup import (
     Connection,
     ReadSession,
     create_session,
+    delete_sql,
     insert_sql,
     update_sql,
     vacuum_analyze,
@@ -36,9 +37,8 @@ from benchmarks.timing import Result, Trial, compare
 TARGET_POINT_READ = 1.5
 TARGET_SCAN_SESSION = 1.3
 TARGET_SCAN_NO_SESSION = 1.1
-TARGET_UPDATE = 4.0
-TARGET_INSERT = 4.0
-TARGET_COMMIT = 3.0
+TARGET_WRITE = 3.0
+TARGET_COMMIT = 2.0
 
 
 @dataclass(frozen=True)
@@ -308,14 +308,15 @@ def _write_trial(
 
 
 async def writes(bench: Bench, *, in_session: bool) -> list[Result]:
-    """``UPDATE`` of ``BATCH`` rows and ``INSERT`` of ``BATCH`` rows, one statement each."""
+    """``UPDATE``, ``INSERT`` and ``DELETE`` of ``BATCH`` rows, one statement each."""
     session_id = bench.session.session_id if in_session else None
     where = "session" if in_session else "no session"
-    number = ("4", "5") if in_session else ("7a", "7b")
+    number = ("4", "5", "5b") if in_session else ("7a", "7b", "7c")
     results = []
-    for n, verb, sql_for, key_range, target in (
-        (number[0], "UPDATE", update_sql, lambda b: b.update_range, TARGET_UPDATE),
-        (number[1], "INSERT", insert_sql, lambda b: b.insert_range, TARGET_INSERT),
+    for n, verb, sql_for, key_range in (
+        (number[0], "UPDATE", update_sql, lambda b: b.update_range),
+        (number[1], "INSERT", insert_sql, lambda b: b.insert_range),
+        (number[2], "DELETE", delete_sql, lambda b: b.update_range),
     ):
         results.append(
             await compare(
@@ -323,7 +324,7 @@ async def writes(bench: Bench, *, in_session: bool) -> list[Result]:
                 _write_trial(bench, PLAIN, sql_for, key_range, None),
                 _write_trial(bench, COW, sql_for, key_range, session_id),
                 repeat=bench.repeats.write,
-                target=target if in_session else None,
+                target=TARGET_WRITE if in_session else None,
                 blocks=bench.blocks,
             )
         )

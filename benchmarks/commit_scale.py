@@ -63,7 +63,7 @@ async def _session(conn: asyncpg.Connection, sid: uuid.UUID, statements: list[st
 Result = tuple[str, float, float, float]  # label, direct, write, commit (seconds)
 
 
-async def _measure(conn: asyncpg.Connection, rounds: int) -> list[Result]:
+async def _measure(conn: asyncpg.Connection, rounds: int, sizes: Sequence[int]) -> list[Result]:
     ex = AsyncpgExecutor(conn)
     await conn.execute(TABLE.format(t="plain_orders") + ";" + TABLE.format(t="orders"))
     await ac.deploy_cow_functions(ex)
@@ -73,7 +73,7 @@ async def _measure(conn: asyncpg.Connection, rounds: int) -> list[Result]:
     for other in (0, OTHER_SESSION):
         if other:
             await _session(conn, uuid.uuid4(), [_writes("orders", other, 100 * ROWS)[1]])
-        for size in SIZES:
+        for size in sizes:
             plain_times, write_times, cow_times = [], [], []
             for _ in range(rounds):
                 await conn.execute("VACUUM ANALYZE orders_changes")
@@ -97,19 +97,28 @@ async def _measure(conn: asyncpg.Connection, rounds: int) -> list[Result]:
     return results
 
 
-async def measure(dsn: str, rounds: int) -> list[Result]:
+async def measure(dsn: str, rounds: int, sizes: Sequence[int] = SIZES) -> list[Result]:
     admin = await asyncpg.connect(dsn)
     name = f"commit_scale_{uuid.uuid4().hex[:8]}"
     await admin.execute(f'CREATE DATABASE "{name}"')
     try:
         conn = await asyncpg.connect(dsn.rsplit("/", 1)[0] + f"/{name}")
         try:
-            return await _measure(conn, rounds)
+            return await _measure(conn, rounds, sizes)
         finally:
             await conn.close()
     finally:
         await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
         await admin.close()
+
+
+def report(results: list[Result]) -> str:
+    return "\n".join(
+        f"{label:46}  direct {plain * 1e3:9.2f} ms  "
+        f"write {write * 1e3:9.2f} ms ({write / plain:5.2f}x)  "
+        f"commit {commit * 1e3:9.2f} ms ({commit / plain:5.2f}x)"
+        for label, plain, write, commit in results
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -118,19 +127,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args(argv)
 
-    def report(results: list[Result]) -> None:
-        for label, plain, write, commit in results:
-            print(
-                f"{label:40}  direct {plain * 1e3:9.2f} ms  "
-                f"write {write * 1e3:9.2f} ms ({write / plain:5.2f}x)  "
-                f"commit {commit * 1e3:9.2f} ms ({commit / plain:5.2f}x)"
-            )
-
     if args.dsn:
-        report(asyncio.run(measure(args.dsn, args.rounds)))
+        print(report(asyncio.run(measure(args.dsn, args.rounds))))
     else:
         with running_postgres() as server:
-            report(asyncio.run(measure(server.dsn, args.rounds)))
+            print(report(asyncio.run(measure(server.dsn, args.rounds))))
     return 0
 
 

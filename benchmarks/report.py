@@ -41,11 +41,12 @@ ratio = COW median / plain median (times per unit); every case alternates plain 
      began); d = b in the analyzed session, the statement first prepared and run outside any
      session on the same connection (PostgreSQL keeps that plan). a, b: planned in the session.
 3    The same without a session.
-4, 5 One UPDATE ... WHERE id BETWEEN x AND x+{BATCH - 1} / INSERT ... SELECT generate_series,
-     timed inside a transaction that is rolled back; fresh key ranges every round.
+4, 5 One UPDATE ... WHERE id BETWEEN x AND x+{BATCH - 1} / INSERT ... SELECT generate_series /
+     (5b) DELETE ... WHERE id BETWEEN x AND x+{BATCH - 1}, timed inside a transaction that is
+     rolled back; fresh key ranges every round.
 6    COW: commit_cow_session of a fresh session holding {BATCH} updated + {BATCH} inserted rows;
      plain: the same UPDATE + INSERT made directly, in one transaction.
-7    As 4, 5 without a session: writes through the view's INSTEAD OF trigger (informational).
+7    As 4, 5, 5b without a session: writes through the view's INSTEAD OF trigger (informational).
 {OPS_LEGEND}
 {REGIMES_LEGEND}"""
 

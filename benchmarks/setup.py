@@ -55,6 +55,11 @@ def insert_sql(table: str) -> str:
     )
 
 
+def delete_sql(table: str) -> str:
+    """Rows with ids ``$1 .. $2``, one ``DELETE`` statement."""
+    return f"DELETE FROM {table} WHERE id BETWEEN $1::bigint AND $2::bigint"
+
+
 def update_sql(table: str) -> str:
     """Rows with ids ``$1 .. $2``, one ``UPDATE`` statement."""
     return (

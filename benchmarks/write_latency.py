@@ -82,10 +82,19 @@ async def _measure(
         "VALUES ($1::bigint, 1, 'n', 5, 1, 2, $1::bigint::text)"
     )
     update = "UPDATE {t} SET qty = qty + 1 WHERE id = $1"
+    delete = "DELETE FROM {t} WHERE id = $1"
+    sql_of = {"insert": insert, "update": update, "delete": delete}
     stmts = {
         (kind, table): await conn.prepare(sql.format(t=table))
-        for kind, sql in (("insert", insert), ("update", update))
+        for kind, sql in sql_of.items()
         for table in ("plain_orders", "orders")
+    }
+    # the rows each kind writes in each scope: inserts make them, the others reuse them
+    # (every row deleted once: the server loop deletes what it inserted, and so on)
+    rows_of = {
+        "insert": lambda ids, more, loop: (loop, ids, more),
+        "update": lambda ids, more, loop: ((ids[0], ids[-1]), ids, ids),
+        "delete": lambda ids, more, loop: (loop, ids, more),
     }
     samples: dict[str, list[float]] = {}
 
@@ -100,17 +109,18 @@ async def _measure(
         more = range(next_id + per_round, next_id + 2 * per_round)  # one transaction each
         loop = (next_id + 2 * per_round, next_id + 3 * per_round - 1)  # in a server-side loop
         next_id += 3 * per_round
-        for kind in ("insert", "update"):
+        for kind in ("insert", "update", "delete"):
+            server_rows, statement_rows, transaction_rows = rows_of[kind](ids, more, loop)
             # the statements run by a loop on the server: no client round trips, no parsing
             for table in ("plain_orders", "orders"):
-                first, last = loop if kind == "insert" else (ids[0], ids[-1])
+                first, last = server_rows
                 session = (
                     f"PERFORM set_config('app.session_id', '{sid}', true), "
                     f"set_config('app.operation_id', '{uuid.uuid4()}', true);"
                     if table == "orders"
                     else ""
                 )
-                body = (insert if kind == "insert" else update).format(t=table)
+                body = sql_of[kind].format(t=table)
                 body = body.replace("$1::bigint", "i").replace("$1", "i")
                 block = (
                     f"DO $b$ BEGIN {session} FOR i IN {first}..{last} LOOP {body}; "
@@ -126,12 +136,12 @@ async def _measure(
                     if table == "orders":
                         await ac.apply_cow_variables(ex, sid, uuid.uuid4())
                     stmt = stmts[(kind, table)]
-                    for i in ids:
+                    for i in statement_rows:
                         await timed(f"{kind} statement {table}", lambda: stmt.fetch(i))  # noqa: B023
             # one transaction per write, the session's variables set in it
             for table in ("plain_orders", "orders"):
                 stmt = stmts[(kind, table)]
-                for i in more if kind == "insert" else ids:
+                for i in transaction_rows:
 
                     async def write() -> None:
                         async with conn.transaction():
@@ -143,6 +153,19 @@ async def _measure(
     return {k: statistics.median(v) * 1e6 for k, v in samples.items()}
 
 
+def report(result: dict[str, float]) -> str:
+    lines = []
+    for kind in ("insert", "update", "delete"):
+        for scope in ("server", "statement", "transaction"):
+            plain = result[f"{kind} {scope} plain_orders"]
+            cow = result[f"{kind} {scope} orders"]
+            lines.append(
+                f"{kind} {scope:11}  plain {plain:7.1f} us  COW {cow:7.1f} us  "
+                f"ratio {cow / plain:.2f}"
+            )
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dsn", help="superuser DSN of an existing server")
@@ -151,21 +174,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--unique", action="store_true", help="make column code UNIQUE")
     args = parser.parse_args(argv)
 
-    def report(result: dict[str, float]) -> None:
-        for kind in ("insert", "update"):
-            for scope in ("server", "statement", "transaction"):
-                plain = result[f"{kind} {scope} plain_orders"]
-                cow = result[f"{kind} {scope} orders"]
-                print(
-                    f"{kind} {scope:11}  plain {plain:7.1f} us  COW {cow:7.1f} us  "
-                    f"ratio {cow / plain:.2f}"
-                )
-
     if args.dsn:
-        report(asyncio.run(measure(args.dsn, args.rounds, args.per_round, args.unique)))
+        print(report(asyncio.run(measure(args.dsn, args.rounds, args.per_round, args.unique))))
     else:
         with running_postgres() as server:
-            report(asyncio.run(measure(server.dsn, args.rounds, args.per_round, args.unique)))
+            print(
+                report(asyncio.run(measure(server.dsn, args.rounds, args.per_round, args.unique)))
+            )
     return 0
 
 
