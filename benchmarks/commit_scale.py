@@ -25,6 +25,7 @@ import asyncpg
 
 import agentcow as ac
 from agentcow.adapters.asyncpg import AsyncpgExecutor
+from benchmarks.setup import scratch_database
 from tests.postgres_server import running_postgres
 
 ROWS = 200_000
@@ -98,18 +99,8 @@ async def _measure(conn: asyncpg.Connection, rounds: int, sizes: Sequence[int]) 
 
 
 async def measure(dsn: str, rounds: int, sizes: Sequence[int] = SIZES) -> list[Result]:
-    admin = await asyncpg.connect(dsn)
-    name = f"commit_scale_{uuid.uuid4().hex[:8]}"
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        conn = await asyncpg.connect(dsn.rsplit("/", 1)[0] + f"/{name}")
-        try:
-            return await _measure(conn, rounds, sizes)
-        finally:
-            await conn.close()
-    finally:
-        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-        await admin.close()
+    async with scratch_database(dsn, "commit_scale") as conn:
+        return await _measure(conn, rounds, sizes)
 
 
 def report(results: list[Result]) -> str:

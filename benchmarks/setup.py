@@ -111,6 +111,24 @@ class ReadSession:
 
 
 @contextlib.asynccontextmanager
+async def scratch_database(dsn: str, prefix: str) -> AsyncIterator[Connection]:
+    """A connection, as the superuser of ``dsn``, to a database of its own that is dropped
+    afterwards (the single-figure benchmarks, which may run against an existing server)."""
+    admin: Connection = await asyncpg.connect(dsn)
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        conn: Connection = await asyncpg.connect(dsn.rsplit("/", 1)[0] + f"/{name}")
+        try:
+            yield conn
+        finally:
+            await conn.close()
+    finally:
+        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+@contextlib.asynccontextmanager
 async def bench_database(server: ServerInfo) -> AsyncIterator[str]:
     """A fresh database owned by the non-superuser :data:`OWNER_ROLE`; yields the owner's
     DSN. The database (and the role, when this run created it) is dropped afterwards."""

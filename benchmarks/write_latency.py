@@ -27,6 +27,7 @@ import asyncpg
 
 import agentcow as ac
 from agentcow.adapters.asyncpg import AsyncpgExecutor
+from benchmarks.setup import scratch_database
 from tests.postgres_server import running_postgres
 
 TABLE = """
@@ -52,18 +53,8 @@ async def _time(run: Callable[[int], Awaitable[None]], first: int, count: int) -
 
 
 async def measure(dsn: str, rounds: int, per_round: int, unique: bool) -> dict[str, float]:
-    admin = await asyncpg.connect(dsn)
-    name = f"write_latency_{uuid.uuid4().hex[:8]}"
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        conn = await asyncpg.connect(dsn.rsplit("/", 1)[0] + f"/{name}")
-        try:
-            return await _measure(conn, rounds, per_round, unique)
-        finally:
-            await conn.close()
-    finally:
-        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-        await admin.close()
+    async with scratch_database(dsn, "write_latency") as conn:
+        return await _measure(conn, rounds, per_round, unique)
 
 
 async def _measure(
