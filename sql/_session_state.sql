@@ -31,10 +31,15 @@
     to itself until the transaction ends, which would stop every reader of the view: it is
     done only when reclaim says the block runs in a transaction of its own (which ends with
     it), and its lock is not waited for (a reader of the view, a writer of another session).
-    Otherwise the space comes back at a later commit or discard. -#}
+    Only under READ COMMITTED: the re-check after the lock must see every version committed
+    so far, and a REPEATABLE READ or SERIALIZABLE block reads with the snapshot its statement
+    began with, taken before it waited for the session's lock: versions committed meanwhile
+    (another session's, or the session's own in-flight write) are not in it, and TRUNCATE
+    would destroy them. Otherwise the space comes back at a later commit or discard. -#}
 {% macro end_exclusive(tables, reclaim) -%}
 {% for t in tables if reclaim %}
-    IF NOT EXISTS (SELECT FROM {{ t.schema|ident }}.{{ t.changes_name|ident }}) THEN
+    IF pg_catalog.current_setting('transaction_isolation') = 'read committed'
+       AND NOT EXISTS (SELECT FROM {{ t.schema|ident }}.{{ t.changes_name|ident }}) THEN
         BEGIN
             LOCK TABLE {{ t.schema|ident }}.{{ t.changes_name|ident }} IN ACCESS EXCLUSIVE MODE NOWAIT;
             IF NOT EXISTS (SELECT FROM {{ t.schema|ident }}.{{ t.changes_name|ident }}) THEN

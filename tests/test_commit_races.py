@@ -432,3 +432,36 @@ async def test_review_runs_nothing_an_agent_created(conn: Any, database: TestDat
     assert (conflict.base_then, conflict.base_now) == ({"id": 1, "qty": 0}, {"id": 1, "qty": 3})
     with pytest.raises(ac.CommitConflictError):
         await ac.commit_cow_session_schema(executor, sid)
+
+
+@pytest.mark.parametrize("call", ["commit", "discard"])
+async def test_a_repeatable_read_commit_keeps_versions_committed_after_its_snapshot(
+    conn: Any, connections: list[Any], call: str
+) -> None:
+    """A reviewer whose transactions are REPEATABLE READ (default_transaction_isolation, for
+    the role, the database or the connection) commits or discards a session in a transaction
+    of its own. Its snapshot is taken as its statement starts, before it waits for the
+    session's lock: versions committed meanwhile (the session's own in-flight write, another
+    session's write) are not in it. The change table looks empty to that snapshot once the
+    session's versions are gone, but is not: truncating it destroyed them."""
+    reviewer, agent, other, monitor = connections
+    await make_cow(conn, ITEMS, "items")
+    sid, bystander = new_id(), new_id()
+    await _agent_write(agent, sid, new_id(), "UPDATE items SET qty = 1 WHERE id = 1")
+    await reviewer.execute("SET default_transaction_isolation = 'repeatable read'")
+    async with session(agent, sid) as late:
+        await agent.execute("UPDATE items SET qty = 2 WHERE id = 2")
+        call_task = asyncio.create_task(
+            ac.commit_cow_session_schema(ex(reviewer), sid)
+            if call == "commit"
+            else ac.discard_cow_session_schema(ex(reviewer), sid)
+        )
+        await _blocked(monitor, _pid(reviewer))  # its snapshot taken, it waits for the session
+        await _agent_write(other, bystander, new_id(), "UPDATE items SET qty = 7 WHERE id = 7")
+    await call_task
+    async with session(conn, bystander):
+        assert await conn.fetchval("SELECT qty FROM items WHERE id = 7") == 7
+    # The write the call waited for: not in its snapshot, so neither applied nor discarded.
+    assert await ac.get_session_operations(ex(conn), sid) == [late]
+    async with session(conn, sid):
+        assert await conn.fetchval("SELECT qty FROM items WHERE id = 2") == 2
