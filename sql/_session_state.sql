@@ -35,14 +35,28 @@
     so far, and a REPEATABLE READ or SERIALIZABLE block reads with the snapshot its statement
     began with, taken before it waited for the session's lock: versions committed meanwhile
     (another session's, or the session's own in-flight write) are not in it, and TRUNCATE
-    would destroy them. Otherwise the space comes back at a later commit or discard. -#}
+    would destroy them. And only while no other backend of the database holds a snapshot
+    (TRUNCATE is not MVCC-safe): a REPEATABLE READ transaction whose snapshot predates the
+    block would find the change table empty afterwards, and the base as it was, the
+    versions applied or forgotten in neither. Checked after the lock: a transaction that
+    takes its snapshot later waits for the block if it reads the change table (in READ
+    COMMITTED, it then reads with a newer one). Left: a REPEATABLE READ transaction whose
+    first statement reads something else between that check and the block's end. (Another
+    role's backend_type reads as NULL: an autovacuum worker of it counts, as any snapshot.)
+    Otherwise the space comes back at a later commit or discard. -#}
 {% macro end_exclusive(tables, reclaim) -%}
 {% for t in tables if reclaim %}
     IF pg_catalog.current_setting('transaction_isolation') = 'read committed'
        AND NOT EXISTS (SELECT FROM {{ t.schema|ident }}.{{ t.changes_name|ident }}) THEN
         BEGIN
             LOCK TABLE {{ t.schema|ident }}.{{ t.changes_name|ident }} IN ACCESS EXCLUSIVE MODE NOWAIT;
-            IF NOT EXISTS (SELECT FROM {{ t.schema|ident }}.{{ t.changes_name|ident }}) THEN
+            PERFORM pg_catalog.pg_stat_clear_snapshot();  -- the backends as they are now
+            IF NOT EXISTS (SELECT FROM {{ t.schema|ident }}.{{ t.changes_name|ident }})
+               AND NOT EXISTS (SELECT FROM pg_catalog.pg_stat_activity a
+                               WHERE a.datname = pg_catalog.current_database()
+                                 AND a.pid <> pg_catalog.pg_backend_pid()
+                                 AND a.backend_xmin IS NOT NULL
+                                 AND a.backend_type IS DISTINCT FROM 'autovacuum worker') THEN
                 TRUNCATE {{ t.schema|ident }}.{{ t.changes_name|ident }};
             END IF;
         EXCEPTION WHEN lock_not_available OR insufficient_privilege THEN

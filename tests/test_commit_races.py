@@ -465,3 +465,29 @@ async def test_a_repeatable_read_commit_keeps_versions_committed_after_its_snaps
     assert await ac.get_session_operations(ex(conn), sid) == [late]
     async with session(conn, sid):
         assert await conn.fetchval("SELECT qty FROM items WHERE id = 2") == 2
+
+
+async def test_a_commit_leaves_the_change_table_to_older_snapshots(
+    conn: Any, connections: list[Any], database: TestDatabase
+) -> None:
+    """TRUNCATE is not MVCC-safe: a REPEATABLE READ transaction whose snapshot predates the
+    commit, and that reads the change table only after it, finds it empty while the base it
+    reads is the one of its snapshot: the session's versions are in neither, its own rows
+    vanish (and a write based on what it read would undo the commit). A commit does not
+    truncate while another backend of the database holds a snapshot."""
+    reviewer, _, _, _ = connections
+    await make_cow(conn, ITEMS + "CREATE TABLE elsewhere (x int);", "items")
+    await create_login_role(database, "agent_rr")
+    await conn.execute("GRANT SELECT, INSERT, UPDATE, DELETE ON items, elsewhere TO agent_rr")
+    agent = await connect_as(database, "agent_rr")
+    try:
+        sid = new_id()
+        await _agent_write(agent, sid, new_id(), "UPDATE items SET qty = 1 WHERE id = 1")
+        async with agent.transaction(isolation="repeatable_read"):
+            await ac.apply_cow_variables(ex(agent), sid, new_id())
+            await agent.fetchval("SELECT count(*) FROM elsewhere")  # its snapshot
+            assert await ac.commit_cow_session_schema(ex(reviewer), sid) == ["items"]
+            assert await agent.fetchval("SELECT qty FROM items WHERE id = 1") == 1
+    finally:
+        await agent.close()
+    assert await fetch(conn, "SELECT qty FROM items WHERE id = 1") == [(1,)]
