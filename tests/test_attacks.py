@@ -529,3 +529,75 @@ async def test_enable_binds_nothing_an_agent_created(conn: Any, database: TestDa
     assert await ac.commit_cow_session_schema(ex(conn), sid) == ["tags"]
     await ac.disable_cow(ex(conn), "tags")
     assert await fetch(conn, "SELECT name::text, n FROM tags") == [("a", 2)]
+
+
+ADVISORY_LOCK_FUNCTIONS = ", ".join(
+    f"pg_{try_}advisory_{xact}lock{shared}(int, int)"
+    for try_ in ("", "try_")
+    for xact in ("", "xact_")
+    for shared in ("", "_shared")
+)
+
+
+async def test_a_stranger_can_hold_a_session_back_until_advisory_locks_are_revoked(
+    conn: Any, database: TestDatabase
+) -> None:
+    """A role with no grant reads a session's lock key in pg_locks while the session writes,
+    and takes it exclusively with pg_advisory_lock, which outlives its transaction: the
+    session's next write waits while the stranger sits idle (no transaction timeout applies).
+    The README's remedy, revoking the two-key advisory lock functions from PUBLIC and
+    granting them to the tables' owner, stops it and leaves the kit working."""
+    executor = await _victim_items(conn)
+    await create_login_role(database, "stranger")
+    stranger, victim = (
+        await connect_as(database, "stranger"),
+        await asyncpg.connect(database.owner_dsn),
+    )
+    try:
+        sid = new_id()
+        find_key = (
+            "SELECT (objid::bigint - CASE WHEN objid::bigint > 2147483647 THEN 4294967296 "
+            "ELSE 0 END)::int FROM pg_locks WHERE locktype = 'advisory' AND classid = 1634166635"
+        )
+        async with session(victim, sid):
+            await victim.execute("UPDATE items SET qty = 1 WHERE id = 1")
+            key = await stranger.fetchval(find_key)
+        assert key is not None
+        await stranger.execute(f"SELECT pg_advisory_lock(1634166635, {key})")
+        await victim.execute("SET lock_timeout = '300ms'")
+        with pytest.raises(asyncpg.LockNotAvailableError):
+            async with session(victim, sid):
+                await victim.execute("UPDATE items SET qty = 2 WHERE id = 2")
+        await stranger.execute("SELECT pg_advisory_unlock_all()")
+
+        su = await asyncpg.connect(database.superuser_dsn)
+        try:
+            await su.execute(
+                f"REVOKE EXECUTE ON FUNCTION {ADVISORY_LOCK_FUNCTIONS} FROM PUBLIC;"
+                f"GRANT EXECUTE ON FUNCTION {ADVISORY_LOCK_FUNCTIONS} TO {database.owner}"
+            )
+        finally:
+            await su.close()
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await stranger.execute(f"SELECT pg_advisory_lock(1634166635, {key})")
+        async with session(victim, sid):
+            await victim.execute("UPDATE items SET qty = 2 WHERE id = 2")
+        assert await ac.commit_cow_session_schema(executor, sid) == ["items"]
+    finally:
+        await stranger.close()
+        await victim.close()
+    assert await fetch(conn, "SELECT id, qty FROM items WHERE qty > 0 ORDER BY id") == [
+        (1, 1),
+        (2, 2),
+    ]
+
+
+async def _victim_items(conn: Any) -> Any:
+    await conn.execute(
+        "CREATE TABLE items (id int PRIMARY KEY, qty int NOT NULL);"
+        "INSERT INTO items SELECT g, 0 FROM generate_series(1, 4) g;"
+    )
+    executor = ex(conn)
+    await ac.deploy_cow_functions(executor)
+    await ac.enable_cow(executor, "items")
+    return executor
