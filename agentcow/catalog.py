@@ -20,7 +20,6 @@ from agentcow.description import (
 )
 from agentcow.errors import KitVersionError, NotDeployedError, TableNotFoundError
 from agentcow.executor import Executor
-from agentcow.grants import read_grants
 from agentcow.templates import render
 from agentcow.versions import KIT_VERSION, TABLE_LAYOUT
 
@@ -185,10 +184,6 @@ async def describe_table(
     if primary_key is None:
         rows = await executor.execute(render("catalog_lookup_columns.sql", **context))
         lookup_columns = tuple(row[0] for row in rows)
-    grants = await read_grants(executor, relation.oid)
-    dependents = tuple(
-        row[0] for row in await executor.execute(render("catalog_dependents.sql", **context))
-    )
     return TableDescription(
         schema=schema,
         name=name,
@@ -200,7 +195,13 @@ async def describe_table(
         exclusions=tuple(exclusions),
         foreign_keys=tuple(fks),
         referenced_by=tuple(incoming),
-        grants=grants,
-        dependents=dependents,
         lookup_columns=lookup_columns,
     )
+
+
+async def table_dependents(executor: Executor, t: TableDescription) -> tuple[str, ...]:
+    """Views, materialized views and SQL-bodied functions that name the table (what enable
+    must refuse: after the rename they would read the base table)."""
+    context = {"oid": t.relation.oid, "server_version": t.relation.server_version}
+    rows = await executor.execute(render("catalog_dependents.sql", **context))
+    return tuple(row[0] for row in rows)

@@ -131,8 +131,6 @@ class TableDescription:
     exclusions: tuple[str, ...]
     foreign_keys: tuple[ForeignKey, ...]
     referenced_by: tuple[ForeignKey, ...]
-    grants: tuple[Grant, ...]
-    dependents: tuple[str, ...] = field(default=())
     lookup_columns: tuple[str, ...] = field(default=())
     """Append-only tables: columns leading a btree index, so that a write without a session,
     which finds its stored row by value, probes an index instead of scanning the table."""

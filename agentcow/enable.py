@@ -5,8 +5,14 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
-from agentcow.catalog import describe_table, find_relation, registered_tables, require_kit
-from agentcow.description import RegisteredTable, TableDescription
+from agentcow.catalog import (
+    describe_table,
+    find_relation,
+    registered_tables,
+    require_kit,
+    table_dependents,
+)
+from agentcow.description import Grant, RegisteredTable, TableDescription
 from agentcow.errors import PendingChangesError, TableNotFoundError, UnsupportedTableError
 from agentcow.executor import Executor
 from agentcow.grants import grant_statements, read_grants
@@ -25,7 +31,9 @@ _KIND_NAMES = {
 }
 
 
-def _unsupported_reasons(t: TableDescription, pk_cols: Sequence[str] | None) -> list[str]:
+def _unsupported_reasons(
+    t: TableDescription, pk_cols: Sequence[str] | None, dependents: Sequence[str]
+) -> list[str]:
     """Why ``t`` cannot be enabled (every reason, so one pass can fix them all); empty: it can.
 
     A table without a primary key is supported: a NOT NULL unique key stands in for it, and
@@ -52,9 +60,9 @@ def _unsupported_reasons(t: TableDescription, pk_cols: Sequence[str] | None) -> 
         reasons.append("it has row-level security enabled; not supported yet")
     if t.exclusions:
         reasons.append(f"it has exclusion constraints {list(t.exclusions)}; not supported")
-    if t.dependents:
+    if dependents:
         reasons.append(
-            f"it is used by {list(t.dependents)}; after the rename they would read the base "
+            f"it is used by {list(dependents)}; after the rename they would read the base "
             "table and bypass sessions. Drop them, enable COW, then recreate them"
         )
     return reasons
@@ -68,8 +76,11 @@ async def _taken_names(executor: Executor, t: TableDescription) -> list[str]:
     ]
 
 
-def enable_statements(t: TableDescription, make_deferrable: Sequence[str]) -> list[str]:
-    """The statements that turn ``t`` (described before the rename) into a COW view."""
+def enable_statements(
+    t: TableDescription, make_deferrable: Sequence[str], grants: Sequence[Grant]
+) -> list[str]:
+    """The statements that turn ``t`` (described before the rename, with its ``grants``) into
+    a COW view."""
     names = object_names(t.name)
     create_view, *view_rest = render_statements(
         "view.sql", t=t, names=names, tag=dollar_tag(), replace=False
@@ -86,7 +97,7 @@ def enable_statements(t: TableDescription, make_deferrable: Sequence[str]) -> li
         create_view,
         *render_statements("search_path.sql", step="restore"),
         *view_rest,
-        *grant_statements(t.grants, source=(t.schema, t.base_name), target=(t.schema, t.name)),
+        *grant_statements(grants, source=(t.schema, t.base_name), target=(t.schema, t.name)),
         *render_statements("write_trigger.sql", t=t, names=names, tag=dollar_tag(), replace=False),
         *render_statements("fk_checks.sql", t=t, names=names, tag=dollar_tag(), replace=False),
         *render_statements(
@@ -129,7 +140,8 @@ async def prepare_enable(
 ) -> list[str]:
     """Check that the table can be enabled and return the statements that enable it."""
     t = await describe_table(executor, schema, table_name, key_columns=pk_cols)
-    reasons = _unsupported_reasons(t, pk_cols) + await _taken_names(executor, t)
+    dependents = await table_dependents(executor, t)
+    reasons = _unsupported_reasons(t, pk_cols, dependents) + await _taken_names(executor, t)
     if reasons:
         where = f"{schema}.{table_name}"
         raise UnsupportedTableError(
@@ -146,7 +158,7 @@ async def prepare_enable(
                 for fk in t.foreign_keys
             ),
         )
-    return enable_statements(t, make_deferrable)
+    return enable_statements(t, make_deferrable, await read_grants(executor, t.relation.oid))
 
 
 async def prepare_disable(
