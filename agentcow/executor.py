@@ -21,10 +21,11 @@ class Executor(Protocol):
 class TransactionAware(Protocol):
     """An executor that knows its connection's transaction state, and can send a statement
     whose rows are not needed in one round trip. With it, entering a session is one
-    statement (checked client-side to be inside a transaction), and a commit or discard
-    truncates the change tables it empties when it runs in a transaction of its own (which
-    ends with it): TRUNCATE's lock, kept until a caller's transaction ended, would stop every
-    reader of the view meanwhile. Executors without it do neither."""
+    statement (checked client-side to be inside a transaction), the kit's blocks (enable,
+    commit, discard) go without being prepared, and a commit or discard truncates the change
+    tables it empties when it runs in a transaction of its own (which ends with it):
+    TRUNCATE's lock, kept until a caller's transaction ended, would stop every reader of the
+    view meanwhile. Executors without it do none of these."""
 
     def runs_alone(self) -> bool:
         """Whether the next statement runs in a transaction of its own (autocommit)."""

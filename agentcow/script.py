@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from agentcow.executor import Executor
+from agentcow.executor import Executor, TransactionAware
 from agentcow.templates import dollar_tag, render
 
 
@@ -20,8 +20,15 @@ def atomic_block(statements: Sequence[str]) -> str:
 
 
 async def run_atomically(executor: Executor, statements: Sequence[str]) -> None:
-    if statements:
-        await executor.execute(atomic_block(statements))
+    """One ``DO`` block; sent without preparing it where the executor can (its text is new
+    every time: a commit's names its session and digest)."""
+    if not statements:
+        return
+    block = atomic_block(statements)
+    if isinstance(executor, TransactionAware):
+        await executor.run(block)
+    else:
+        await executor.execute(block)
 
 
 async def run_pinned(executor: Executor, query: str, columns: str) -> list[tuple[Any, ...]]:
