@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import asyncpg
 
-from benchmarks import commit_scale, write_latency
+from benchmarks import commit_scale, pgbench, write_latency
 from benchmarks.cases import Bench, Repeats, check_session_view, run_all
 from benchmarks.explain import session_plans
 from benchmarks.operations import operations
@@ -96,6 +96,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         progress("single-row writes")
         rounds = 1 if args.quick else 4
         single = asyncio.run(write_latency.measure(server.dsn, rounds, 100, unique=False))
+        traffic = None
+        if pgbench.PGBENCH.exists():
+            progress("pgbench: production traffic and agent-shaped sessions")
+            traffic = pgbench.measure(server.dsn, 2 if args.quick else 8)
     print_report(report)
     print(
         f"\nWrites and commit by session size (python -m benchmarks.commit_scale, n up to "
@@ -104,6 +108,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(commit_scale.report(by_size))
     print("\nSingle-row writes (python -m benchmarks.write_latency), medians:")
     print(write_latency.report(single))
+    print()
+    print(pgbench.report(traffic) if traffic else f"pgbench: {pgbench.PGBENCH} not found, skipped")
     return 0
 
 
