@@ -12,6 +12,8 @@ Tables (identical in both schemas)::
        r -> t(id) ON DELETE SET NULL (ON UPDATE NO ACTION),
        q -> t(k) (a UNIQUE column, not the key) ON DELETE/UPDATE RESTRICT
     node  id PK, parent -> node(id) (NO ACTION: checked when the statement ends)
+    log   no key (append-only in sessions): at NOT NULL DEFAULT 0, msg CHECK (msg <> ''),
+          n DEFAULT 1; only INSERT and SELECT (a session refuses UPDATE and DELETE of it)
 
 The grammar keeps away from statements whose outcome depends on the order in which rows are
 visited (a table and a view visit rows in different physical orders): multi-row UPDATEs never
@@ -55,10 +57,11 @@ CREATE TABLE {s}.c (
     FOREIGN KEY (a, b) REFERENCES {s}.p ON DELETE CASCADE ON UPDATE CASCADE
 );
 CREATE TABLE {s}.node (id int PRIMARY KEY, parent int REFERENCES {s}.node (id), tag text);
+CREATE TABLE {s}.log (at int NOT NULL DEFAULT 0, msg text CHECK (msg <> ''), n int DEFAULT 1);
 """
 
 #: Table name -> ORDER BY that makes its rows' order total.
-TABLES: dict[str, str] = {"t": "id", "p": "a, b", "c": "id", "node": "id"}
+TABLES: dict[str, str] = {"t": "id", "p": "a, b", "c": "id", "node": "id", "log": "at, msg, n"}
 
 
 def snapshot_sql(schema: str, suffix: str = "") -> str:
@@ -558,6 +561,50 @@ NODE_SELECTS = st.sampled_from(
 
 
 # ---------------------------------------------------------------------------------------
+# Table log (no key: append-only in sessions)
+# ---------------------------------------------------------------------------------------
+
+LOG_COLUMN_VALUES: dict[str, st.SearchStrategy[Value]] = {
+    "at": st.sampled_from([0, 1, 2, 3, None, DEFAULT]),
+    "msg": st.sampled_from(["x", "y", "", None]),
+    "n": st.sampled_from([1, 2, None, DEFAULT]),
+}
+
+
+@st.composite
+def log_insert(draw: st.DrawFn) -> Step:
+    columns = draw(
+        st.lists(st.sampled_from(list(LOG_COLUMN_VALUES)), min_size=1, max_size=3, unique=True)
+    )
+    rows = [
+        "(" + ", ".join(lit(draw(LOG_COLUMN_VALUES[c])) for c in columns) + ")"
+        for _ in range(draw(st.integers(1, 3)))
+    ]
+    return write(
+        f"INSERT INTO {{s}}.log ({', '.join(columns)}) VALUES {', '.join(rows)}{draw(RETURNING)}"
+    )
+
+
+@st.composite
+def log_insert_select(draw: st.DrawFn) -> Step:
+    pred = draw(T_PREDICATES)
+    at = draw(st.sampled_from(["id", "n", "k"]))  # k may be NULL: NOT NULL violations
+    return write(
+        f"INSERT INTO {{s}}.log (at, msg) SELECT {at}, v FROM {{s}}.t WHERE {pred} "
+        f"ORDER BY id{draw(RETURNING)}",
+        any_row=True,
+    )
+
+
+@st.composite
+def log_select(draw: st.DrawFn) -> Step:
+    at = draw(st.integers(0, 4))
+    if draw(st.booleans()):
+        return query(f"SELECT * FROM {{s}}.log WHERE at < {at} ORDER BY at, msg, n", True)
+    return query(f"SELECT count(*), sum(n), count(msg) FROM {{s}}.log WHERE at >= {at}", True)
+
+
+# ---------------------------------------------------------------------------------------
 # Programs
 # ---------------------------------------------------------------------------------------
 
@@ -587,6 +634,9 @@ STATEMENTS: st.SearchStrategy[Step] = st.one_of(
     node_update_multi(),
     node_delete(),
     NODE_SELECTS,
+    log_insert(),
+    log_insert_select(),
+    log_select(),
 )
 
 
@@ -631,6 +681,12 @@ def seeds(draw: st.DrawFn) -> list[str]:
         # Parents first (or the row itself): without a session the view writes the base row
         # by row, so a child before its parent in one statement fails (README, known limits).
         seed.append(f"INSERT INTO {{s}}.node (id, parent, tag) VALUES {', '.join(node_rows)}")
+    log_rows = [
+        f"({draw(st.integers(0, 3))}, {lit(draw(st.sampled_from(['x', 'y', None])))})"
+        for _ in range(draw(st.integers(0, 3)))
+    ]
+    if log_rows:
+        seed.append(f"INSERT INTO {{s}}.log (at, msg) VALUES {', '.join(log_rows)}")
     return seed
 
 
