@@ -25,8 +25,7 @@ import asyncpg
 
 import agentcow as ac
 from agentcow.adapters.asyncpg import AsyncpgExecutor
-from benchmarks.setup import scratch_database
-from tests.postgres_server import running_postgres
+from benchmarks.setup import print_on_server, scratch_database
 
 ROWS = 200_000
 SIZES = (1, 100, 1_000, 10_000, 100_000)
@@ -117,12 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--dsn", help="superuser DSN of an existing server")
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args(argv)
-
-    if args.dsn:
-        print(report(asyncio.run(measure(args.dsn, args.rounds))))
-    else:
-        with running_postgres() as server:
-            print(report(asyncio.run(measure(server.dsn, args.rounds))))
+    print_on_server(args.dsn, lambda dsn: report(asyncio.run(measure(dsn, args.rounds))))
     return 0
 
 

@@ -32,7 +32,8 @@ import asyncpg
 
 import agentcow as ac
 from agentcow.adapters.asyncpg import AsyncpgExecutor
-from tests.postgres_server import replace_dsn, running_postgres
+from benchmarks.setup import print_on_server
+from tests.postgres_server import replace_dsn
 
 PGBENCH = Path("/usr/lib/postgresql/15/bin/pgbench")
 SCALE = 5
@@ -154,11 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--dsn", help="superuser DSN of an existing server")
     parser.add_argument("--seconds", type=int, default=10, help="per workload and copy")
     args = parser.parse_args(argv)
-    if args.dsn:
-        print(report(measure(args.dsn, args.seconds)))
-    else:
-        with running_postgres() as server:
-            print(report(measure(server.dsn, args.seconds)))
+    print_on_server(args.dsn, lambda dsn: report(measure(dsn, args.seconds)))
     return 0
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import TypeAlias
 
@@ -21,7 +21,7 @@ import asyncpg
 
 import agentcow as ac
 from agentcow.adapters.asyncpg import AsyncpgExecutor
-from tests.postgres_server import ServerInfo
+from tests.postgres_server import ServerInfo, running_postgres
 
 # A string alias: asyncpg.Connection is generic only in asyncpg-stubs, not at runtime.
 Connection: TypeAlias = "asyncpg.Connection[asyncpg.Record]"
@@ -108,6 +108,16 @@ class ReadSession:
     operation_id: uuid.UUID
     updated: tuple[int, int]
     inserted: tuple[int, int]
+
+
+def print_on_server(dsn: str | None, produce: Callable[[str], str]) -> None:
+    """Print the report ``produce`` makes on a server, given its superuser DSN: ``dsn``, else
+    a throwaway server's (the single-figure benchmarks' command lines)."""
+    if dsn:
+        print(produce(dsn))
+    else:
+        with running_postgres() as server:
+            print(produce(server.dsn))
 
 
 @contextlib.asynccontextmanager

@@ -27,8 +27,7 @@ import asyncpg
 
 import agentcow as ac
 from agentcow.adapters.asyncpg import AsyncpgExecutor
-from benchmarks.setup import scratch_database
-from tests.postgres_server import running_postgres
+from benchmarks.setup import print_on_server, scratch_database
 
 TABLE = """
 CREATE TABLE {t} (
@@ -165,13 +164,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--unique", action="store_true", help="make column code UNIQUE")
     args = parser.parse_args(argv)
 
-    if args.dsn:
-        print(report(asyncio.run(measure(args.dsn, args.rounds, args.per_round, args.unique))))
-    else:
-        with running_postgres() as server:
-            print(
-                report(asyncio.run(measure(server.dsn, args.rounds, args.per_round, args.unique)))
-            )
+    print_on_server(
+        args.dsn,
+        lambda dsn: report(asyncio.run(measure(dsn, args.rounds, args.per_round, args.unique))),
+    )
     return 0
 
 
