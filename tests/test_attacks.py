@@ -387,17 +387,12 @@ async def test_an_agent_cannot_lock_production_through_the_view(
 async def test_a_write_cannot_slip_into_a_session_being_committed(
     conn: Any, database: TestDatabase
 ) -> None:
-    """The session lock is taken by a statement trigger for the session set when the
-    statement starts. An agent that starts its statement in another session and moves
+    """The session lock was once taken by a statement trigger, for the session set when the
+    statement started. An agent that started its statement in another session and moved
     app.session_id from its WHERE clause wrote into the session without its lock: in the
-    middle of a commit, which then forgot the version without applying it."""
-    await conn.execute(
-        "CREATE TABLE items (id int PRIMARY KEY, qty int NOT NULL);"
-        "INSERT INTO items SELECT g, 0 FROM generate_series(1, 4) g;"
-    )
-    executor = ex(conn)
-    await ac.deploy_cow_functions(executor)
-    await ac.enable_cow(executor, "items")
+    middle of a commit, which then forgot the version without applying it. Each row now
+    takes the lock of the session it is written in."""
+    await _victim_items(conn)
     await conn.execute(
         "CREATE FUNCTION wait_at_gate() RETURNS trigger LANGUAGE plpgsql AS $$"
         " BEGIN PERFORM pg_advisory_xact_lock(7117); RETURN NULL; END $$;"
