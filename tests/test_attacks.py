@@ -23,6 +23,7 @@ from tests.helpers import (
     create_login_role,
     ex,
     fetch,
+    make_cow,
     new_id,
     registered,
     session,
@@ -35,6 +36,27 @@ CREATE TABLE parents (id int PRIMARY KEY);
 CREATE TABLE children (id int PRIMARY KEY, parent int REFERENCES parents);
 INSERT INTO parents VALUES (1);
 """
+
+
+ITEMS = (
+    "CREATE TABLE items (id int PRIMARY KEY, qty int NOT NULL);"
+    "INSERT INTO items SELECT g, 0 FROM generate_series(1, 4) g;"
+)
+
+
+async def _t_granted_to(
+    conn: Any, database: TestDatabase, role: str, *, may_create: bool = False
+) -> Any:
+    """COW table t (one base row) and an agent ``role`` that may read and write it (and,
+    with ``may_create``, create objects in schema public); returns the owner's executor."""
+    await create_login_role(database, role)
+    create = f"GRANT CREATE ON SCHEMA public TO {role};" if may_create else ""
+    return await make_cow(
+        conn,
+        "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'base');"
+        f"GRANT SELECT, INSERT, UPDATE, DELETE ON t TO {role};{create}",
+        "t",
+    )
 
 
 async def _victim_tables(conn: Any, database: TestDatabase, role: str) -> Any:
@@ -145,15 +167,14 @@ async def test_review_resolves_operators_in_pg_catalog(conn: Any, database: Test
     in a schema on that path is the closer match, and ran as the reviewer in the
     dependency and conflict queries (also in a cherry-pick, which plans with them)."""
     await create_login_role(database, "operator_planter")
-    await conn.execute(
+    executor = await make_cow(
+        conn,
         "CREATE TABLE tags (name varchar(20) PRIMARY KEY, n int);"
         "INSERT INTO tags VALUES ('a', 1), ('b', 1);"
         "GRANT SELECT, INSERT, UPDATE, DELETE ON tags TO operator_planter;"
-        "GRANT CREATE ON SCHEMA public TO operator_planter"
+        "GRANT CREATE ON SCHEMA public TO operator_planter",
+        "tags",
     )
-    executor = ex(conn)
-    await ac.deploy_cow_functions(executor)
-    await ac.enable_cow(executor, "tags")
     agent = await connect_as(database, "operator_planter")
     sid, ops = new_id(), [new_id(), new_id(), new_id()]
     try:
@@ -206,13 +227,7 @@ async def test_settings_an_agent_leaves_on_a_pooled_connection(
     writes fail as read-only and hid its own rows) nor an operation id; and asyncpg's pool
     resets settings when a connection goes back (RESET ALL), so a leftover session id does
     not divert the next no-session request's writes into the agent's session."""
-    await create_login_role(database, "setting_leaver")
-    await conn.execute(
-        "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'base');"
-        "GRANT SELECT, INSERT, UPDATE, DELETE ON t TO setting_leaver"
-    )
-    await ac.deploy_cow_functions(ex(conn))
-    await ac.enable_cow(ex(conn), "t")
+    await _t_granted_to(conn, database, "setting_leaver")
     agent = await connect_as(database, "setting_leaver")
     planted_session, planted_op = new_id(), new_id()
     try:
@@ -256,13 +271,7 @@ async def test_every_write_path_stays_in_the_session(
 ) -> None:
     """COPY, writable CTEs, INSERT ... ON CONFLICT and (PostgreSQL 17+) MERGE through the view
     reach the change table only; the base is production's until a commit."""
-    await create_login_role(database, "write_paths")
-    await conn.execute(
-        "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'base');"
-        "GRANT SELECT, INSERT, UPDATE, DELETE ON t TO write_paths"
-    )
-    await ac.deploy_cow_functions(ex(conn))
-    await ac.enable_cow(ex(conn), "t")
+    await _t_granted_to(conn, database, "write_paths")
     agent = await connect_as(database, "write_paths")
     sid = new_id()
     try:
@@ -312,13 +321,7 @@ async def test_temporary_objects_left_on_a_pooled_connection(
     leaves a temporary view named like the COW view, over it, with a function that records
     app.session_id: the next request's SQL went through it, and the first agent read the
     other's session id, with which it can read and write that session."""
-    await create_login_role(database, "temp_shadower")
-    await conn.execute(
-        "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'base');"
-        "GRANT SELECT, INSERT, UPDATE, DELETE ON t TO temp_shadower"
-    )
-    await ac.deploy_cow_functions(ex(conn))
-    await ac.enable_cow(ex(conn), "t")
+    await _t_granted_to(conn, database, "temp_shadower")
     password = ROLE_PASSWORD if urlsplit(database.owner_dsn).password is not None else None
     dsn = replace_dsn(database.owner_dsn, user="temp_shadower", password=password)
     pool = await asyncpg.create_pool(dsn, min_size=1, max_size=1)
@@ -364,13 +367,7 @@ async def test_an_agent_cannot_lock_production_through_the_view(
     """An agent that may write through the view locks the base table and the change table
     shared by every session in ACCESS EXCLUSIVE mode for as long as it keeps its transaction
     open: production, every other session and every commit wait."""
-    await create_login_role(database, "view_locker")
-    await conn.execute(
-        "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'base');"
-        "GRANT SELECT, INSERT, UPDATE, DELETE ON t TO view_locker"
-    )
-    await ac.deploy_cow_functions(ex(conn))
-    await ac.enable_cow(ex(conn), "t")
+    await _t_granted_to(conn, database, "view_locker")
     agent = await connect_as(database, "view_locker")
     try:
         async with agent.transaction():
@@ -392,7 +389,7 @@ async def test_a_write_cannot_slip_into_a_session_being_committed(
     app.session_id from its WHERE clause wrote into the session without its lock: in the
     middle of a commit, which then forgot the version without applying it. Each row now
     takes the lock of the session it is written in."""
-    await _victim_items(conn)
+    await make_cow(conn, ITEMS, "items")
     await conn.execute(
         "CREATE FUNCTION wait_at_gate() RETURNS trigger LANGUAGE plpgsql AS $$"
         " BEGIN PERFORM pg_advisory_xact_lock(7117); RETURN NULL; END $$;"
@@ -452,15 +449,7 @@ async def test_catalog_reads_run_nothing_an_agent_created(
     unnest of a constraint's smallint[] key had pg_catalog's polymorphic unnest(anyarray)
     only, so an agent's unnest(smallint[]) in a schema on that path was the closer match and
     ran as the reviewer (and as the owner in enable_cow)."""
-    await create_login_role(database, "unnest_planter")
-    await conn.execute(
-        "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'base');"
-        "GRANT SELECT, INSERT, UPDATE, DELETE ON t TO unnest_planter;"
-        "GRANT CREATE ON SCHEMA public TO unnest_planter"
-    )
-    executor = ex(conn)
-    await ac.deploy_cow_functions(executor)
-    await ac.enable_cow(executor, "t")
+    executor = await _t_granted_to(conn, database, "unnest_planter", may_create=True)
     agent = await connect_as(database, "unnest_planter")
     sid = new_id()
     try:
@@ -542,7 +531,7 @@ async def test_a_stranger_can_hold_a_session_back_until_advisory_locks_are_revok
     session's next write waits while the stranger sits idle (no transaction timeout applies).
     The README's remedy, revoking the two-key advisory lock functions from PUBLIC and
     granting them to the tables' owner, stops it and leaves the kit working."""
-    executor = await _victim_items(conn)
+    executor = await make_cow(conn, ITEMS, "items")
     await create_login_role(database, "stranger")
     stranger, victim = (
         await connect_as(database, "stranger"),
@@ -585,14 +574,3 @@ async def test_a_stranger_can_hold_a_session_back_until_advisory_locks_are_revok
         (1, 1),
         (2, 2),
     ]
-
-
-async def _victim_items(conn: Any) -> Any:
-    await conn.execute(
-        "CREATE TABLE items (id int PRIMARY KEY, qty int NOT NULL);"
-        "INSERT INTO items SELECT g, 0 FROM generate_series(1, 4) g;"
-    )
-    executor = ex(conn)
-    await ac.deploy_cow_functions(executor)
-    await ac.enable_cow(executor, "items")
-    return executor
