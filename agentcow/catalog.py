@@ -94,6 +94,11 @@ def _row_key(
     return candidates[0] if candidates else None
 
 
+def _catalog_context(relation: Relation) -> dict[str, Any]:
+    """What the catalog_*.sql templates read of a relation."""
+    return {"oid": relation.oid, "server_version": relation.server_version}
+
+
 async def describe_table(
     executor: Executor,
     schema: str,
@@ -115,7 +120,7 @@ async def describe_table(
     relation = await find_relation(executor, schema, relation_name)
     if relation is None:
         raise TableNotFoundError(f"table {schema}.{name} does not exist")
-    context: dict[str, Any] = {"oid": relation.oid, "server_version": relation.server_version}
+    context = _catalog_context(relation)
     columns = tuple(
         Column(
             name=n, type=t, not_null=nn, default=d, identity=i, generated=g, sequence=s, virtual=v
@@ -202,6 +207,5 @@ async def describe_table(
 async def table_dependents(executor: Executor, t: TableDescription) -> tuple[str, ...]:
     """Views, materialized views and SQL-bodied functions that name the table (what enable
     must refuse: after the rename they would read the base table)."""
-    context = {"oid": t.relation.oid, "server_version": t.relation.server_version}
-    rows = await executor.execute(render("catalog_dependents.sql", **context))
+    rows = await executor.execute(render("catalog_dependents.sql", **_catalog_context(t.relation)))
     return tuple(row[0] for row in rows)
