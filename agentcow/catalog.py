@@ -21,7 +21,7 @@ from agentcow.description import (
 from agentcow.errors import KitVersionError, NotDeployedError, TableNotFoundError
 from agentcow.executor import Executor
 from agentcow.templates import render
-from agentcow.versions import KIT_VERSION, TABLE_LAYOUT
+from agentcow.versions import KIT_VERSION, OBJECTS_VERSION
 
 
 async def kit_version(executor: Executor) -> str | None:
@@ -49,15 +49,29 @@ async def require_kit(executor: Executor) -> None:
 async def describe_current(
     executor: Executor, schema: str, entry: RegisteredTable
 ) -> TableDescription:
-    """Describe a COW table whose objects have this package's layout (operations, conflicts
-    and commits read columns that older layouts lack)."""
-    if entry.layout != TABLE_LAYOUT:
+    """Describe a COW table whose objects have this package's version (operations, conflicts
+    and commits read columns that older versions lack)."""
+    if entry.objects_version != OBJECTS_VERSION:
         raise KitVersionError(
-            f"{schema}.{entry.name} was enabled with layout {entry.layout}; its owner must call "
-            f"upgrade_cow_tables(executor, schema={schema!r}) to bring it to {TABLE_LAYOUT}"
+            f"{schema}.{entry.name} was enabled with layout {entry.objects_version}; its owner "
+            f"must call upgrade_cow_tables(executor, schema={schema!r}) to bring it to "
+            f"{OBJECTS_VERSION}"
         )
+    return await describe_registered(executor, schema, entry)
+
+
+async def describe_registered(
+    executor: Executor, schema: str, entry: RegisteredTable
+) -> TableDescription:
+    """Describe a COW table as it is stored: its base table, with the key and the layout
+    recorded when it was enabled."""
     return await describe_table(
-        executor, schema, entry.name, entry.base_name, key_columns=entry.pk_columns
+        executor,
+        schema,
+        entry.name,
+        key_columns=entry.pk_columns,
+        overlay_schema=entry.overlay_schema,
+        relation_name=entry.base_name,
     )
 
 
@@ -66,8 +80,8 @@ async def registered_tables(
 ) -> list[RegisteredTable]:
     rows = await executor.execute(render("registry.sql", schema=schema, table=table))
     return [
-        RegisteredTable(name, base, changes, tuple(pk), tuple(fks), layout)
-        for name, base, changes, pk, fks, layout in rows
+        RegisteredTable(schema, name, base, changes, tuple(pk), tuple(fks), version, overlay)
+        for name, base, changes, pk, fks, version, overlay in rows
     ]
 
 
@@ -103,19 +117,16 @@ async def describe_table(
     executor: Executor,
     schema: str,
     name: str,
-    relation_name: str | None = None,
     *,
     key_columns: Sequence[str] | None = None,
+    overlay_schema: str | None = None,
+    relation_name: str | None = None,
 ) -> TableDescription:
-    """Describe ``schema.name`` as stored in ``relation_name`` (the base table once enabled).
+    """Describe ``schema.name`` as stored in ``relation_name`` (the base table once enabled:
+    see :func:`describe_registered`), for the layout ``overlay_schema`` says.
 
-    Without a primary key, a NOT NULL unique key stands in for it (see :func:`_row_key`);
-    for an enabled table, the one recorded when it was enabled (``key_columns``, else read
-    from the registry)."""
-    if relation_name is not None and relation_name != name and key_columns is None:
-        entries = await registered_tables(executor, schema, name)
-        if entries:
-            key_columns = entries[0].pk_columns
+    Without a primary key, a NOT NULL unique key stands in for it (see :func:`_row_key`):
+    ``key_columns`` picks which."""
     relation_name = relation_name or name
     relation = await find_relation(executor, schema, relation_name)
     if relation is None:
@@ -155,6 +166,7 @@ async def describe_table(
         set_cols,
         nulls_not_distinct,
         other_pk_cols,
+        other_overlay_schema,
     ) in await executor.execute(render("catalog_constraints.sql", **context)):
         if side == "own" and kind == "p":
             primary_key = UniqueKey(conname, tuple(cols))
@@ -180,6 +192,7 @@ async def describe_table(
                 delete_set_columns=tuple(set_cols),
                 other_is_cow=other_is_cow,
                 other_pk_columns=tuple(other_pk_cols),
+                other_overlay_schema=other_overlay_schema,
             )
             (fks if own else incoming).append(fk)
     lookup_columns: tuple[str, ...] = ()
@@ -201,6 +214,7 @@ async def describe_table(
         foreign_keys=tuple(fks),
         referenced_by=tuple(incoming),
         lookup_columns=lookup_columns,
+        overlay_schema=overlay_schema,
     )
 
 

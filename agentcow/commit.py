@@ -113,7 +113,7 @@ async def _session_state(
 ) -> tuple[Watched, str]:
     """The change tables a call acts on and the session's digest over them, read before the
     call plans anything (what it reads after can only be newer)."""
-    watched = [(schema, entry.changes_name) for entry in entries]
+    watched = [entry.changes for entry in entries]
     if not watched:
         return watched, ""
     session = uuid_literal(session_id, "session id")
@@ -395,9 +395,7 @@ async def get_dirty_tables(
     tables = await registered_tables(executor, schema)
     if not tables:
         return []
-    rows = await executor.execute(
-        render("dirty_tables.sql", schema=schema, tables=tables, session=session)
-    )
+    rows = await executor.execute(render("dirty_tables.sql", tables=tables, session=session))
     return [row[0] for row in rows]
 
 

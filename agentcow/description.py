@@ -64,13 +64,33 @@ class ForeignKey:
     other_is_cow: bool = False
     #: the primary key of the other table, when it is COW-enabled
     other_pk_columns: tuple[str, ...] = ()
+    #: the overlay schema of the other table, when it is COW-enabled in the overlay layout
+    other_overlay_schema: str | None = None
+
+    def _stored_name(self, table: str) -> str:
+        """The other table's rows live in its base: renamed in the rename layout only."""
+        if self.other_is_cow and self.other_overlay_schema is None:
+            return derived_name(table, BASE_SUFFIX)
+        return table
 
     @property
     def parent_relation(self) -> str:
         """The table that stores the parent rows (for keys seen from the child side)."""
-        if self.other_is_cow:
-            return derived_name(self.parent_table, BASE_SUFFIX)
-        return self.parent_table
+        return self._stored_name(self.parent_table)
+
+    @property
+    def parent_base(self) -> tuple[str, str]:
+        return (self.parent_schema, self.parent_relation)
+
+    @property
+    def parent_view(self) -> tuple[str, str]:
+        """What a session reads as the parent: its merged view, or the plain table."""
+        return (self.other_overlay_schema or self.parent_schema, self.parent_table)
+
+    @property
+    def child_view(self) -> tuple[str, str]:
+        """What a session writes as the child (keys seen from the parent side)."""
+        return (self.other_overlay_schema or self.child_schema, self.child_table)
 
     @property
     def references_cow_key(self) -> bool:
@@ -79,17 +99,18 @@ class ForeignKey:
         return self.other_is_cow and set(self.parent_columns) == set(self.other_pk_columns)
 
     @property
-    def parent_changes_relation(self) -> str | None:
-        """The parent's change table, when the parent is COW-enabled."""
-        return derived_name(self.parent_table, CHANGES_SUFFIX) if self.other_is_cow else None
+    def parent_changes(self) -> tuple[str, str]:
+        """The parent's change table (when the parent is COW-enabled)."""
+        return (
+            self.other_overlay_schema or self.parent_schema,
+            derived_name(self.parent_table, CHANGES_SUFFIX),
+        )
 
     @property
-    def child_relation(self) -> str:
+    def child_base(self) -> tuple[str, str]:
         """The table that stores the child rows: its base table when the child is COW-enabled
         (meaningful for keys seen from the parent side, where the other table is the child)."""
-        return (
-            derived_name(self.child_table, BASE_SUFFIX) if self.other_is_cow else self.child_table
-        )
+        return (self.child_schema, self._stored_name(self.child_table))
 
     @property
     def deferrability(self) -> str:
@@ -119,7 +140,11 @@ class Relation:
 
 @dataclass(frozen=True)
 class TableDescription:
-    """A table as the templates need it; ``name`` is the logical (view) name."""
+    """A table as the templates need it; ``name`` is the logical (view) name.
+
+    ``overlay_schema``: None in the rename layout (the table becomes ``<name>_base`` and the
+    view takes its place); in the overlay layout, the schema beside ``schema`` that holds the
+    view, the change table and the table's functions, the table itself left as it is."""
 
     schema: str
     name: str
@@ -134,10 +159,32 @@ class TableDescription:
     lookup_columns: tuple[str, ...] = field(default=())
     """Append-only tables: columns leading a btree index, so that a write without a session,
     which finds its stored row by value, probes an index instead of scanning the table."""
+    overlay_schema: str | None = None
+
+    @property
+    def kit_schema(self) -> str:
+        """Where the view, the change table and the table's functions live."""
+        return self.overlay_schema or self.schema
 
     @property
     def base_name(self) -> str:
-        return derived_name(self.name, BASE_SUFFIX)
+        return self.name if self.overlay_schema else derived_name(self.name, BASE_SUFFIX)
+
+    @property
+    def base(self) -> tuple[str, str]:
+        return (self.schema, self.base_name)
+
+    @property
+    def changes(self) -> tuple[str, str]:
+        return (self.kit_schema, self.changes_name)
+
+    @property
+    def view(self) -> tuple[str, str]:
+        return (self.kit_schema, self.name)
+
+    def function(self, name: str) -> tuple[str, str]:
+        """One of the table's functions (:class:`~agentcow.naming.ObjectNames`)."""
+        return (self.kit_schema, name)
 
     @property
     def changes_name(self) -> str:
@@ -215,9 +262,18 @@ class TableDescription:
 
 @dataclass(frozen=True)
 class RegisteredTable:
+    """A COW table as the registry recorded it when it was enabled."""
+
+    schema: str
     name: str
     base_name: str
     changes_name: str
     pk_columns: tuple[str, ...]
     deferrable_fks: tuple[str, ...]
-    layout: str
+    objects_version: str
+    #: None in the rename layout
+    overlay_schema: str | None = None
+
+    @property
+    def changes(self) -> tuple[str, str]:
+        return (self.overlay_schema or self.schema, self.changes_name)

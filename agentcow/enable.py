@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from agentcow.catalog import (
+    describe_registered,
     describe_table,
     find_relation,
     registered_tables,
@@ -16,7 +18,9 @@ from agentcow.description import Grant, RegisteredTable, TableDescription
 from agentcow.errors import PendingChangesError, TableNotFoundError, UnsupportedTableError
 from agentcow.executor import Executor
 from agentcow.grants import grant_statements, read_grants
-from agentcow.naming import is_reserved_column, object_names
+from agentcow.identifiers import derived_name
+from agentcow.naming import LAYOUTS, OVERLAY_SUFFIX, Layout, is_reserved_column, object_names
+from agentcow.neighbours import neighbour_statements, seen_after
 from agentcow.script import run_atomically
 from agentcow.templates import dollar_tag, render, render_statements
 
@@ -60,7 +64,7 @@ def _unsupported_reasons(
         reasons.append("it has row-level security enabled; not supported yet")
     if t.exclusions:
         reasons.append(f"it has exclusion constraints {list(t.exclusions)}; not supported")
-    if dependents:
+    if dependents and not t.overlay_schema:
         reasons.append(
             f"it is used by {list(dependents)}; after the rename they would read the base "
             "table and bypass sessions. Drop them, enable COW, then recreate them"
@@ -69,18 +73,59 @@ def _unsupported_reasons(
 
 
 async def _taken_names(executor: Executor, t: TableDescription) -> list[str]:
+    """Names enable would create, or (overlay) hide from the agent's unqualified SQL."""
+    if t.overlay_schema:
+        wanted = [t.view, t.changes, (t.schema, t.changes_name)]
+    else:
+        wanted = [t.base, t.changes]
     return [
-        f"{t.schema}.{name} already exists"
-        for name in (t.base_name, t.changes_name)
-        if await find_relation(executor, t.schema, name) is not None
+        f"{schema}.{name} already exists"
+        for schema, name in wanted
+        if await find_relation(executor, schema, name) is not None
     ]
+
+
+async def _overlay_schema_reasons(executor: Executor, schema: str, overlay: str) -> list[str]:
+    """An overlay schema is agentcow's alone: made by enable, or refused."""
+    rows = await executor.execute(render("overlay_schemas.sql"))
+    registered = [(str(owner), str(found)) for owner, found in rows]
+    if (schema, overlay) in registered:
+        return []
+    if any(schema == found for _, found in registered):
+        return [f"schema {schema} is agentcow's overlay schema of another schema"]
+    if await executor.execute(render("schema_exists.sql", schema=overlay)):
+        return [
+            f"schema {overlay} exists and is not agentcow's: the overlay layout puts the views "
+            f"of {schema}'s tables there; rename or drop it"
+        ]
+    return []
+
+
+@dataclass(frozen=True)
+class PlannedEnable:
+    """A table enable found supported: described as it will be (its layout, the keys made
+    deferrable), with the privileges its view takes over."""
+
+    t: TableDescription
+    make_deferrable: tuple[str, ...]
+    grants: tuple[Grant, ...]
+
+
+async def enable_script(executor: Executor, planned: Sequence[PlannedEnable]) -> list[str]:
+    """The statements that enable the ``planned`` tables together: each sees the others (and
+    its COW-enabled neighbours see it) as enabled."""
+    changes = {(p.t.schema, p.t.name): p.t for p in planned}
+    statements: list[str] = []
+    for p in planned:
+        statements += enable_statements(seen_after(p.t, changes), p.make_deferrable, p.grants)
+    return statements + await neighbour_statements(executor, [p.t for p in planned], changes)
 
 
 def enable_statements(
     t: TableDescription, make_deferrable: Sequence[str], grants: Sequence[Grant]
 ) -> list[str]:
-    """The statements that turn ``t`` (described before the rename, with its ``grants``) into
-    a COW view."""
+    """The statements that make ``t`` (described before the change, with its ``grants``)
+    a COW table."""
     names = object_names(t.name)
     create_view, *view_rest = render_statements(
         "view.sql", t=t, names=names, tag=dollar_tag(), replace=False
@@ -97,7 +142,7 @@ def enable_statements(
         create_view,
         *render_statements("search_path.sql", step="restore"),
         *view_rest,
-        *grant_statements(grants, source=(t.schema, t.base_name), target=(t.schema, t.name)),
+        *grant_statements(grants, source=t.base, target=t.view),
         *render_statements("write_trigger.sql", t=t, names=names, tag=dollar_tag(), replace=False),
         *render_statements("fk_checks.sql", t=t, names=names, tag=dollar_tag(), replace=False),
         *render_statements(
@@ -124,11 +169,16 @@ def _created_functions(t: TableDescription) -> list[str]:
     return functions
 
 
-async def sessions_with_changes(executor: Executor, schema: str, changes_table: str) -> list[str]:
-    rows = await executor.execute(
-        render("sessions_with_changes.sql", schema=schema, changes=changes_table)
-    )
+async def sessions_with_changes(executor: Executor, changes: tuple[str, str]) -> list[str]:
+    rows = await executor.execute(render("sessions_with_changes.sql", changes=changes))
     return [str(row[0]) for row in rows]
+
+
+def overlay_schema_of(schema: str, layout: Layout) -> str | None:
+    """The schema that holds a table's overlay objects: None in the rename layout."""
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
+    return derived_name(schema, OVERLAY_SUFFIX) if layout == "overlay" else None
 
 
 async def prepare_enable(
@@ -137,11 +187,17 @@ async def prepare_enable(
     pk_cols: Sequence[str] | None,
     schema: str,
     allow_deferred_fks: bool,
-) -> list[str]:
-    """Check that the table can be enabled and return the statements that enable it."""
-    t = await describe_table(executor, schema, table_name, key_columns=pk_cols)
+    layout: Layout = "rename",
+) -> PlannedEnable:
+    """Check that the table can be enabled (else :class:`UnsupportedTableError`)."""
+    overlay = overlay_schema_of(schema, layout)
+    t = await describe_table(
+        executor, schema, table_name, key_columns=pk_cols, overlay_schema=overlay
+    )
     dependents = await table_dependents(executor, t)
     reasons = _unsupported_reasons(t, pk_cols, dependents) + await _taken_names(executor, t)
+    if overlay:
+        reasons += await _overlay_schema_reasons(executor, schema, overlay)
     if reasons:
         where = f"{schema}.{table_name}"
         raise UnsupportedTableError(
@@ -158,39 +214,46 @@ async def prepare_enable(
                 for fk in t.foreign_keys
             ),
         )
-    return enable_statements(t, make_deferrable, await read_grants(executor, t.relation.oid))
+    return PlannedEnable(t, tuple(make_deferrable), await read_grants(executor, t.relation.oid))
 
 
-async def prepare_disable(
+async def disable_script(
     executor: Executor,
-    entry: RegisteredTable,
     schema: str,
+    entries: Sequence[RegisteredTable],
     revert_deferred_fks: bool,
     discard_changes: bool,
 ) -> list[str]:
-    """Check that the table can be disabled and return the statements that disable it."""
+    """Check that the tables can be disabled and return the statements that disable them
+    together (their COW-enabled neighbours then see them as plain tables)."""
     if not discard_changes:
-        pending = await sessions_with_changes(executor, schema, entry.changes_name)
-        if pending:
-            raise PendingChangesError(
-                f"cannot disable COW on {schema}.{entry.name}: {len(pending)} session(s) still "
-                f"hold changes ({', '.join(pending[:5])}); commit or discard them, "
-                "or pass discard_changes=True"
-            )
-    t = await describe_table(executor, schema, entry.name, entry.base_name)
-    view = await find_relation(executor, schema, entry.name)
-    view_grants = await read_grants(executor, view.oid) if view is not None else ()
-    return [
-        *render_statements("disable.sql", step="begin", t=t, discard_changes=discard_changes),
-        *grant_statements(view_grants, source=(schema, entry.name), target=(schema, t.base_name)),
-        *render_statements(
-            "disable.sql",
-            step="end",
-            t=t,
-            functions=object_names(entry.name).functions,
-            revert_deferrable=entry.deferrable_fks if revert_deferred_fks else (),
-        ),
-    ]
+        for entry in entries:
+            pending = await sessions_with_changes(executor, entry.changes)
+            if pending:
+                raise PendingChangesError(
+                    f"cannot disable COW on {schema}.{entry.name}: {len(pending)} session(s) "
+                    f"still hold changes ({', '.join(pending[:5])}); commit or discard them, "
+                    "or pass discard_changes=True"
+                )
+    described = [await describe_registered(executor, schema, entry) for entry in entries]
+    statements: list[str] = []
+    for entry, t in zip(entries, described, strict=True):
+        # the rename layout's view held the table's privileges: the table takes them back
+        view = None if t.overlay_schema else await find_relation(executor, *t.view)
+        view_grants = await read_grants(executor, view.oid) if view is not None else ()
+        statements += [
+            *render_statements("disable.sql", step="begin", t=t, discard_changes=discard_changes),
+            *grant_statements(view_grants, source=t.view, target=t.base),
+            *render_statements(
+                "disable.sql",
+                step="end",
+                t=t,
+                functions=object_names(entry.name).functions,
+                revert_deferrable=entry.deferrable_fks if revert_deferred_fks else (),
+            ),
+        ]
+    changes = {(schema, t.name): None for t in described}
+    return statements + await neighbour_statements(executor, described, changes)
 
 
 async def enable_cow(
@@ -199,8 +262,15 @@ async def enable_cow(
     pk_cols: list[str] | None = None,
     schema: str = "public",
     allow_deferred_fks: bool = False,
+    *,
+    layout: Layout = "rename",
 ) -> None:
     """Put ``schema.table_name`` under copy-on-write; a no-op when it already is.
+
+    ``layout="rename"`` (agent-cow's): the table becomes ``<name>_base`` and a view takes its
+    name, for every client. ``layout="overlay"``: the table stays as it is for production;
+    the view is ``<schema>_cow.<name>``, which sessions reach through the ``search_path``
+    that entering a session sets, and writes through it without a session are refused.
 
     Rows are told apart by the primary key; without one, by a NOT NULL unique key (``pk_cols``
     picks which); without either, the table is append-only in sessions (``pk_cols=[]`` asks
@@ -212,8 +282,10 @@ async def enable_cow(
     await require_kit(executor)
     if await registered_tables(executor, schema, table_name):
         return
-    statements = await prepare_enable(executor, table_name, pk_cols, schema, allow_deferred_fks)
-    await run_atomically(executor, statements)
+    planned = await prepare_enable(
+        executor, table_name, pk_cols, schema, allow_deferred_fks, layout
+    )
+    await run_atomically(executor, await enable_script(executor, [planned]))
 
 
 async def disable_cow(
@@ -234,7 +306,7 @@ async def disable_cow(
         if await find_relation(executor, schema, table_name) is None:
             raise TableNotFoundError(f"table {schema}.{table_name} does not exist")
         return
-    statements = await prepare_disable(
-        executor, registered[0], schema, revert_deferred_fks, discard_changes
+    statements = await disable_script(
+        executor, schema, registered, revert_deferred_fks, discard_changes
     )
     await run_atomically(executor, statements)

@@ -83,6 +83,16 @@ class ShadowedNamesError(CowError):
         self.names = names
 
 
+class OverlayMissingError(CowError):
+    """Overlay views of tables (``.tables``) on the session's ``search_path`` are missing (a
+    migration dropped them): the agent's SQL would reach the tables themselves. Their owner
+    calls ``refresh_cow`` to make them again."""
+
+    def __init__(self, message: str, tables: list[str]) -> None:
+        super().__init__(message)
+        self.tables = tables
+
+
 class SessionChangedError(CowError):
     """Agents wrote in the session (or another commit or discard ran) while a commit or
     discard was being prepared, and it could not plan again; nothing was applied.

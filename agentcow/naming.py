@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 from agentcow.identifiers import derived_name
 
 RESERVED_COLUMNS = frozenset({"session_id", "operation_id"})
 RESERVED_PREFIX = "_cow_"
+
+#: Where a COW table's view lives: in the table's place ("rename", agent-cow's), or in the
+#: overlay schema beside the table's, the table left as it is ("overlay").
+Layout = Literal["rename", "overlay"]
+LAYOUTS: tuple[str, ...] = get_args(Layout)
+#: The overlay schema of schema ``s`` is ``s`` + this.
+OVERLAY_SUFFIX = "_cow"
 
 
 @dataclass(frozen=True)

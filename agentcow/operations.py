@@ -57,7 +57,7 @@ async def get_session_operations(
         return []
     rows = await run_pinned(
         executor,
-        render("session_operations.sql", schema=schema, tables=tables, session=session),
+        render("session_operations.sql", tables=tables, session=session),
         "operation_id pg_catalog.uuid",
     )
     return [uuid.UUID(str(row[0])) for row in rows]

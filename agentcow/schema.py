@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from agentcow.catalog import registered_tables, require_kit
-from agentcow.enable import prepare_disable, prepare_enable
+from agentcow.enable import PlannedEnable, disable_script, enable_script, prepare_enable
 from agentcow.errors import InvalidIdentifierError, UnsupportedTableError
 from agentcow.executor import Executor
+from agentcow.naming import Layout
 from agentcow.script import run_atomically
 from agentcow.templates import render
 
@@ -15,8 +16,11 @@ async def enable_cow_schema(
     schema: str = "public",
     exclude: set[str] | None = None,
     allow_deferred_fks: bool = False,
+    *,
+    layout: Layout = "rename",
 ) -> list[str]:
     """Enable COW on every plain table of ``schema`` not yet enabled; returns those tables.
+    ``layout``: as for ``enable_cow``.
 
     All tables are checked first and enabled in one transaction: if some cannot be enabled,
     one :class:`UnsupportedTableError` names each of them with its reasons (``.reasons``)
@@ -27,11 +31,13 @@ async def enable_cow_schema(
     enabled_already = {t.name for t in await registered_tables(executor, schema)}
     rows = await executor.execute(render("plain_tables.sql", schema=schema))
     names = [name for (name,) in rows if name not in exclude and name not in enabled_already]
-    statements: list[str] = []
+    planned: list[PlannedEnable] = []
     refused: dict[str, list[str]] = {}
     for name in names:
         try:
-            statements += await prepare_enable(executor, name, None, schema, allow_deferred_fks)
+            planned.append(
+                await prepare_enable(executor, name, None, schema, allow_deferred_fks, layout)
+            )
         except UnsupportedTableError as error:
             refused.update(error.reasons)
         except InvalidIdentifierError as error:  # a name too long once suffixed
@@ -43,7 +49,7 @@ async def enable_cow_schema(
             f"changed; fix them, or leave them out with exclude=):{listed}",
             refused,
         )
-    await run_atomically(executor, statements)
+    await run_atomically(executor, await enable_script(executor, planned))
     return names
 
 
@@ -59,10 +65,8 @@ async def disable_cow_schema(
     await require_kit(executor)
     exclude = exclude or set()
     entries = [e for e in await registered_tables(executor, schema) if e.name not in exclude]
-    statements: list[str] = []
-    for entry in entries:
-        statements += await prepare_disable(
-            executor, entry, schema, revert_deferred_fks, discard_changes
-        )
+    statements = await disable_script(
+        executor, schema, entries, revert_deferred_fks, discard_changes
+    )
     await run_atomically(executor, statements)
     return [entry.name for entry in entries]

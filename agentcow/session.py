@@ -16,7 +16,12 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from agentcow.driver_errors import postgres_error_fields
-from agentcow.errors import KitVersionError, SessionNotInTransactionError, ShadowedNamesError
+from agentcow.errors import (
+    KitVersionError,
+    OverlayMissingError,
+    SessionNotInTransactionError,
+    ShadowedNamesError,
+)
 from agentcow.executor import Executor, TransactionAware
 from agentcow.identifiers import validate_uuid
 from agentcow.templates import render
@@ -84,7 +89,8 @@ def _cow_settings(
 
 async def _entering(run: Awaitable[T]) -> T:
     """Runs the statement that enters a session (sql/enter_session.sql), turning its refusals
-    into this package's errors: shadowing temporary objects, or a kit that predates it."""
+    into this package's errors: shadowing temporary objects, missing overlay views, or a kit
+    that predates it."""
     try:
         return await run
     except Exception as error:
@@ -102,7 +108,15 @@ async def _entering(run: Awaitable[T]) -> T:
                 "the transaction is aborted",
                 names,
             ) from error
-        if sqlstate == "42883" and "refuse_shadowing" in message:
+        if sqlstate == "55000" and message.startswith(_OVERLAY_MISSING):
+            tables = [str(name) for name in json.loads(detail)]
+            raise OverlayMissingError(
+                f"the overlay views of {', '.join(tables)} are missing (a migration dropped "
+                "them): a session would write these tables themselves. Their owner must call "
+                "refresh_cow; the transaction is aborted",
+                tables,
+            ) from error
+        if sqlstate == "42883" and "session_search_path" in message:
             raise KitVersionError(
                 f"the database has an older agentcow kit; this package speaks {KIT_VERSION}: "
                 "call deploy_cow_functions(executor) to upgrade it"
@@ -110,8 +124,9 @@ async def _entering(run: Awaitable[T]) -> T:
         raise
 
 
-#: How agentcow.refuse_shadowing's error begins.
+#: How agentcow.session_search_path's errors begin.
 _SHADOWED = "agentcow: temporary objects on this connection shadow"
+_OVERLAY_MISSING = "agentcow: the overlay views of"
 
 _NOT_IN_TRANSACTION = (
     "apply_cow_variables needs an open transaction on the connection (it was in autocommit "
@@ -132,7 +147,10 @@ async def apply_cow_variables(
     Raises :class:`SessionNotInTransactionError` when no transaction is open on the executor's
     connection: the session would not outlive this call; :class:`ShadowedNamesError` (the
     transaction aborted) when temporary objects an earlier request left would read the
-    session's SQL. An executor that knows its transaction state
+    session's SQL; :class:`OverlayMissingError` when a migration dropped the overlay view of a
+    table on the ``search_path``. The transaction's ``search_path`` gets each overlay schema
+    just before its schema, so the agent's unqualified names reach the overlay views
+    (``layout="overlay"``). An executor that knows its transaction state
     (:class:`~agentcow.executor.TransactionAware`) is asked, and the session is then entered
     in one statement, one round trip; another sets the three settings, then reads the
     session's back (in autocommit mode a setting does not outlive its statement).

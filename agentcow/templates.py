@@ -16,7 +16,7 @@ from typing import Any
 import jinja2
 import markupsafe
 
-from agentcow.identifiers import Sql, quote_ident, quote_literal
+from agentcow.identifiers import Sql, qualified, quote_ident, quote_literal
 from agentcow.resources import templates_dir
 
 _SEPARATOR = re.compile(r"^--;[ \t]*$", re.MULTILINE)
@@ -42,6 +42,11 @@ def _catalog(text: str) -> Sql:
     return Sql(str.__str__(text))
 
 
+def _qualified(name: tuple[str, str]) -> Sql:
+    """``"schema"."name"`` from a (schema, name) pair (the descriptions' relations)."""
+    return qualified(*name)
+
+
 def dollar_tag() -> Sql:
     """A dollar-quote tag that no identifier, default or literal can contain by chance."""
     return Sql(f"$cow_{secrets.token_hex(8)}$")
@@ -62,6 +67,7 @@ def _environment() -> jinja2.Environment:
     env.filters["literal"] = quote_literal
     env.filters["columns"] = _columns
     env.filters["catalog"] = _catalog
+    env.filters["qualified"] = _qualified
     env.globals["dollar_tag"] = dollar_tag
     return env
 

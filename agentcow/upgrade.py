@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from agentcow.catalog import describe_table, registered_tables, require_kit
+from agentcow.catalog import describe_registered, registered_tables, require_kit
 from agentcow.executor import Executor
 from agentcow.naming import object_names
 from agentcow.script import run_atomically
 from agentcow.templates import dollar_tag, render_statements
-from agentcow.versions import TABLE_LAYOUT
+from agentcow.versions import OBJECTS_VERSION
 
 
 async def upgrade_cow_tables(executor: Executor, schema: str = "public") -> list[str]:
@@ -18,17 +18,17 @@ async def upgrade_cow_tables(executor: Executor, schema: str = "public") -> list
     upgraded: list[str] = []
     statements: list[str] = []
     for entry in await registered_tables(executor, schema):
-        if entry.layout == TABLE_LAYOUT:
+        if entry.objects_version == OBJECTS_VERSION:
             continue
-        t = await describe_table(executor, schema, entry.name, entry.base_name)
+        t = await describe_registered(executor, schema, entry)
         statements += render_statements(
             "upgrade_table.sql",
             t=t,
             names=object_names(t.name),
             tag=dollar_tag(),
             replace=True,
-            layout=TABLE_LAYOUT,
-            from_layout=entry.layout,
+            objects_version=OBJECTS_VERSION,
+            from_version=entry.objects_version,
         )
         upgraded.append(entry.name)
     if statements:

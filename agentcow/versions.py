@@ -6,6 +6,6 @@ from __future__ import annotations
 #: upgrade steps ``agentcow--X--Y.sql``).
 KIT_VERSION = "0.3.0"
 
-#: The layout of the per-table objects (change table, triggers) this package renders; tables
+#: The version of the per-table objects (change table, triggers) this package renders; tables
 #: enabled under an older one are brought up to it by ``upgrade_cow_tables``.
-TABLE_LAYOUT = "0.3.0"
+OBJECTS_VERSION = "0.3.0"

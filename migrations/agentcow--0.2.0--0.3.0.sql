@@ -147,13 +147,40 @@ AS $fn$
 $fn$;
 REVOKE ALL ON FUNCTION agentcow.take(text) FROM PUBLIC;
 
+-- The layout of each COW table: NULL, the rename layout (the table became the view's base in
+-- its own schema); else the overlay layout, and the schema beside the table's that holds its
+-- view, change table and functions, the table itself left as it was.
+ALTER TABLE agentcow.cow_tables ADD COLUMN overlay_schema name;
+
+-- Enable makes an overlay schema with its first overlay table: whoever may use the table's
+-- schema may use the overlay schema (each object in it has privileges of its own).
+CREATE FUNCTION agentcow.copy_schema_usage(_from name, _to name) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    _grantee oid;
+BEGIN
+    FOR _grantee IN
+        SELECT DISTINCT a.grantee
+        FROM pg_namespace n CROSS JOIN LATERAL aclexplode(n.nspacl) a
+        WHERE n.nspname = _from AND a.privilege_type = 'USAGE'
+    LOOP
+        EXECUTE format('GRANT USAGE ON SCHEMA %I TO %s', _to,
+                       CASE WHEN _grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(_grantee)) END);
+    END LOOP;
+END
+$fn$;
+
 -- Registering a table lets its owner commit and discard sessions, and its triggers keep state.
 -- The table, its change table and its view must all exist, be permanent and belong to the
 -- same role, which the login role may act as: a temporary table (any role may create one)
 -- or a name the caller does not hold would otherwise buy the owners' grants, or make a
--- table look COW-enabled (agentcow.is_cow_table) when it is not.
-CREATE OR REPLACE FUNCTION agentcow.register_table(
-    _schema name, _table name, _base name, _changes name, _pk_cols name[], _deferrable_fks name[]
+-- table look COW-enabled (agentcow.is_cow_table) when it is not. The view and the change
+-- table are in the table's schema (rename layout) or in _overlay (overlay layout).
+DROP FUNCTION agentcow.register_table(name, name, name, name, name[], name[]);
+CREATE FUNCTION agentcow.register_table(
+    _schema name, _table name, _base name, _changes name, _pk_cols name[], _deferrable_fks name[],
+    _overlay name
 ) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $fn$
@@ -162,9 +189,10 @@ DECLARE
 BEGIN
     SELECT pg_get_userbyid(b.relowner) INTO _owner
     FROM pg_namespace n
+    JOIN pg_namespace o ON o.nspname = coalesce(_overlay, _schema)
     JOIN pg_class b ON b.relnamespace = n.oid AND b.relname = _base
-    JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = _changes
-    JOIN pg_class v ON v.relnamespace = n.oid AND v.relname = _table
+    JOIN pg_class c ON c.relnamespace = o.oid AND c.relname = _changes
+    JOIN pg_class v ON v.relnamespace = o.oid AND v.relname = _table
     WHERE n.nspname = _schema AND pg_has_role(session_user, b.relowner, 'USAGE')
       AND b.relkind = 'r' AND b.relpersistence = 'p'
       AND c.relkind = 'r' AND c.relpersistence = 'p' AND c.relowner = b.relowner
@@ -173,8 +201,9 @@ BEGIN
         RAISE EXCEPTION 'agentcow: only the owner of %.% can enable COW on it', _schema, _table
             USING ERRCODE = 'insufficient_privilege';
     END IF;
-    INSERT INTO agentcow.cow_tables (schema_name, table_name, base_name, changes_name, pk_cols, deferrable_fks)
-    VALUES (_schema, _table, _base, _changes, _pk_cols, _deferrable_fks);
+    INSERT INTO agentcow.cow_tables (schema_name, table_name, base_name, changes_name, pk_cols,
+                                     deferrable_fks, overlay_schema)
+    VALUES (_schema, _table, _base, _changes, _pk_cols, _deferrable_fks, _overlay);
     PERFORM agentcow.grant_owner_functions(_owner);
 END
 $fn$;
@@ -220,50 +249,85 @@ BEGIN
 END
 $fn$;
 
--- Refuses (SQLSTATE 55000, the names as a JSON array in DETAIL) when the calling backend
--- holds temporary objects that shadow, for unqualified names, a relation of a schema of _path
--- (the caller's search_path, current_schemas(false)) or a type of pg_catalog or of such a
--- schema: apply_cow_variables runs it as it enters a session. Temporary objects outlive the
--- request that made them on a pooled connection (asyncpg's reset does not drop them), and
--- the temporary schema is searched before every other for relations and types: an earlier
--- request's view named like a COW table (or a domain named text) would read this request's
--- SQL, settings included (its session id), or run code in it. A function, because every
--- request enters a session: its plans are cached by the backend, and a backend that never
--- made a temporary object returns at once. Not SECURITY DEFINER: the caller's own temporary
--- schema is the one that matters.
-CREATE FUNCTION agentcow.refuse_shadowing(_path name[]) RETURNS void
+-- The search_path of a session, which apply_cow_variables sets as it enters one: the
+-- caller's (_path: current_schemas(false)) with the overlay schema of each of its schemas just
+-- before that schema, so that the agent's unqualified names reach the merged views of
+-- overlay-layout tables and every other name resolves as before. NULL when no schema of the
+-- path has an overlay (the path stays as it is). A function, because every request enters a
+-- session: its plans are cached by the backend. Not SECURITY DEFINER: the caller's own
+-- temporary schema is the one that matters. Refuses (SQLSTATE 55000):
+-- * when an overlay view of a schema of the path is missing (dropped by a migration's
+--   DROP ... CASCADE): its unqualified name would reach the table itself, production;
+-- * when the calling backend holds temporary objects that shadow, for unqualified names, a
+--   relation of a schema of the path or of its overlays, or a type of pg_catalog or of such
+--   a schema (the names as a JSON array in DETAIL). Temporary objects outlive the request
+--   that made them on a pooled connection (asyncpg's reset does not drop them), and the
+--   temporary schema is searched before every other for relations and types: an earlier
+--   request's view named like a COW table (or a domain named text) would read this
+--   request's SQL, settings included (its session id), or run code in it. A backend that
+--   never made a temporary object skips this check.
+CREATE FUNCTION agentcow.session_search_path(_path name[]) RETURNS text
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
     _temp oid := pg_my_temp_schema();
+    _with_overlays name[];
     _schemas oid[];
     _names text[];
 BEGIN
-    IF _temp = 0 THEN
-        RETURN;
-    END IF;
-    _schemas := ARRAY(SELECT n.oid FROM pg_namespace n
-                      WHERE n.nspname = ANY (_path) OR n.nspname = 'pg_catalog');
-    _names := ARRAY(
-        SELECT DISTINCT x.name
-        FROM (SELECT c.relname::text AS name
-              FROM pg_class c
-              WHERE c.relnamespace = _temp
-                AND EXISTS (SELECT FROM pg_class o
-                            WHERE o.relname = c.relname AND o.relnamespace = ANY (_schemas))
+    _with_overlays := ARRAY(
+        SELECT x.nspname
+        FROM (SELECT p.ord, 0 AS pos, o.overlay_schema AS nspname
+              FROM unnest(_path) WITH ORDINALITY AS p(nspname, ord)
+              CROSS JOIN LATERAL (SELECT DISTINCT t.overlay_schema FROM agentcow.cow_tables t
+                                  WHERE t.schema_name = p.nspname
+                                    AND t.overlay_schema IS NOT NULL) o
               UNION ALL
-              SELECT t.typname::text
-              FROM pg_type t
-              WHERE t.typnamespace = _temp
-                AND NOT EXISTS (SELECT FROM pg_type e WHERE e.typarray = t.oid)
-                AND EXISTS (SELECT FROM pg_type o
-                            WHERE o.typname = t.typname AND o.typnamespace = ANY (_schemas))) x
-        ORDER BY x.name);
+              SELECT p.ord, 1, p.nspname
+              FROM unnest(_path) WITH ORDINALITY AS p(nspname, ord)) x
+        ORDER BY x.ord, x.pos);
+    _names := ARRAY(
+        SELECT quote_ident(t.schema_name) || '.' || quote_ident(t.table_name)
+        FROM agentcow.cow_tables t
+        WHERE t.schema_name = ANY (_path) AND t.overlay_schema IS NOT NULL
+          AND NOT EXISTS (SELECT FROM pg_class v JOIN pg_namespace n ON n.oid = v.relnamespace
+                          WHERE n.nspname = t.overlay_schema AND v.relname = t.table_name
+                            AND v.relkind = 'v')
+        ORDER BY 1);
     IF cardinality(_names) > 0 THEN
-        RAISE EXCEPTION 'agentcow: temporary objects on this connection shadow names the session''s SQL would use'
+        RAISE EXCEPTION 'agentcow: the overlay views of % are missing', array_to_string(_names, ', ')
             USING ERRCODE = 'object_not_in_prerequisite_state', DETAIL = to_jsonb(_names)::text,
-                  HINT = 'Reset pooled connections with DISCARD ALL (or DISCARD TEMP) when they are released.';
+                  HINT = 'A session would reach these tables themselves. Their owner must call refresh_cow after the migration that dropped them.';
     END IF;
+    IF _temp <> 0 THEN
+        _schemas := ARRAY(SELECT n.oid FROM pg_namespace n
+                          WHERE n.nspname = ANY (_with_overlays) OR n.nspname = 'pg_catalog');
+        _names := ARRAY(
+            SELECT DISTINCT x.name
+            FROM (SELECT c.relname::text AS name
+                  FROM pg_class c
+                  WHERE c.relnamespace = _temp
+                    AND EXISTS (SELECT FROM pg_class o
+                                WHERE o.relname = c.relname AND o.relnamespace = ANY (_schemas))
+                  UNION ALL
+                  SELECT t.typname::text
+                  FROM pg_type t
+                  WHERE t.typnamespace = _temp
+                    AND NOT EXISTS (SELECT FROM pg_type e WHERE e.typarray = t.oid)
+                    AND EXISTS (SELECT FROM pg_type o
+                                WHERE o.typname = t.typname AND o.typnamespace = ANY (_schemas))) x
+            ORDER BY x.name);
+        IF cardinality(_names) > 0 THEN
+            RAISE EXCEPTION 'agentcow: temporary objects on this connection shadow names the session''s SQL would use'
+                USING ERRCODE = 'object_not_in_prerequisite_state', DETAIL = to_jsonb(_names)::text,
+                      HINT = 'Reset pooled connections with DISCARD ALL (or DISCARD TEMP) when they are released.';
+        END IF;
+    END IF;
+    IF cardinality(_with_overlays) = cardinality(_path) THEN
+        RETURN NULL;
+    END IF;
+    RETURN (SELECT string_agg(quote_ident(p.nspname), ', ' ORDER BY p.ord)
+            FROM unnest(_with_overlays) WITH ORDINALITY AS p(nspname, ord));
 END
 $fn$;
 

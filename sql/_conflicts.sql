@@ -10,7 +10,7 @@
 {% macro then_present(t) %}(c._cow_baseline).{{ t.pk_columns[0]|ident }} IS NOT NULL{% endmacro %}
 {% macro now_present(t) %}_cow_now.{{ t.pk_columns[0]|ident }} IS NOT NULL{% endmacro %}
 {% macro session_present() %}c._cow_kind IN ('I', 'U'){% endmacro %}
-{% macro session_row(t) %}ROW({{ t.column_names|columns('c') }})::{{ t.schema|ident }}.{{ t.base_name|ident }}{% endmacro %}
+{% macro session_row(t) %}ROW({{ t.column_names|columns('c') }})::{{ t.base|qualified }}{% endmacro %}
 
 {#- the session and the base both changed the column since the baseline, to different values -#}
 {% macro both_changed(column) -%}
@@ -27,9 +27,9 @@
 FROM (SELECT v.*,
              pg_catalog.first_value(v._cow_old) OVER (PARTITION BY {{ t.pk_columns|columns('v') }} ORDER BY v._cow_seq) AS _cow_baseline,
              pg_catalog.max(v._cow_seq) {% if operations is not none %}FILTER (WHERE v.operation_id = ANY ({{ operations|catalog }})) {% endif %}OVER (PARTITION BY {{ t.pk_columns|columns('v') }}) AS _cow_latest
-      FROM {{ t.schema|ident }}.{{ t.changes_name|ident }} v
+      FROM {{ t.changes|qualified }} v
       WHERE v.session_id = {{ session|catalog }} AND v._cow_seq > 0) c
-LEFT JOIN {{ t.schema|ident }}.{{ t.base_name|ident }} _cow_now ON {{ match('_cow_now', 'c', t.pk_columns) }}
+LEFT JOIN {{ t.base|qualified }} _cow_now ON {{ match('_cow_now', 'c', t.pk_columns) }}
 WHERE c._cow_seq = c._cow_latest
   AND (({{ then_present(t) }}) IS DISTINCT FROM ({{ now_present(t) }})
        OR ({{ then_present(t) }} AND NOT (c._cow_baseline OPERATOR(pg_catalog.*=) _cow_now)))

@@ -90,7 +90,7 @@ IF {{ detail|catalog }} IS NULL THEN
 {% macro is_latest(t, alias, later='l') -%}
 {% if t.append_only %}true{% else %}
 {{- alias|catalog }}._cow_seq = (SELECT max({{ later|catalog }}._cow_seq)
-                       FROM {{ t.schema|ident }}.{{ t.changes_name|ident }} {{ later|catalog }}
+                       FROM {{ t.changes|qualified }} {{ later|catalog }}
                        WHERE {{ later|catalog }}.session_id = {{ alias|catalog }}.session_id
                          AND {{ match(later, alias, t.pk_columns) }} AND {{ key_index(later) }}
                          AND {{ visible(later) }})
@@ -138,12 +138,12 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET enab
 SELECT {% if as_row %}{{ row('v', columns) }}{% else %}{{ columns|columns('v') }}{% endif %}
 
     FROM (SELECT {{ columns|columns('p') }}, p._cow_seq AS _cow_at
-          FROM {{ t.schema|ident }}.{{ t.changes_name|ident }} p
+          FROM {{ t.changes|qualified }} p
           WHERE p.session_id = {{ alias|catalog }}.session_id AND {{ match('p', alias, t.pk_columns) }}
             AND p._cow_seq < {{ alias|catalog }}._cow_seq AND {{ key_index('p') }}
           UNION ALL
           SELECT {{ columns|columns('b') }}, 0
-          FROM {{ t.schema|ident }}.{{ t.base_name|ident }} b WHERE {{ match('b', alias, t.pk_columns) }}) v
+          FROM {{ t.base|qualified }} b WHERE {{ match('b', alias, t.pk_columns) }}) v
     ORDER BY v._cow_at DESC
     LIMIT 1
 {%- endmacro %}
@@ -164,7 +164,7 @@ SELECT {% if as_row %}{{ row('v', columns) }}{% else %}{{ columns|columns('v') }
 {% macro raise_missing_parent(t, fk, prefix) -%}
 RAISE EXCEPTION USING ERRCODE = 'foreign_key_violation',
                 MESSAGE = {{ ('insert or update on table "' ~ t.name ~ '" violates foreign key constraint "' ~ fk.name ~ '"')|literal }},
-                DETAIL = CASE WHEN {{ key_visible(t.schema|ident ~ '.' ~ t.name|ident, fk.child_columns) }}
+                DETAIL = CASE WHEN {{ key_visible(t.view|qualified, fk.child_columns) }}
                               THEN 'Key ' || {{ key_text(prefix, fk.child_columns) }} || {{ (' is not present in table "' ~ fk.parent_table ~ '".')|literal }}
                               ELSE {{ ('Key is not present in table "' ~ fk.parent_table ~ '".')|literal }} END,
                 CONSTRAINT = {{ fk.name|literal }}, TABLE = {{ t.name|literal }}, SCHEMA = {{ t.schema|literal }}
@@ -184,7 +184,7 @@ RAISE EXCEPTION USING ERRCODE = 'foreign_key_violation',
 RAISE EXCEPTION USING
                 ERRCODE = {{ ('restrict_violation' if own else 'foreign_key_violation')|literal }},
                 MESSAGE = {{ ('update or delete on table "' ~ t.name ~ '" violates ' ~ ('RESTRICT setting of ' if own else '') ~ 'foreign key constraint "' ~ fk.name ~ '" on table "' ~ fk.child_table ~ '"')|literal }},
-                DETAIL = CASE WHEN {{ key_visible(t.schema|ident ~ '.' ~ t.name|ident, fk.parent_columns) }}
+                DETAIL = CASE WHEN {{ key_visible(t.view|qualified, fk.parent_columns) }}
                               THEN 'Key ' || {{ key_text(prefix, fk.parent_columns) }} || {{ (referenced ~ fk.child_table ~ '".')|literal }}
                               ELSE {{ ('Key' ~ referenced ~ fk.child_table ~ '".')|literal }} END,
                 CONSTRAINT = {{ fk.name|literal }}, TABLE = {{ fk.child_table|literal }}, SCHEMA = {{ fk.child_schema|literal }}
@@ -223,9 +223,17 @@ RAISE EXCEPTION USING
 {% endfor %}
 {%- endmacro %}
 
+{#- The overlay layout's write trigger without a session: the view is how sessions write, and
+    an agent connection that lost its session must not write production through it. -#}
+{% macro refuse_without_session(t) -%}
+RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+            MESSAGE = {{ ('agentcow: a write through the overlay of ' ~ t.schema ~ '.' ~ t.name ~ ' needs a session')|literal }},
+            HINT = 'Enter a session (apply_cow_variables) in this transaction first; production writes go to the table itself.'
+{%- endmacro %}
+
 {#- A write trigger's INSERT without a session: the row goes to the base table as it is. -#}
 {% macro insert_without_session(t) -%}
-INSERT INTO {{ t.schema|ident }}.{{ t.base_name|ident }} AS b ({{ t.writable_columns|columns }})
+INSERT INTO {{ t.base|qualified }} AS b ({{ t.writable_columns|columns }})
 {% if t.always_identity_columns %}
             OVERRIDING SYSTEM VALUE
 {% endif %}

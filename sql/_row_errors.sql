@@ -22,7 +22,7 @@ pg_catalog.concat(pg_catalog.num_nulls({{ prefix|catalog }}.{{ c.name|ident }}),
     recorded (a key column is null) generated columns are not computed yet: they are not
     reported as null, and show what NEW holds. -#}
 {% macro raise_row_error(t, recorded) -%}
-{% set view = t.schema|ident ~ '.' ~ t.name|ident %}
+{% set view = t.view|qualified %}
         DECLARE
             _cow_role name := {{ caller_role() }};
             _cow_all boolean := pg_catalog.has_table_privilege(_cow_role, {{ view|literal }}, 'SELECT');
@@ -71,7 +71,7 @@ pg_catalog.concat(pg_catalog.num_nulls({{ prefix|catalog }}.{{ c.name|ident }}),
 {%- endmacro %}
 {#- The duplicate-key error of a unique index; the key is shown to a role that may read it. -#}
 {% macro raise_duplicate(t, key) -%}
-{% set view = t.schema|ident ~ '.' ~ t.name|ident %}
+{% set view = t.view|qualified %}
 IF {{ key_visible(view, key.columns) }} THEN
                 RAISE EXCEPTION USING ERRCODE = 'unique_violation',
                     MESSAGE = {{ ('duplicate key value violates unique constraint "' ~ key.name ~ '"')|literal }},

@@ -1,12 +1,12 @@
 {#- What commit and discard share: the lock that freezes a session, and the digest that tells
     whether the session is still the one the caller planned for. -#}
 
-{#- A digest of the versions a session holds in the change tables named (schema, changes
-    table): adding or removing any version changes it. Versions are never edited, so the set
+{#- A digest of the versions a session holds in the change tables named ((schema, name)
+    pairs): adding or removing any version changes it. Versions are never edited, so the set
     of their sequence numbers is the session's state. -#}
 {% macro fingerprint(watched, session) -%}
 (SELECT pg_catalog.count(*)::text || ':' || coalesce(pg_catalog.sum(pg_catalog.hashint8extended(v._cow_seq, 0)), 0)::text
- FROM ({% for schema, changes in watched %}SELECT c._cow_seq FROM {{ schema|ident }}.{{ changes|ident }} c WHERE c.session_id = {{ session|catalog }} AND c._cow_seq > 0{% if not loop.last %}
+ FROM ({% for changes in watched %}SELECT c._cow_seq FROM {{ changes|qualified }} c WHERE c.session_id = {{ session|catalog }} AND c._cow_seq > 0{% if not loop.last %}
        UNION ALL {% endif %}{% endfor %}) v)
 {%- endmacro %}
 
@@ -17,7 +17,7 @@
     for, else the caller plans again. Declares _cow_path, restored by end_exclusive(). -#}
 {% macro begin_exclusive(session, watched, expected, bases, changed_message) -%}
     PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
-    PERFORM agentcow.lock_for_commit({{ session|catalog }}, ARRAY[{% for t in bases %}{{ (t.schema|ident ~ '.' ~ t.base_name|ident)|literal }}{% if not loop.last %}, {% endif %}{% endfor %}]::pg_catalog.regclass[]);
+    PERFORM agentcow.lock_for_commit({{ session|catalog }}, ARRAY[{% for t in bases %}{{ t.base|qualified|literal }}{% if not loop.last %}, {% endif %}{% endfor %}]::pg_catalog.regclass[]);
     IF {{ fingerprint(watched, session) }} IS DISTINCT FROM {{ expected|literal }} THEN
         RAISE EXCEPTION USING ERRCODE = 'serialization_failure', MESSAGE = {{ changed_message|literal }},
             HINT = 'The session gained or lost versions after the call read it; call again.';
@@ -47,17 +47,17 @@
 {% macro end_exclusive(tables, reclaim) -%}
 {% for t in tables if reclaim %}
     IF pg_catalog.current_setting('transaction_isolation') = 'read committed'
-       AND NOT EXISTS (SELECT FROM {{ t.schema|ident }}.{{ t.changes_name|ident }}) THEN
+       AND NOT EXISTS (SELECT FROM {{ t.changes|qualified }}) THEN
         BEGIN
-            LOCK TABLE {{ t.schema|ident }}.{{ t.changes_name|ident }} IN ACCESS EXCLUSIVE MODE NOWAIT;
+            LOCK TABLE {{ t.changes|qualified }} IN ACCESS EXCLUSIVE MODE NOWAIT;
             PERFORM pg_catalog.pg_stat_clear_snapshot();  -- the backends as they are now
-            IF NOT EXISTS (SELECT FROM {{ t.schema|ident }}.{{ t.changes_name|ident }})
+            IF NOT EXISTS (SELECT FROM {{ t.changes|qualified }})
                AND NOT EXISTS (SELECT FROM pg_catalog.pg_stat_activity a
                                WHERE a.datname = pg_catalog.current_database()
                                  AND a.pid <> pg_catalog.pg_backend_pid()
                                  AND a.backend_xmin IS NOT NULL
                                  AND a.backend_type IS DISTINCT FROM 'autovacuum worker') THEN
-                TRUNCATE {{ t.schema|ident }}.{{ t.changes_name|ident }};
+                TRUNCATE {{ t.changes|qualified }};
             END IF;
         EXCEPTION WHEN lock_not_available OR insufficient_privilege THEN
             NULL;  -- in use (or not the caller's to truncate): a later commit gives the space back

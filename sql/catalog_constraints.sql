@@ -40,7 +40,8 @@ SELECT con.side,
        ARRAY[]::text[] AS delete_set_columns,
        false AS nulls_not_distinct
 {% endif %},
-       COALESCE(oreg.pk_cols::text[], ARRAY[]::text[]) AS other_pk_columns
+       COALESCE(oreg.pk_cols::text[], ARRAY[]::text[]) AS other_pk_columns,
+       oreg.overlay_schema::text AS other_overlay_schema
 FROM con
 LEFT JOIN pg_catalog.pg_class ocl
        ON ocl.oid = CASE WHEN con.side = 'own' THEN con.confrelid ELSE con.conrelid END

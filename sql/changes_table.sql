@@ -10,13 +10,13 @@
     index it may use, so no plan, however stale the statistics, walks a session through
     another index. An append-only table (no key) holds only I versions, each a row of its
     own: (session, _cow_seq) is their key, and _cow_old stays NULL. -#}
-CREATE TABLE {{ t.schema|ident }}.{{ t.changes_name|ident }} (
+CREATE TABLE {{ t.changes|qualified }} (
     session_id uuid NOT NULL,
     operation_id uuid NOT NULL,
     _cow_seq bigint NOT NULL DEFAULT pg_catalog.nextval('agentcow.change_seq'::regclass),
     _cow_kind "char" NOT NULL CHECK (_cow_kind IN ('I', 'U', 'D', 'M')),
-    LIKE {{ t.schema|ident }}.{{ t.base_name|ident }} INCLUDING GENERATED,
-    _cow_old {{ t.schema|ident }}.{{ t.base_name|ident }}{% if t.append_only %},
+    LIKE {{ t.base|qualified }} INCLUDING GENERATED,
+    _cow_old {{ t.base|qualified }}{% if t.append_only %},
     PRIMARY KEY (session_id, _cow_seq){% endif %}
 
 )
@@ -26,12 +26,12 @@ WITH (autovacuum_analyze_scale_factor = 0, autovacuum_analyze_threshold = 500,
 --;
 {% if not t.append_only %}
 {#- no primary key: deletes of versions must still replicate under a publication of all tables -#}
-ALTER TABLE {{ t.schema|ident }}.{{ t.changes_name|ident }} REPLICA IDENTITY FULL
+ALTER TABLE {{ t.changes|qualified }} REPLICA IDENTITY FULL
 --;
 {% endif %}
 {% set nullable = t.columns|selectattr('not_null')|map(attribute='name')|reject('in', t.pk_columns)|list %}
 {% if nullable %}
-ALTER TABLE {{ t.schema|ident }}.{{ t.changes_name|ident }}
+ALTER TABLE {{ t.changes|qualified }}
 {% for c in nullable %}
     ALTER COLUMN {{ c|ident }} DROP NOT NULL{% if not loop.last %},{% endif %}
 
@@ -40,4 +40,4 @@ ALTER TABLE {{ t.schema|ident }}.{{ t.changes_name|ident }}
 {% endif %}
 {% include 'changes_indexes.sql' %}
 
-PERFORM agentcow.revoke_grants({{ (t.schema|ident ~ '.' ~ t.changes_name|ident)|literal }}::regclass)
+PERFORM agentcow.revoke_grants({{ t.changes|qualified|literal }}::regclass)

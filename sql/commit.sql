@@ -42,8 +42,8 @@
 {% from '_macros.sql' import match, row, any_null, key_index, any_index %}
 {% import '_conflicts.sql' as conflicts %}
 {% from '_session_state.sql' import begin_exclusive, end_exclusive %}
-{% macro base(t) %}{{ t.schema|ident }}.{{ t.base_name|ident }}{% endmacro %}
-{% macro changes(t) %}{{ t.schema|ident }}.{{ t.changes_name|ident }}{% endmacro %}
+{% macro base(t) %}{{ t.base|qualified }}{% endmacro %}
+{% macro changes(t) %}{{ t.changes|qualified }}{% endmacro %}
 {% macro chosen(alias) -%}
 {{ alias|catalog }}.session_id = {{ session|catalog }} AND {{ any_index(alias) }}{% if operations is not none %} AND {{ alias|catalog }}.operation_id = ANY ({{ operations|catalog }}){% endif %}
 {%- endmacro %}
@@ -80,7 +80,7 @@
 {% endfor %}
           )
 {% for fk in t.referenced_by %}
-      AND NOT EXISTS (SELECT FROM {{ fk.child_schema|ident }}.{{ fk.child_relation|ident }} r
+      AND NOT EXISTS (SELECT FROM {{ fk.child_base|qualified }} r
                       WHERE {{ match('r', 'b', fk.child_columns, fk.parent_columns) }})
 {% endfor %}
 {% endmacro %}
@@ -95,7 +95,7 @@
       AND ({{ any_null('c', fk.child_columns) }}
            OR EXISTS (SELECT FROM {{ base(t) }} s
                       WHERE {{ match('s', stored, t.pk_columns) }} AND {{ match('s', 'c', fk.child_columns) }})
-           OR EXISTS (SELECT FROM {{ fk.parent_schema|ident }}.{{ fk.parent_relation|ident }} p
+           OR EXISTS (SELECT FROM {{ fk.parent_base|qualified }} p
                       WHERE {{ match('p', 'c', fk.parent_columns, fk.child_columns) }}
 {% if parent and not parent.append_only %}
                         AND NOT {{ loses(parent, 'p', fk.parent_columns) }}
@@ -110,7 +110,7 @@
 {% endfor %}
 {% for fk in t.referenced_by %}
       AND NOT EXISTS (SELECT FROM {{ base(t) }} o
-                      JOIN {{ fk.child_schema|ident }}.{{ fk.child_relation|ident }} r
+                      JOIN {{ fk.child_base|qualified }} r
                         ON {{ match('r', 'o', fk.child_columns, fk.parent_columns) }}
                       WHERE {{ row('o', t.pk_columns) }} = {{ row(stored, t.pk_columns) }}
                         AND {{ row('o', fk.parent_columns) }} IS DISTINCT FROM {{ row('c', fk.parent_columns) }})

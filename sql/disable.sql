@@ -1,10 +1,16 @@
-{#- Undoes enable: the base table gets its name and privileges back, with its data, indexes,
-    constraints and the foreign keys of other tables, which always pointed at it. -#}
+{#- Undoes enable. Rename layout: the base table gets its name and privileges back, with its
+    data, indexes, constraints and the foreign keys of other tables, which always pointed at
+    it. Overlay layout: the table never changed; its overlay objects go, and the overlay
+    schema with the last of them. -#}
 {% if step == 'begin' %}
-LOCK TABLE {{ t.schema|ident }}.{{ t.base_name|ident }}, {{ t.schema|ident }}.{{ t.changes_name|ident }} IN ACCESS EXCLUSIVE MODE
+{% if t.overlay_schema %}
+LOCK TABLE {{ t.changes|qualified }} IN ACCESS EXCLUSIVE MODE
+{% else %}
+LOCK TABLE {{ t.base|qualified }}, {{ t.changes|qualified }} IN ACCESS EXCLUSIVE MODE
+{% endif %}
 --;
 {% if not discard_changes %}
-IF EXISTS (SELECT FROM {{ t.schema|ident }}.{{ t.changes_name|ident }}) THEN
+IF EXISTS (SELECT FROM {{ t.changes|qualified }}) THEN
     RAISE EXCEPTION USING ERRCODE = 'object_in_use',
         MESSAGE = {{ ('agentcow: sessions still hold changes for ' ~ t.schema ~ '.' ~ t.name)|literal }},
         HINT = 'Commit or discard them first, or disable with discard_changes=True.';
@@ -14,16 +20,25 @@ END IF
 {% else %}
 PERFORM agentcow.unregister_table({{ t.schema|literal }}, {{ t.name|literal }})
 --;
-DROP VIEW {{ t.schema|ident }}.{{ t.name|ident }}
+DROP VIEW {{ t.view|qualified }}
 --;
-DROP TABLE {{ t.schema|ident }}.{{ t.changes_name|ident }}
+DROP TABLE {{ t.changes|qualified }}
 --;
 {% for function in functions %}
-DROP FUNCTION IF EXISTS {{ t.schema|ident }}.{{ function|ident }}
+DROP FUNCTION IF EXISTS {{ t.function(function)|qualified }}
 --;
 {% endfor %}
-ALTER TABLE {{ t.schema|ident }}.{{ t.base_name|ident }} RENAME TO {{ t.name|ident }}
+{% if t.overlay_schema %}
+IF NOT EXISTS (SELECT FROM pg_catalog.pg_depend d
+               WHERE d.refclassid = 'pg_catalog.pg_namespace'::pg_catalog.regclass
+                 AND d.refobjid = {{ t.overlay_schema|literal }}::pg_catalog.regnamespace) THEN
+    DROP SCHEMA {{ t.overlay_schema|ident }};
+END IF
 --;
+{% else %}
+ALTER TABLE {{ t.base|qualified }} RENAME TO {{ t.name|ident }}
+--;
+{% endif %}
 {% for name in revert_deferrable %}
 ALTER TABLE {{ t.schema|ident }}.{{ t.name|ident }} ALTER CONSTRAINT {{ name|ident }} NOT DEFERRABLE
 --;

@@ -7,7 +7,7 @@ DECLARE
 BEGIN
 {{ begin_exclusive(session, watched, expected, [], changed_message) }}
 {% for t in tables %}
-    DELETE FROM {{ t.schema|ident }}.{{ t.changes_name|ident }} c
+    DELETE FROM {{ t.changes|qualified }} c
     WHERE c.session_id = {{ session|catalog }} AND c._cow_seq > 0{% if operations is not none %} AND c.operation_id = ANY ({{ operations|catalog }}){% endif %};
 {% endfor %}
 {{ end_exclusive(tables, reclaim) }}

@@ -6,13 +6,13 @@
 {% from '_macros.sql' import match, row, any_null, all_null, key_written, security_definer, key_index,
     session_switch_declarations, switch_to_row_session, switch_back, raise_missing_parent, raise_mixed_nulls,
     raise_still_referenced %}
-{% set base = t.schema|ident ~ '.' ~ t.base_name|ident %}
-{% set changes = t.schema|ident ~ '.' ~ t.changes_name|ident %}
-{% set view = t.schema|ident ~ '.' ~ t.name|ident %}
+{% set base = t.base|qualified %}
+{% set changes = t.changes|qualified %}
+{% set view = t.view|qualified %}
 {% set pk = t.pk_columns %}
 {% if t.parents_checked_per_row %}
 -- This table as the child: the parent row must exist for every live version written.
-CREATE {% if replace %}OR REPLACE {% endif %}FUNCTION {{ t.schema|ident }}.{{ names.parent_check_function|ident }}() RETURNS trigger
+CREATE {% if replace %}OR REPLACE {% endif %}FUNCTION {{ t.function(names.parent_check_function)|qualified }}() RETURNS trigger
 {{ security_definer() }}
 AS {{ tag }}
 DECLARE
@@ -40,7 +40,7 @@ BEGIN
 {% endif %}
             EXIT checks;  -- a NULL in the key: nothing to check (MATCH SIMPLE)
         END IF;
-        IF NOT EXISTS (SELECT FROM {{ fk.parent_schema|ident }}.{{ fk.parent_table|ident }} p
+        IF NOT EXISTS (SELECT FROM {{ fk.parent_view|qualified }} p
                        WHERE {{ match('p', 'NEW', fk.parent_columns, fk.child_columns) }}) THEN
             {{ raise_missing_parent(t, fk, 'NEW') }};
         END IF;
@@ -57,7 +57,7 @@ END
 CREATE CONSTRAINT TRIGGER {{ fk.name|ident }}
     AFTER INSERT ON {{ changes|catalog }} {{ fk.deferrability|catalog }}
     FOR EACH ROW WHEN (NEW._cow_kind IN ('I', 'U'))
-    EXECUTE FUNCTION {{ t.schema|ident }}.{{ names.parent_check_function|ident }}({{ fk.name|literal }})
+    EXECUTE FUNCTION {{ t.function(names.parent_check_function)|qualified }}({{ fk.name|literal }})
 --;
 {% endfor %}
 {% endif %}
@@ -65,7 +65,7 @@ CREATE CONSTRAINT TRIGGER {{ fk.name|ident }}
 {% if no_action %}
 -- This table as the parent, NO ACTION keys: a key value this write took away must not be
 -- referenced by live children once the check runs (statement end, or commit if deferred).
-CREATE {% if replace %}OR REPLACE {% endif %}FUNCTION {{ t.schema|ident }}.{{ names.children_check_function|ident }}() RETURNS trigger
+CREATE {% if replace %}OR REPLACE {% endif %}FUNCTION {{ t.function(names.children_check_function)|qualified }}() RETURNS trigger
 {{ security_definer() }}
 AS {{ tag }}
 DECLARE
@@ -112,7 +112,7 @@ BEGIN
            OR EXISTS (SELECT FROM {{ view|catalog }} v WHERE {{ match('v', '_cow_gone', fk.parent_columns) }}) THEN
             EXIT checks;  -- nothing to reference, or the key value is present again
         END IF;
-        IF EXISTS (SELECT FROM {{ fk.child_schema|ident }}.{{ fk.child_table|ident }} r
+        IF EXISTS (SELECT FROM {{ fk.child_view|qualified }} r
                    WHERE {{ match('r', '_cow_gone', fk.child_columns, fk.parent_columns) }}) THEN
             {{ raise_still_referenced(t, fk, '_cow_gone') }};
         END IF;
@@ -128,7 +128,7 @@ END
 {% for fk in no_action if not replace %}
 CREATE CONSTRAINT TRIGGER {{ ('_cow_referenced_' ~ loop.index0)|ident }}
     AFTER INSERT ON {{ changes|catalog }} {{ fk.deferrability|catalog }}
-    FOR EACH ROW EXECUTE FUNCTION {{ t.schema|ident }}.{{ names.children_check_function|ident }}({{ loop.index0|string|literal }})
+    FOR EACH ROW EXECUTE FUNCTION {{ t.function(names.children_check_function)|qualified }}({{ loop.index0|string|literal }})
 --;
 {% endfor %}
 {% endif %}

@@ -9,8 +9,8 @@
     replace: only the function, replacing the one a table already has (upgrades). -#}
 {% from '_macros.sql' import match, row, any_null, all_null, is_latest, key_written, prior_version,
     security_definer, raise_missing_parent, raise_mixed_nulls, raise_still_referenced, key_index, seq_index %}
-{% set changes = t.schema|ident ~ '.' ~ t.changes_name|ident %}
-{% set view = t.schema|ident ~ '.' ~ t.name|ident %}
+{% set changes = t.changes|qualified %}
+{% set view = t.view|qualified %}
 {% set pk = t.pk_columns %}
 {% set mark_name = 'mark_' ~ t.relation.oid ~ '_' %}
 {#- The key values of this table that rows written by the statement took away: for event
@@ -50,7 +50,7 @@
 {% endfor %}
 {% set checks = ns.checks %}
 {% if t.parents_checked_per_statement or t.children_checked_per_statement %}
-CREATE {% if replace %}OR REPLACE {% endif %}FUNCTION {{ t.schema|ident }}.{{ names.statement_check_function|ident }}() RETURNS trigger
+CREATE {% if replace %}OR REPLACE {% endif %}FUNCTION {{ t.function(names.statement_check_function)|qualified }}() RETURNS trigger
 {{ security_definer() }}
 AS {{ tag }}
 DECLARE
@@ -85,7 +85,7 @@ BEGIN
 {% if action == 'a' or (event == 'update' and (fk.parent_columns|reject('in', pk)|list)) %}
       AND NOT EXISTS (SELECT FROM {{ view|catalog }} v WHERE {{ match('v', 'g', fk.parent_columns) }})
 {% endif %}
-      AND EXISTS (SELECT FROM {{ fk.child_schema|ident }}.{{ fk.child_table|ident }} r
+      AND EXISTS (SELECT FROM {{ fk.child_view|qualified }} r
                   WHERE {{ match('r', 'g', fk.child_columns, fk.parent_columns) }})
     ORDER BY g._cow_at
     LIMIT 1;
@@ -115,14 +115,14 @@ BEGIN
       {#- two probes by the parent's key: its latest version in the session, else its base row #}
       AND NOT coalesce(
             (SELECT pc._cow_kind IN ('I', 'U')
-             FROM {{ fk.parent_schema|ident }}.{{ fk.parent_changes_relation|ident }} pc
+             FROM {{ fk.parent_changes|qualified }} pc
              WHERE pc.session_id = _cow_sid AND {{ match('pc', 'c', fk.parent_columns, fk.child_columns) }} AND {{ key_index('pc') }}
              ORDER BY pc._cow_seq DESC
              LIMIT 1),
-            EXISTS (SELECT FROM {{ fk.parent_schema|ident }}.{{ fk.parent_relation|ident }} p
+            EXISTS (SELECT FROM {{ fk.parent_base|qualified }} p
                     WHERE {{ match('p', 'c', fk.parent_columns, fk.child_columns) }}))
 {% else %}
-      AND NOT EXISTS (SELECT FROM {{ fk.parent_schema|ident }}.{{ fk.parent_table|ident }} p
+      AND NOT EXISTS (SELECT FROM {{ fk.parent_view|qualified }} p
                       WHERE {{ match('p', 'c', fk.parent_columns, fk.child_columns) }}
                       OFFSET 0)
 {% endif %}
@@ -154,11 +154,11 @@ END
 {% if not replace %}
 CREATE TRIGGER {{ names.statement_start_trigger|ident }}
     BEFORE INSERT OR UPDATE OR DELETE ON {{ view|catalog }}
-    FOR EACH STATEMENT EXECUTE FUNCTION {{ t.schema|ident }}.{{ names.statement_check_function|ident }}()
+    FOR EACH STATEMENT EXECUTE FUNCTION {{ t.function(names.statement_check_function)|qualified }}()
 --;
 CREATE TRIGGER {{ names.statement_end_trigger|ident }}
     AFTER INSERT OR UPDATE OR DELETE ON {{ view|catalog }}
-    FOR EACH STATEMENT EXECUTE FUNCTION {{ t.schema|ident }}.{{ names.statement_check_function|ident }}()
+    FOR EACH STATEMENT EXECUTE FUNCTION {{ t.function(names.statement_check_function)|qualified }}()
 --;
 {% endif %}
 {% endif %}

@@ -3,7 +3,7 @@
     once per row of a large input, whatever the statistics say.
     replace: replacing the function a table already has (upgrades). -#}
 {% if not t.append_only %}
-CREATE {% if replace %}OR REPLACE {% endif %}FUNCTION {{ t.schema|ident }}.{{ names.floor_function|ident }}() RETURNS SETOF boolean
+CREATE {% if replace %}OR REPLACE {% endif %}FUNCTION {{ t.function(names.floor_function)|qualified }}() RETURNS SETOF boolean
 LANGUAGE plpgsql STABLE PARALLEL SAFE ROWS 1000
 AS {{ tag }} BEGIN RETURN NEXT true; END {{ tag }}
 --;

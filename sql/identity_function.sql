@@ -6,7 +6,7 @@
     Calling the function directly only draws a value, as the default would.
     replace: replacing the function a table already has (upgrades). -#}
 {% if t.identity_columns %}
-CREATE {% if replace %}OR REPLACE {% endif %}FUNCTION {{ t.schema|ident }}.{{ names.identity_function|ident }}(_column text) RETURNS bigint
+CREATE {% if replace %}OR REPLACE {% endif %}FUNCTION {{ t.function(names.identity_function)|qualified }}(_column text) RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS {{ tag }}
 DECLARE

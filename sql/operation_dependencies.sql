@@ -15,7 +15,7 @@
 
     tables: every COW table of the schema; by_name: the same by name (for foreign keys). -#}
 {% from '_macros.sql' import match, row %}
-{% macro changes(t) %}{{ t.schema|ident }}.{{ t.changes_name|ident }}{% endmacro %}
+{% macro changes(t) %}{{ t.changes|qualified }}{% endmacro %}
 {#- a version's row before the write, as a record prefix -#}
 {% macro old(alias) %}({{ alias|catalog }}._cow_old){% endmacro %}
 {#- the key was free before the write (a stored row never has a NULL primary-key column);

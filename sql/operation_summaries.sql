@@ -1,7 +1,7 @@
 {#- Per operation and table of a session: the rows the operation inserted, updated and deleted
     (distinct keys per kind of write; a key change counts as an update) and its first and
     last write in the session's order. An append-only table's versions are rows of their own. -#}
-{% macro changes(t) %}{{ t.schema|ident }}.{{ t.changes_name|ident }}{% endmacro %}
+{% macro changes(t) %}{{ t.changes|qualified }}{% endmacro %}
 {% for t in tables %}
 {% if not loop.first %}
 UNION ALL

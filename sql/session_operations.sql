@@ -3,7 +3,7 @@ SELECT w.operation_id
 FROM (
 {% for table in tables %}
     SELECT c.operation_id, min(c._cow_seq) AS first_seq
-    FROM {{ schema|ident }}.{{ table.changes_name|ident }} c
+    FROM {{ table.changes|qualified }} c
     WHERE c.session_id = {{ session|catalog }} AND c._cow_seq > 0
     GROUP BY c.operation_id
 {% if not loop.last %}

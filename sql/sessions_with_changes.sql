@@ -1,2 +1,2 @@
 -- Sessions holding changes in one change table.
-SELECT DISTINCT c.session_id FROM {{ schema|ident }}.{{ changes|ident }} c ORDER BY 1
+SELECT DISTINCT c.session_id FROM {{ changes|qualified }} c ORDER BY 1

@@ -1,4 +1,4 @@
-{#- Brings a table enabled under an older layout (from_layout) to this package's, step by
+{#- Brings a table enabled under an older layout (from_version) to this package's, step by
     step, keeping the versions sessions hold; the write trigger function is replaced by this
     package's.
 
@@ -17,9 +17,9 @@
     the change table's indexes become partial and the view reads over the floor function
     (plans that do not depend on statistics). -#}
 {% from '_macros.sql' import match %}
-{% set base = t.schema|ident ~ '.' ~ t.base_name|ident %}
-{% set changes = t.schema|ident ~ '.' ~ t.changes_name|ident %}
-{% if from_layout == '0.1.0' %}
+{% set base = t.base|qualified %}
+{% set changes = t.changes|qualified %}
+{% if from_version == '0.1.0' %}
 ALTER TABLE {{ changes|catalog }} ADD COLUMN _cow_old {{ base|catalog }}
 --;
 UPDATE {{ changes|catalog }} AS c
@@ -37,7 +37,7 @@ FROM (SELECT p.session_id, p._cow_seq,
 WHERE c.session_id = v.session_id AND c._cow_seq = v._cow_seq
 --;
 {% endif %}
-{% if from_layout in ('0.1.0', '0.2.0') %}
+{% if from_version in ('0.1.0', '0.2.0') %}
 {% for check in t.checks %}
 ALTER TABLE {{ changes|catalog }} DROP CONSTRAINT IF EXISTS {{ check.name|ident }}
 --;
@@ -84,4 +84,4 @@ ALTER TABLE {{ changes|catalog }} REPLICA IDENTITY FULL
 {% include 'write_trigger.sql' %}
 
 --;
-PERFORM agentcow.set_table_layout({{ t.schema|literal }}, {{ t.name|literal }}, {{ layout|literal }})
+PERFORM agentcow.set_table_layout({{ t.schema|literal }}, {{ t.name|literal }}, {{ objects_version|literal }})

@@ -23,24 +23,24 @@
     An append-only table (no key) has a view of its own: view_append.sql.
     replace: replacing the view a table already has (upgrades), whose grants stay. -#}
 {% from '_macros.sql' import match, visible, any_index %}
-{% set view = t.schema|ident ~ '.' ~ t.name|ident %}
+{% set view = t.view|qualified %}
 {% if t.append_only %}
 {% include 'view_append.sql' %}
 {% else %}
-{% set floor = t.schema|ident ~ '.' ~ names.floor_function|ident %}
+{% set floor = t.function(names.floor_function)|qualified %}
 {#- the session's visible versions, joined to the floor's one row -#}
 {% set session_rows %}(SELECT c._cow_kind, c._cow_seq, {{ t.column_names|columns('c') }}
-      FROM {{ t.schema|ident }}.{{ t.changes_name|ident }} c CROSS JOIN {{ floor|catalog }}() f
+      FROM {{ t.changes|qualified }} c CROSS JOIN {{ floor|catalog }}() f
       WHERE c.session_id = agentcow.session_id() AND {{ any_index('c') }}
         AND {{ visible('c') }}){% endset %}
 CREATE {% if replace %}OR REPLACE {% endif %}VIEW {{ view|catalog }} WITH (security_barrier) AS
 SELECT {{ t.column_names|columns('merged') }} FROM (
 SELECT {{ t.column_names|columns('b') }}
-FROM {{ t.schema|ident }}.{{ t.base_name|ident }} b
+FROM {{ t.base|qualified }} b
 WHERE agentcow.session_id() IS NULL
 UNION ALL
 SELECT {{ t.column_names|columns('b') }}
-FROM {{ t.schema|ident }}.{{ t.base_name|ident }} b
+FROM {{ t.base|qualified }} b
 WHERE agentcow.session_id() IS NOT NULL
   AND NOT EXISTS (SELECT FROM {{ session_rows }} c
                   WHERE {{ match('c', 'b', t.pk_columns) }})

@@ -4,13 +4,13 @@
     filter, so without a session it is not even scanned. In a subquery to keep the
     security_barrier (see view.sql). -#}
 {% from '_macros.sql' import visible %}
-CREATE VIEW {{ t.schema|ident }}.{{ t.name|ident }} WITH (security_barrier) AS
+CREATE VIEW {{ t.view|qualified }} WITH (security_barrier) AS
 SELECT {{ t.column_names|columns('merged') }} FROM (
 SELECT {{ t.column_names|columns('b') }}
-FROM {{ t.schema|ident }}.{{ t.base_name|ident }} b
+FROM {{ t.base|qualified }} b
 UNION ALL
 SELECT {{ t.column_names|columns('c') }}
-FROM {{ t.schema|ident }}.{{ t.changes_name|ident }} c
+FROM {{ t.changes|qualified }} c
 WHERE agentcow.session_id() IS NOT NULL
   AND c.session_id = agentcow.session_id()
   AND {{ visible('c') }}

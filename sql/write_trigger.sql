@@ -10,12 +10,12 @@
 {% if t.append_only %}
 {% include 'write_trigger_append.sql' %}
 {% else %}
-{% from '_macros.sql' import match, row, any_null, all_null, security_definer, refuse_generated_values,
+{% from '_macros.sql' import refuse_without_session, match, row, any_null, all_null, security_definer, refuse_generated_values,
     insert_without_session, key_index, unique_index %}
 {% from '_row_errors.sql' import raise_row_error, raise_duplicate, check_declarations, record_checked %}
-{% set base = t.schema|ident ~ '.' ~ t.base_name|ident %}
-{% set changes = t.schema|ident ~ '.' ~ t.changes_name|ident %}
-{% set view = t.schema|ident ~ '.' ~ t.name|ident %}
+{% set base = t.base|qualified %}
+{% set changes = t.changes|qualified %}
+{% set view = t.view|qualified %}
 {% set pk = t.pk_columns %}
 {#- NOT NULL columns the change table leaves to this trigger, and the CHECK constraints -#}
 {% macro record_version(kind, source) -%}
@@ -35,7 +35,7 @@ IF EXISTS (SELECT FROM {{ base|catalog }} AS b WHERE {{ match('b', 'OLD', pk) }}
 ROW({{ t.column_names|columns('OLD') }})::{{ base|catalog }}
 {%- endmacro %}
 {% macro references_exist(fk, prefix) -%}
-EXISTS (SELECT FROM {{ fk.child_schema|ident }}.{{ fk.child_table|ident }} r
+EXISTS (SELECT FROM {{ fk.child_view|qualified }} r
                  WHERE {{ match('r', prefix, fk.child_columns, fk.parent_columns) }})
 {%- endmacro %}
 {#- ON DELETE / ON UPDATE CASCADE, SET NULL and SET DEFAULT, applied to the children in the
@@ -47,22 +47,22 @@ EXISTS (SELECT FROM {{ fk.child_schema|ident }}.{{ fk.child_table|ident }} r
             PERFORM agentcow.require_cow_target({{ fk.child_schema|literal }}, {{ fk.child_table|literal }}, {{ fk.name|literal }});
         END IF;
 {% if action == 'c' and new_values %}
-        UPDATE {{ fk.child_schema|ident }}.{{ fk.child_table|ident }} r
+        UPDATE {{ fk.child_view|qualified }} r
            SET {% for c in fk.child_columns %}{{ c|ident }} = NEW.{{ fk.parent_columns[loop.index0]|ident }}{% if not loop.last %}, {% endif %}{% endfor %}
 
          WHERE {{ match('r', 'OLD', fk.child_columns, fk.parent_columns) }};
 {% elif action == 'c' %}
-        DELETE FROM {{ fk.child_schema|ident }}.{{ fk.child_table|ident }} r
+        DELETE FROM {{ fk.child_view|qualified }} r
          WHERE {{ match('r', 'OLD', fk.child_columns, fk.parent_columns) }};
 {% else %}
-        UPDATE {{ fk.child_schema|ident }}.{{ fk.child_table|ident }} r
+        UPDATE {{ fk.child_view|qualified }} r
            SET {% for c in (fk.delete_set_columns if (fk.delete_set_columns and not new_values) else fk.child_columns) %}{{ c|ident }} = {{ ('NULL' if action == 'n' else 'DEFAULT')|catalog }}{% if not loop.last %}, {% endif %}{% endfor %}
 
          WHERE {{ match('r', 'OLD', fk.child_columns, fk.parent_columns) }};
 {% endif %}
 {% endif %}
 {%- endmacro %}
-CREATE {% if replace %}OR REPLACE {% endif %}FUNCTION {{ t.schema|ident }}.{{ names.write_function|ident }}() RETURNS trigger
+CREATE {% if replace %}OR REPLACE {% endif %}FUNCTION {{ t.function(names.write_function)|qualified }}() RETURNS trigger
 {{ security_definer() }}
 AS {{ tag }}
 #variable_conflict use_column
@@ -74,6 +74,9 @@ DECLARE
 BEGIN
 {{ refuse_generated_values(t) }}
     IF _cow_sid IS NULL THEN
+{% if t.overlay_schema %}
+        {{ refuse_without_session(t) }};
+{% else %}
         -- No session: the table as it always was.
         IF TG_OP = 'INSERT' THEN
             {{ insert_without_session(t) }}
@@ -98,6 +101,7 @@ BEGIN
             END IF;
             RETURN OLD;
         END IF;
+{% endif %}
     END IF;
 
     _cow_op := agentcow.require_write_operation();
@@ -177,6 +181,6 @@ END
 --;
 CREATE TRIGGER {{ names.write_trigger|ident }}
     INSTEAD OF INSERT OR UPDATE OR DELETE ON {{ view|catalog }}
-    FOR EACH ROW EXECUTE FUNCTION {{ t.schema|ident }}.{{ names.write_function|ident }}()
+    FOR EACH ROW EXECUTE FUNCTION {{ t.function(names.write_function)|qualified }}()
 {% endif %}
 {% endif %}

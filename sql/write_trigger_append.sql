@@ -16,12 +16,12 @@
     replaces, in the session or at commit.
 
     The generated and identity checks are those of write_trigger.sql. -#}
-{% from '_macros.sql' import match, any_null, security_definer, refuse_generated_values, insert_without_session %}
+{% from '_macros.sql' import refuse_without_session, match, any_null, security_definer, refuse_generated_values, insert_without_session %}
 {% from '_row_errors.sql' import raise_row_error, raise_duplicate, check_declarations, record_checked %}
-{% set base = t.schema|ident ~ '.' ~ t.base_name|ident %}
-{% set changes = t.schema|ident ~ '.' ~ t.changes_name|ident %}
+{% set base = t.base|qualified %}
+{% set changes = t.changes|qualified %}
 {#- NOT NULL and CHECK are this trigger's to check (changes_table.sql copies neither) -#}
-{% set view = t.schema|ident ~ '.' ~ t.name|ident %}
+{% set view = t.view|qualified %}
 {#- the first stored row equal to OLD, locked; by = a column that leads an index -#}
 {% macro find_stored(by) -%}
 SELECT _cow_b.ctid INTO _cow_stored
@@ -30,7 +30,7 @@ SELECT _cow_b.ctid INTO _cow_stored
              LIMIT 1
                FOR UPDATE OF _cow_b
 {%- endmacro %}
-CREATE {% if replace %}OR REPLACE {% endif %}FUNCTION {{ t.schema|ident }}.{{ names.write_function|ident }}() RETURNS trigger
+CREATE {% if replace %}OR REPLACE {% endif %}FUNCTION {{ t.function(names.write_function)|qualified }}() RETURNS trigger
 {{ security_definer() }}
 AS {{ tag }}
 #variable_conflict use_column
@@ -43,6 +43,9 @@ DECLARE
 BEGIN
 {{ refuse_generated_values(t) }}
     IF _cow_sid IS NULL THEN
+{% if t.overlay_schema %}
+        {{ refuse_without_session(t) }};
+{% else %}
         -- No session: the table as it always was.
         IF TG_OP = 'INSERT' THEN
             {{ insert_without_session(t) }}
@@ -70,6 +73,7 @@ BEGIN
         END IF;
         DELETE FROM {{ base|catalog }} AS _cow_b WHERE _cow_b.ctid = _cow_stored;
         RETURN OLD;
+{% endif %}
     END IF;
 
     _cow_op := agentcow.require_write_operation();
@@ -110,5 +114,5 @@ END
 --;
 CREATE TRIGGER {{ names.write_trigger|ident }}
     INSTEAD OF INSERT OR UPDATE OR DELETE ON {{ view|catalog }}
-    FOR EACH ROW EXECUTE FUNCTION {{ t.schema|ident }}.{{ names.write_function|ident }}()
+    FOR EACH ROW EXECUTE FUNCTION {{ t.function(names.write_function)|qualified }}()
 {% endif %}

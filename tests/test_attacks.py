@@ -84,14 +84,17 @@ async def test_a_temporary_table_buys_no_owner_rights(conn: Any, database: TestD
             "CREATE TEMP VIEW mine AS SELECT * FROM mine_base"
         )
         temp = await agent.fetchval("SELECT pg_my_temp_schema()::regnamespace::text")
-        for base, changes, view in (
-            ("mine_base", "mine_changes", "mine"),
-            ("mine_base", "mine_base", "mine_base"),
+        for schema, base, changes, view, overlay in (
+            (temp, "mine_base", "mine_changes", "mine", "NULL"),
+            (temp, "mine_base", "mine_base", "mine_base", "NULL"),
+            # the overlay layout: a permanent table of the owner's, with a view and change
+            # table of the agent's in its temporary schema
+            ("public", "tickets", "mine_changes", "mine", f"'{temp}'"),
         ):
             with pytest.raises(asyncpg.InsufficientPrivilegeError):
                 await agent.execute(
-                    f"SELECT agentcow.register_table('{temp}', '{view}', '{base}', "
-                    f"'{changes}', '{{id}}', '{{}}')"
+                    f"SELECT agentcow.register_table('{schema}', '{view}', '{base}', "
+                    f"'{changes}', '{{id}}', '{{}}', {overlay})"
                 )
         for sql in (
             "SELECT agentcow.remember('identity_1_id', 500)",

@@ -15,7 +15,7 @@ import asyncpg
 import pytest
 
 import agentcow as ac
-from agentcow.catalog import describe_table
+from agentcow.catalog import describe_registered, registered_tables
 from tests.helpers import (
     changes_count,
     compare_with_plain,
@@ -311,7 +311,8 @@ async def test_without_a_session_writes_go_to_the_base(conn: Any) -> None:
     )
     assert await changes_count(conn, "log") == 0
     # The stored row is looked up through the index on level, not by a scan per row.
-    t = await describe_table(ex(conn), "public", "log", "log_base")
+    (entry,) = await registered_tables(ex(conn), "public", "log")
+    t = await describe_registered(ex(conn), "public", entry)
     assert t.append_only and t.lookup_columns == ("level",)
     source = await conn.fetchval("SELECT prosrc FROM pg_proc WHERE proname = 'log_cow_write'")
     assert '_cow_b."level" = OLD."level"' in source

@@ -3,6 +3,7 @@ enabled under it by upgrade_cow_tables, with sessions keeping their changes."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -13,10 +14,10 @@ import pytest
 
 import agentcow as ac
 from agentcow.deploy import migration_plan
-from agentcow.enable import prepare_enable
+from agentcow.enable import enable_script, prepare_enable
 from agentcow.script import run_atomically
 from agentcow.templates import render
-from agentcow.versions import KIT_VERSION, TABLE_LAYOUT
+from agentcow.versions import KIT_VERSION, OBJECTS_VERSION
 from tests.conftest import TestDatabase
 from tests.helpers import connect_as, create_login_role, ex, fetch, new_id, session
 
@@ -42,12 +43,22 @@ async def _install_kit_010(conn: Any) -> None:
 
 
 async def _enable_without_session_lock(conn: Any, table: str) -> list[str]:
-    """This package's enable statements less the session lock (layout 0.3.0: the write
-    trigger's lock of each row's session), whose function older kits lack."""
-    statements = await prepare_enable(ex(conn), table, None, "public", False)
+    """This package's enable statements (rename layout) less what older kits lack: the
+    session lock (layout 0.3.0: the write trigger's lock of each row's session) and the
+    registry's record of the layout (read while describing the table, written by
+    register_table's last argument)."""
+    await conn.execute("ALTER TABLE agentcow.cow_tables ADD COLUMN overlay_schema name")
+    try:
+        statements = await enable_script(
+            ex(conn), [await prepare_enable(ex(conn), table, None, "public", False)]
+        )
+    finally:
+        await conn.execute("ALTER TABLE agentcow.cow_tables DROP COLUMN overlay_schema")
     row_lock = "PERFORM agentcow.share_session(_cow_sid);"
     assert any(row_lock in s for s in statements)
-    return [s.replace(row_lock, "") for s in statements]
+    layout = re.compile(r"::name\[\],\s*NULL\)")
+    assert any(layout.search(s) for s in statements)
+    return [layout.sub("::name[])", s.replace(row_lock, "")) for s in statements]
 
 
 async def _table_with_layout_010(conn: Any) -> tuple[Any, list[tuple[Any, ...]]]:
@@ -96,7 +107,7 @@ async def test_upgrade_from_kit_010(conn: Any) -> None:
 
     assert await ac.upgrade_cow_tables(executor) == ["t"]
     assert await ac.upgrade_cow_tables(executor) == []
-    assert await fetch(conn, "SELECT layout FROM agentcow.cow_tables") == [(TABLE_LAYOUT,)]
+    assert await fetch(conn, "SELECT layout FROM agentcow.cow_tables") == [(OBJECTS_VERSION,)]
     # The rows before each write, rebuilt: as recorded (the base has not changed since).
     assert await fetch(conn, OLD_CHANGES) == versions
     assert len(await ac.get_operation_dependencies(executor, sid)) == 3
