@@ -22,6 +22,7 @@ from agentcow.errors import (
     SessionChangedError,
     SessionNotInTransactionError,
     ShadowedNamesError,
+    StaleOverlayError,
     TableNotFoundError,
     UnsupportedTableError,
 )
@@ -29,6 +30,7 @@ from agentcow.executor import TransactionAware
 from agentcow.operations import OperationSummary, get_operation_summaries
 from agentcow.postgres import *  # noqa: F403
 from agentcow.postgres import __all__ as _postgres_all
+from agentcow.refresh import cow_migration, refresh_cow
 from agentcow.upgrade import upgrade_cow_tables
 
 __version__ = "0.3.0"
@@ -51,12 +53,15 @@ __all__ = [
     "SessionChangedError",
     "SessionNotInTransactionError",
     "ShadowedNamesError",
+    "StaleOverlayError",
     "TableNotFoundError",
     "TransactionAware",
     "UnsupportedTableError",
     "commit_cow_operations_schema",
+    "cow_migration",
     "discard_cow_operations_schema",
     "get_cow_conflicts",
     "get_operation_summaries",
+    "refresh_cow",
     "upgrade_cow_tables",
 ]

@@ -6,6 +6,7 @@ always match the table as it is, not as someone remembered it.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,7 +19,12 @@ from agentcow.description import (
     TableDescription,
     UniqueKey,
 )
-from agentcow.errors import KitVersionError, NotDeployedError, TableNotFoundError
+from agentcow.errors import (
+    KitVersionError,
+    NotDeployedError,
+    StaleOverlayError,
+    TableNotFoundError,
+)
 from agentcow.executor import Executor
 from agentcow.templates import render
 from agentcow.versions import KIT_VERSION, OBJECTS_VERSION
@@ -60,11 +66,11 @@ async def describe_current(
     return await describe_registered(executor, schema, entry)
 
 
-async def describe_registered(
+async def describe_stored(
     executor: Executor, schema: str, entry: RegisteredTable
 ) -> TableDescription:
-    """Describe a COW table as it is stored: its base table, with the key and the layout
-    recorded when it was enabled."""
+    """Describe a COW table's base table as it is now, with the key and the layout recorded
+    when it was enabled."""
     return await describe_table(
         executor,
         schema,
@@ -72,6 +78,54 @@ async def describe_registered(
         key_columns=entry.pk_columns,
         overlay_schema=entry.overlay_schema,
         relation_name=entry.base_name,
+    )
+
+
+async def describe_registered(
+    executor: Executor, schema: str, entry: RegisteredTable
+) -> TableDescription:
+    """Describe a COW table as its objects (view, change table, triggers) know it. In the
+    overlay layout the table may have been altered since: columns added since are left out
+    (the overlay does not show them until refresh_cow); a column the overlay reads that is
+    gone or has another type raises :class:`StaleOverlayError`."""
+    t = await describe_stored(executor, schema, entry)
+    if t.overlay_schema is None:
+        return t
+    made = await overlay_columns(executor, t)
+    now = {c.name: c.type for c in t.columns}
+    changed = [
+        f"column {name} {'is gone' if name not in now else f'is now {now[name]}'}"
+        for name, type_ in made
+        if now.get(name) != type_
+    ]
+    if changed:
+        raise StaleOverlayError(
+            f"{schema}.{t.name} changed since its overlay was made ({'; '.join(changed)}): "
+            f"its owner must call refresh_cow(executor, schema={schema!r})",
+            [f"{schema}.{t.name}"],
+        )
+    return known_columns_only(t, {name for name, _ in made})
+
+
+async def overlay_columns(executor: Executor, t: TableDescription) -> list[tuple[str, str]]:
+    """(name, type) of the columns an overlay was made with: its row type's."""
+    rows = await executor.execute(render("catalog_row_type.sql", type=t.row_type))
+    return [(str(name), str(type_)) for name, type_ in rows]
+
+
+def known_columns_only(t: TableDescription, known: set[str]) -> TableDescription:
+    """``t`` less the columns (and the keys over them) its overlay does not know."""
+
+    def known_all(columns: Sequence[str]) -> bool:
+        return known.issuperset(columns)
+
+    return dataclasses.replace(
+        t,
+        columns=tuple(c for c in t.columns if c.name in known),
+        unique_keys=tuple(u for u in t.unique_keys if known_all(u.columns)),
+        foreign_keys=tuple(fk for fk in t.foreign_keys if known_all(fk.child_columns)),
+        referenced_by=tuple(fk for fk in t.referenced_by if known_all(fk.parent_columns)),
+        lookup_columns=tuple(c for c in t.lookup_columns if c in known),
     )
 
 

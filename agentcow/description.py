@@ -8,6 +8,7 @@ from agentcow.identifiers import derived_name
 
 BASE_SUFFIX = "_base"
 CHANGES_SUFFIX = "_changes"
+ROW_TYPE_SUFFIX = "_cow_row"
 
 
 @dataclass(frozen=True)
@@ -177,6 +178,16 @@ class TableDescription:
     @property
     def changes(self) -> tuple[str, str]:
         return (self.kit_schema, self.changes_name)
+
+    @property
+    def row_type(self) -> tuple[str, str]:
+        """The type of a change row's ``_cow_old`` (the row before the write): the base's
+        row type in the rename layout; in the overlay layout a type of the overlay's own,
+        with the columns the overlay was made with, so that no ALTER TABLE on the table
+        (ADD COLUMN ... DEFAULT, a column's new type) is refused for it."""
+        if self.overlay_schema:
+            return (self.overlay_schema, derived_name(self.name, ROW_TYPE_SUFFIX))
+        return self.base
 
     @property
     def view(self) -> tuple[str, str]:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from agentcow.catalog import (
-    describe_registered,
+    describe_stored,
     describe_table,
     find_relation,
     registered_tables,
@@ -23,6 +23,7 @@ from agentcow.naming import LAYOUTS, OVERLAY_SUFFIX, Layout, is_reserved_column,
 from agentcow.neighbours import neighbour_statements, seen_after
 from agentcow.script import run_atomically
 from agentcow.templates import dollar_tag, render, render_statements
+from agentcow.twins import after, overlaid_tables, twin_script
 
 _KIND_NAMES = {
     "v": "a view",
@@ -75,7 +76,7 @@ def _unsupported_reasons(
 async def _taken_names(executor: Executor, t: TableDescription) -> list[str]:
     """Names enable would create, or (overlay) hide from the agent's unqualified SQL."""
     if t.overlay_schema:
-        wanted = [t.view, t.changes, (t.schema, t.changes_name)]
+        wanted = [t.view, t.changes, t.row_type, (t.schema, t.changes_name)]
     else:
         wanted = [t.base, t.changes]
     return [
@@ -115,10 +116,15 @@ async def enable_script(executor: Executor, planned: Sequence[PlannedEnable]) ->
     """The statements that enable the ``planned`` tables together: each sees the others (and
     its COW-enabled neighbours see it) as enabled."""
     changes = {(p.t.schema, p.t.name): p.t for p in planned}
-    statements: list[str] = []
+    before = await overlaid_tables(executor)
+    drop_twins, make_twins = await twin_script(
+        executor, before, after(before, enabled=[p.t for p in planned])
+    )
+    statements = drop_twins
     for p in planned:
         statements += enable_statements(seen_after(p.t, changes), p.make_deferrable, p.grants)
-    return statements + await neighbour_statements(executor, [p.t for p in planned], changes)
+    statements += await neighbour_statements(executor, [p.t for p in planned], changes)
+    return statements + make_twins
 
 
 def enable_statements(
@@ -126,13 +132,26 @@ def enable_statements(
 ) -> list[str]:
     """The statements that make ``t`` (described before the change, with its ``grants``)
     a COW table."""
+    return [
+        *render_statements("enable.sql", step="begin", t=t, make_deferrable=make_deferrable),
+        *cow_objects(t, grants),
+        *render_statements("enable.sql", step="end", t=t, make_deferrable=make_deferrable),
+    ]
+
+
+def cow_objects(
+    t: TableDescription, grants: Sequence[Grant], fill_changes: Sequence[str] = ()
+) -> list[str]:
+    """The objects of a COW table: its change table (then ``fill_changes``, before any
+    trigger on it exists), functions, view (with ``grants``) and triggers."""
     names = object_names(t.name)
     create_view, *view_rest = render_statements(
         "view.sql", t=t, names=names, tag=dollar_tag(), replace=False
     )
     return [
-        *render_statements("enable.sql", step="begin", t=t, make_deferrable=make_deferrable),
+        *(render_statements("row_type.sql", t=t) if t.overlay_schema else ()),
         *render_statements("changes_table.sql", t=t),
+        *fill_changes,
         *render_statements(
             "identity_function.sql", t=t, names=names, tag=dollar_tag(), replace=False
         ),
@@ -142,14 +161,13 @@ def enable_statements(
         create_view,
         *render_statements("search_path.sql", step="restore"),
         *view_rest,
-        *grant_statements(grants, source=t.base, target=t.view),
+        *grant_statements(grants, source=t.base, target=t.view, move=not t.overlay_schema),
         *render_statements("write_trigger.sql", t=t, names=names, tag=dollar_tag(), replace=False),
         *render_statements("fk_checks.sql", t=t, names=names, tag=dollar_tag(), replace=False),
         *render_statements(
             "fk_statement_checks.sql", t=t, names=names, tag=dollar_tag(), replace=False
         ),
         *render_statements("ownership.sql", t=t, functions=_created_functions(t)),
-        *render_statements("enable.sql", step="end", t=t, make_deferrable=make_deferrable),
     ]
 
 
@@ -235,15 +253,19 @@ async def disable_script(
                     f"still hold changes ({', '.join(pending[:5])}); commit or discard them, "
                     "or pass discard_changes=True"
                 )
-    described = [await describe_registered(executor, schema, entry) for entry in entries]
-    statements: list[str] = []
+    described = [await describe_stored(executor, schema, entry) for entry in entries]
+    before = await overlaid_tables(executor)
+    drop_twins, make_twins = await twin_script(
+        executor, before, after(before, disabled=[(schema, e.name) for e in entries])
+    )
+    statements = drop_twins
     for entry, t in zip(entries, described, strict=True):
         # the rename layout's view held the table's privileges: the table takes them back
         view = None if t.overlay_schema else await find_relation(executor, *t.view)
         view_grants = await read_grants(executor, view.oid) if view is not None else ()
         statements += [
             *render_statements("disable.sql", step="begin", t=t, discard_changes=discard_changes),
-            *grant_statements(view_grants, source=t.view, target=t.base),
+            *grant_statements(view_grants, source=t.view, target=t.base, move=True),
             *render_statements(
                 "disable.sql",
                 step="end",
@@ -253,7 +275,8 @@ async def disable_script(
             ),
         ]
     changes = {(schema, t.name): None for t in described}
-    return statements + await neighbour_statements(executor, described, changes)
+    statements += await neighbour_statements(executor, described, changes)
+    return statements + make_twins
 
 
 async def enable_cow(

@@ -93,6 +93,11 @@ class OverlayMissingError(CowError):
         self.tables = tables
 
 
+class StaleOverlayError(OverlayMissingError):
+    """A column an overlay reads (``.tables``) was dropped, renamed or given another type
+    since the overlay was made: its owner calls ``refresh_cow``."""
+
+
 class SessionChangedError(CowError):
     """Agents wrote in the session (or another commit or discard ran) while a commit or
     discard was being prepared, and it could not plan again; nothing was applied.

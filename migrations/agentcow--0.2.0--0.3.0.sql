@@ -171,6 +171,22 @@ BEGIN
 END
 $fn$;
 
+-- A view's definition as printed under _path (restored after): overlay twins of user views
+-- (twin.sql) are made from it. Not SECURITY DEFINER.
+CREATE FUNCTION agentcow.view_definition(_view regclass, _path text) RETURNS text
+LANGUAGE plpgsql
+AS $fn$
+DECLARE
+    _caller text := pg_catalog.current_setting('search_path');
+    _definition text;
+BEGIN
+    PERFORM pg_catalog.set_config('search_path', _path, true);
+    _definition := pg_catalog.pg_get_viewdef(_view);
+    PERFORM pg_catalog.set_config('search_path', _caller, true);
+    RETURN _definition;
+END
+$fn$;
+
 -- Registering a table lets its owner commit and discard sessions, and its triggers keep state.
 -- The table, its change table and its view must all exist, be permanent and belong to the
 -- same role, which the login role may act as: a temporary table (any role may create one)

@@ -10,7 +10,9 @@
 {% macro then_present(t) %}(c._cow_baseline).{{ t.pk_columns[0]|ident }} IS NOT NULL{% endmacro %}
 {% macro now_present(t) %}_cow_now.{{ t.pk_columns[0]|ident }} IS NOT NULL{% endmacro %}
 {% macro session_present() %}c._cow_kind IN ('I', 'U'){% endmacro %}
-{% macro session_row(t) %}ROW({{ t.column_names|columns('c') }})::{{ t.base|qualified }}{% endmacro %}
+{% macro session_row(t) %}ROW({{ t.column_names|columns('c') }})::{{ t.row_type|qualified }}{% endmacro %}
+{#- the stored row as a row of the row type: its columns the overlay knows (overlay layout) -#}
+{% macro now_row(t) %}ROW({{ t.column_names|columns('_cow_now') }})::{{ t.row_type|qualified }}{% endmacro %}
 
 {#- the session and the base both changed the column since the baseline, to different values -#}
 {% macro both_changed(column) -%}
@@ -32,9 +34,9 @@ FROM (SELECT v.*,
 LEFT JOIN {{ t.base|qualified }} _cow_now ON {{ match('_cow_now', 'c', t.pk_columns) }}
 WHERE c._cow_seq = c._cow_latest
   AND (({{ then_present(t) }}) IS DISTINCT FROM ({{ now_present(t) }})
-       OR ({{ then_present(t) }} AND NOT (c._cow_baseline OPERATOR(pg_catalog.*=) _cow_now)))
+       OR ({{ then_present(t) }} AND NOT (c._cow_baseline OPERATOR(pg_catalog.*=) {{ now_row(t) }})))
   AND NOT (({{ session_present() }}) = ({{ now_present(t) }})
-           AND (NOT {{ session_present() }} OR {{ session_row(t) }} OPERATOR(pg_catalog.*=) _cow_now))
+           AND (NOT {{ session_present() }} OR {{ session_row(t) }} OPERATOR(pg_catalog.*=) {{ now_row(t) }}))
 {% if unmergeable_only %}
   AND NOT {{ mergeable(t) }}
 {% endif %}

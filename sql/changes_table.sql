@@ -16,7 +16,7 @@ CREATE TABLE {{ t.changes|qualified }} (
     _cow_seq bigint NOT NULL DEFAULT pg_catalog.nextval('agentcow.change_seq'::regclass),
     _cow_kind "char" NOT NULL CHECK (_cow_kind IN ('I', 'U', 'D', 'M')),
     LIKE {{ t.base|qualified }} INCLUDING GENERATED,
-    _cow_old {{ t.base|qualified }}{% if t.append_only %},
+    _cow_old {{ t.row_type|qualified }}{% if t.append_only %},
     PRIMARY KEY (session_id, _cow_seq){% endif %}
 
 )

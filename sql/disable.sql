@@ -24,6 +24,10 @@ DROP VIEW {{ t.view|qualified }}
 --;
 DROP TABLE {{ t.changes|qualified }}
 --;
+{% if t.overlay_schema %}
+DROP TYPE {{ t.row_type|qualified }}
+--;
+{% endif %}
 {% for function in functions %}
 DROP FUNCTION IF EXISTS {{ t.function(function)|qualified }}
 --;

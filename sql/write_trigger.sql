@@ -30,9 +30,10 @@ IF EXISTS (SELECT FROM {{ base|catalog }} AS b WHERE {{ match('b', 'OLD', pk) }}
                         DETAIL = {{ ('Another transaction changed a row of ' ~ t.name ~ ' after this statement read it; retry the statement.')|literal }};
                 END IF;
 {%- endmacro %}
-{#- OLD as a row of the base table: the view's columns are the table's, in its order -#}
+{#- OLD as a row of the row type (the base's, in the rename layout): the view's columns are
+    the table's, in its order -#}
 {% macro old_row() -%}
-ROW({{ t.column_names|columns('OLD') }})::{{ base|catalog }}
+ROW({{ t.column_names|columns('OLD') }})::{{ t.row_type|qualified }}
 {%- endmacro %}
 {% macro references_exist(fk, prefix) -%}
 EXISTS (SELECT FROM {{ fk.child_view|qualified }} r

@@ -22,8 +22,9 @@ INSERT INTO orders (total) VALUES (120.00), (35.50);
 
 
 def readme_example() -> str:
-    """The README's runnable blocks (those that await), in order: one example in parts."""
-    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.DOTALL)
+    """The README's runnable blocks (those that await, not indented: a list item's snippets
+    are tested where their feature is), in order: one example in parts."""
+    blocks = re.findall(r"^```python\n(.*?)^```", README.read_text(), flags=re.DOTALL | re.M)
     runnable = [block for block in blocks if "await " in block]
     assert len(runnable) == 2, "the README should hold the quick start and the review example"
     return "\n".join(runnable)
