@@ -411,3 +411,31 @@ async def test_twins_follow_enable_disable_and_migrations(conn: Any) -> None:
     await ac.disable_cow(executor, "u")
     assert await _views_of(conn, "public_cow") == []
     assert [v for v, _ in await _views_of(conn, "public")] == ["counted", "later"]
+
+
+async def test_a_twin_binds_the_functions_its_view_binds(conn: Any, database: TestDatabase) -> None:
+    """An agent that may create objects in public makes a closer match for a function the
+    view calls: the twin, made after, still calls the view's (PostgreSQL prints it qualified
+    when the path would find another)."""
+    await conn.execute(
+        "CREATE TABLE w (id int PRIMARY KEY, v varchar NOT NULL); INSERT INTO w VALUES (1, 'a');"
+        "CREATE VIEW loud AS SELECT id, upper(v) AS up FROM w"
+    )
+    await create_login_role(database, "twin_agent")
+    await conn.execute("GRANT CREATE ON SCHEMA public TO twin_agent")
+    agent = await connect_as(database, "twin_agent")
+    try:
+        await agent.execute(
+            "CREATE FUNCTION public.upper(varchar) RETURNS text LANGUAGE sql "
+            "AS $$ SELECT 'pwned' $$"
+        )
+        executor = await deploy(conn)
+        await ac.enable_cow(executor, "w", layout="overlay")
+        async with session(conn, new_id()):
+            await conn.execute("UPDATE w SET v = 'b' WHERE id = 1")
+            assert await fetch(conn, "SELECT up FROM loud") == [("B",)]
+        # nor may the agent put objects of its own into the overlay schema
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await agent.execute("CREATE VIEW public_cow.sneaky AS SELECT 1")
+    finally:
+        await agent.close()
