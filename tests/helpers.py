@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import re
@@ -58,6 +59,11 @@ OVERLAY = LAYOUT == "overlay"
 def rename_only(reason: str) -> pytest.MarkDecorator:
     """Skips a test (or module) about the rename layout alone when the overlay is tested."""
     return pytest.mark.skipif(OVERLAY, reason=f"rename layout only: {reason}")
+
+
+def overlay_only(reason: str) -> pytest.MarkDecorator:
+    """Skips a test of the overlay layout's own behaviour when the rename layout is tested."""
+    return pytest.mark.skipif(not OVERLAY, reason=f"overlay layout only: {reason}")
 
 
 def kit_schema(schema: str = "public") -> str:
@@ -228,6 +234,12 @@ async def relkind(conn: Any, name: str, schema: str = "public") -> str | None:
     return None if value is None else str(value)
 
 
+async def relkind_at(conn: Any, relation: tuple[str, str]) -> str | None:
+    """:func:`relkind` of a (schema, name), as ``base_name`` and the like give them."""
+    schema, name = relation
+    return await relkind(conn, name, schema)
+
+
 async def registered(conn: Any) -> list[str]:
     return [
         r[0]
@@ -242,21 +254,37 @@ async def registered(conn: Any) -> list[str]:
 # ---------------------------------------------------------------------------------------
 
 
+async def on_shared_catalog(conn: Any, sql: str) -> None:
+    """Runs ``sql``, which writes a catalog every database of the server shares (roles,
+    memberships): another test run on the same server may write the same row at once
+    ("tuple concurrently updated"), which a new try gets past."""
+    for attempt in range(10):
+        try:
+            await conn.execute(sql)
+            return
+        except asyncpg.InternalServerError as error:
+            if "concurrently" not in str(error) or attempt == 9:
+                raise
+            await asyncio.sleep(0.05 * (attempt + 1))
+
+
 async def create_login_role(database: TestDatabase, role: str) -> None:
     """Create (or reuse) a plain LOGIN role and let it connect to the test database."""
     su = await asyncpg.connect(database.superuser_dsn)
     try:
-        await su.execute(
+        await on_shared_catalog(
+            su,
             f"""
             DO $$ BEGIN
                 CREATE ROLE "{role}" LOGIN PASSWORD '{ROLE_PASSWORD}';
             EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
             END $$
-            """
+            """,
         )
-        await su.execute(
+        await on_shared_catalog(
+            su,
             f'ALTER ROLE "{role}" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS '
-            f"PASSWORD '{ROLE_PASSWORD}'"
+            f"PASSWORD '{ROLE_PASSWORD}'",
         )
         await su.execute(f'GRANT CONNECT, TEMPORARY ON DATABASE "{database.name}" TO "{role}"')
     finally:

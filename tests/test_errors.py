@@ -31,6 +31,7 @@ from tests.helpers import (
     keep_agent_off_tables,
     kit_schema,
     new_id,
+    on_shared_catalog,
 )
 
 PLAIN, COW = "plain", "cow"
@@ -313,7 +314,7 @@ async def test_set_role_decides(roles: dict[str, Any], database: TestDatabase) -
     owner = roles["owner"]
     superuser = await asyncpg.connect(database.superuser_dsn)
     try:
-        await superuser.execute(f"GRANT {BLIND}, {COLUMNS} TO {OWNER_ROLE}")
+        await on_shared_catalog(superuser, f"GRANT {BLIND}, {COLUMNS} TO {OWNER_ROLE}")
     finally:
         await superuser.close()
     for role in (BLIND, COLUMNS):
