@@ -137,7 +137,8 @@ async def test_an_owner_of_its_own_cow_table_cannot_forge_anothers_state(
     mine = cow_view("mine", "agent_own")
     try:
         await agent.execute("CREATE TABLE agent_own.mine (id int PRIMARY KEY)")
-        await ac.enable_cow(ex(agent), "mine", schema="agent_own", layout=LAYOUT)  # allowed
+        # its own: allowed
+        await ac.enable_cow(ex(agent), "mine", schema="agent_own", layout=LAYOUT)
         sid = new_id()
         with pytest.raises(asyncpg.GeneratedAlwaysError):
             async with session(agent, sid):

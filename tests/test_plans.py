@@ -12,8 +12,8 @@ not O(n) per row. No timings.
 
 SQL-level PREPARE shares the plan cache with protocol-level prepared statements (asyncpg
 prepares every statement; psycopg after five runs), and EXPLAIN EXECUTE shows the plan used.
-Statements prepared outside a session name the view (in the overlay layout the table's name
-is the table itself there).
+Statements prepared outside a session name the view by its schema: there, the table's bare
+name is the table itself in the overlay layout.
 """
 
 from __future__ import annotations
