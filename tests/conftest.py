@@ -8,6 +8,8 @@ Fixtures
 ``second_conn`` (function) -> asyncpg.Connection another owner connection, same DB
 
 Which server: see ``tests/postgres_server.py`` (``AGENTCOW_TEST_DSN``, ``AGENTCOW_TEST_PG``).
+Which layout the tests enable COW tables in: ``AGENTCOW_TEST_LAYOUT`` (``rename``, the
+default, or ``overlay``; see ``tests/helpers.py``).
 """
 
 from __future__ import annotations
