@@ -35,7 +35,7 @@ DROP FUNCTION IF EXISTS {{ t.function(function)|qualified }}
 {% if t.overlay_schema %}
 IF NOT EXISTS (SELECT FROM pg_catalog.pg_depend d
                WHERE d.refclassid = 'pg_catalog.pg_namespace'::pg_catalog.regclass
-                 AND d.refobjid = {{ t.overlay_schema|literal }}::pg_catalog.regnamespace) THEN
+                 AND d.refobjid = (SELECT n.oid FROM pg_catalog.pg_namespace n WHERE n.nspname = {{ t.overlay_schema|literal }})) THEN
     DROP SCHEMA {{ t.overlay_schema|ident }};
 END IF
 --;

@@ -8,6 +8,8 @@ Fixtures
 ``second_conn`` (function) -> asyncpg.Connection another owner connection, same DB
 
 Which server: see ``tests/postgres_server.py`` (``AGENTCOW_TEST_DSN``, ``AGENTCOW_TEST_PG``).
+Which layout the tests enable COW tables in: ``AGENTCOW_TEST_LAYOUT`` (``rename``, the
+default, or ``overlay``; see ``tests/helpers.py``).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import agentcow as ac
 from agentcow.adapters.asyncpg import AsyncpgExecutor
 from tests.differential_programs import DDL, TABLES
 from tests.differential_support import COW, PLAIN
+from tests.helpers import LAYOUT, LAYOUT_ENV
 from tests.postgres_server import ServerInfo, TestDatabase, running_postgres
 
 __all__ = ["OWNER_PASSWORD", "OWNER_ROLE", "ServerInfo", "TestDatabase"]
@@ -84,7 +87,10 @@ def pytest_report_header(config: pytest.Config) -> str | None:
         info = config.stash[_server_key].get()
     except Exception as exc:
         return f"postgresql: FAILED TO START: {exc}"
-    return f"postgresql: {info.major} ({info.kind}) {_redact(info.dsn)}"
+    return (
+        f"postgresql: {info.major} ({info.kind}) {_redact(info.dsn)}\n"
+        f"agentcow layout: {LAYOUT} ({LAYOUT_ENV})"
+    )
 
 
 def _redact(dsn: str) -> str:
@@ -177,11 +183,11 @@ async def second_conn(database: TestDatabase) -> AsyncIterator[Connection]:
 @pytest_asyncio.fixture(loop_scope="session")
 async def twins(conn: Connection) -> AsyncIterator[Connection]:
     """Schemas ``plain`` and ``cow`` with the same tables (tests/differential_programs.py);
-    COW enabled on ``cow``. For the differential tests."""
+    COW enabled on ``cow``, in the layout under test. For the differential tests."""
     ex = AsyncpgExecutor(conn)
     for schema in (PLAIN, COW):
         await conn.execute(f"CREATE SCHEMA {schema}")
         await conn.execute(DDL.format(s=schema))
     await ac.deploy_cow_functions(ex)
-    assert sorted(await ac.enable_cow_schema(ex, schema=COW)) == sorted(TABLES)
+    assert sorted(await ac.enable_cow_schema(ex, schema=COW, layout=LAYOUT)) == sorted(TABLES)
     yield conn

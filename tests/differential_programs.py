@@ -121,10 +121,11 @@ class Program:
     steps: list[Step] = field(default_factory=list)
     finish: str = "commit"
 
-    def script(self, schema: str = "cow") -> str:
-        """The program as SQL, for failure messages."""
+    def script(self, schema: str = "cow", seed_schema: str | None = None) -> str:
+        """The program as SQL, for failure messages: the seed names ``seed_schema`` (else
+        ``schema``), the session's statements ``schema``."""
         lines = ["-- seed (no session)"]
-        lines += [f"{sql.format(s=schema)};" for sql in self.seed]
+        lines += [f"{sql.format(s=seed_schema or schema)};" for sql in self.seed]
         lines.append("-- session")
         lines += [f"{step.render(schema)};  -- operation {step.op}" for step in self.steps]
         lines.append(f"-- then {self.finish} the session")

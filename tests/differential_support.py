@@ -1,7 +1,11 @@
 """What the differential tests share: the twin schemas and running a statement on them.
 
 Schema ``plain`` holds ordinary tables, schema ``cow`` the same tables under copy-on-write
-(see ``tests/differential_programs.py`` for the tables).
+(see ``tests/differential_programs.py`` for the tables), in the layout under test. A
+session's statements name the COW tables' views (``VIEWS``): schema ``cow`` in the rename
+layout, its overlay schema ``cow_cow`` in the overlay layout. Statements without a session
+name schema ``cow``, as production does: the views, which write the base (rename), or the
+tables themselves (overlay).
 """
 
 from __future__ import annotations
@@ -12,14 +16,19 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 
 from tests.differential_programs import TABLES, snapshot_sql
+from tests.helpers import OVERLAY, base_table, kit_schema
 
 if TYPE_CHECKING:
     Connection = asyncpg.Connection[asyncpg.Record]
 
 PLAIN, COW = "plain", "cow"
+#: Where a session's statements find the COW tables: their views.
+VIEWS = kit_schema(COW)
+#: What the base tables' names add to the tables' (read with ``snapshot(conn, COW, ...)``).
+BASE_SUFFIX = "" if OVERLAY else "_base"
 RESET = "TRUNCATE {tables} RESTART IDENTITY".format(
     tables=", ".join(
-        [f"{PLAIN}.{name}" for name in TABLES] + [f"{COW}.{name}_base" for name in TABLES]
+        [f"{PLAIN}.{name}" for name in TABLES] + [base_table(name, COW) for name in TABLES]
     )
 )
 
@@ -100,3 +109,8 @@ async def snapshot(conn: Connection, schema: str, suffix: str = "") -> dict[str,
     record = await conn.fetchrow(snapshot_sql(schema, suffix))
     assert record is not None
     return {name: list(record[name]) for name in TABLES}
+
+
+async def base_snapshot(conn: Connection) -> dict[str, list[str]]:
+    """The COW tables' base tables, read directly."""
+    return await snapshot(conn, COW, BASE_SUFFIX)

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import os
+import re
 import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import asyncpg
+import pytest
 
 import agentcow as ac
 from agentcow.adapters.asyncpg import AsyncpgExecutor
+from agentcow.naming import LAYOUTS, OVERLAY_SUFFIX, Layout
 from tests.postgres_server import TestDatabase, replace_dsn
 
 #: Password given to the extra login roles the tests create (ignored by trust auth).
@@ -30,6 +35,120 @@ def new_id() -> uuid.UUID:
     return uuid.uuid4()
 
 
+# ---------------------------------------------------------------------------------------
+# The layout under test, and the names of what enable makes
+# ---------------------------------------------------------------------------------------
+
+
+#: Which layout the tests enable their COW tables in: ``rename`` (the default) or ``overlay``.
+LAYOUT_ENV = "AGENTCOW_TEST_LAYOUT"
+
+
+def _layout_from_env() -> Layout:
+    value = os.environ.get(LAYOUT_ENV) or "rename"
+    if value not in LAYOUTS:
+        raise ValueError(f"{LAYOUT_ENV} must be one of {', '.join(LAYOUTS)}, got {value!r}")
+    return cast(Layout, value)
+
+
+#: The layout under test, read once (``make_cow`` and the tests' enable calls pass it on).
+LAYOUT: Layout = _layout_from_env()
+OVERLAY = LAYOUT == "overlay"
+
+
+def rename_only(reason: str) -> pytest.MarkDecorator:
+    """Skips a test (or module) about the rename layout alone when the overlay is tested."""
+    return pytest.mark.skipif(OVERLAY, reason=f"rename layout only: {reason}")
+
+
+def overlay_only(reason: str) -> pytest.MarkDecorator:
+    """Skips a test of the overlay layout's own behaviour when the rename layout is tested."""
+    return pytest.mark.skipif(not OVERLAY, reason=f"overlay layout only: {reason}")
+
+
+def kit_schema(schema: str = "public") -> str:
+    """Where the views, change tables and functions of ``schema``'s COW tables live: the
+    schema itself (rename), or its overlay schema (overlay)."""
+    return schema + OVERLAY_SUFFIX if OVERLAY else schema
+
+
+def base_name(table: str, schema: str = "public") -> tuple[str, str]:
+    """The table that holds production's rows: ``t_base`` (rename), ``t`` itself (overlay)."""
+    return (schema, table if OVERLAY else table + "_base")
+
+
+def changes_name(table: str, schema: str = "public") -> tuple[str, str]:
+    return (kit_schema(schema), table + "_changes")
+
+
+def view_name(table: str, schema: str = "public") -> tuple[str, str]:
+    """The merged view sessions read and write."""
+    return (kit_schema(schema), table)
+
+
+def ident(name: str) -> str:
+    """An identifier for SQL text: as it is when it needs no quotes."""
+    if re.fullmatch(r"[a-z_][a-z0-9_]*", name):
+        return name
+    return '"' + name.replace('"', '""') + '"'
+
+
+def qualified(schema: str, name: str) -> str:
+    return f"{ident(schema)}.{ident(name)}"
+
+
+def base_table(table: str, schema: str = "public") -> str:
+    """The base table, schema-qualified for SQL text (production's rows, until commits)."""
+    return qualified(*base_name(table, schema))
+
+
+def changes_table(table: str, schema: str = "public") -> str:
+    """The change table, schema-qualified for SQL text."""
+    return qualified(*changes_name(table, schema))
+
+
+def cow_view(table: str, schema: str = "public") -> str:
+    """The merged view, schema-qualified for SQL text: what an agent's statement that names
+    the table's schema must name to stay in its session."""
+    return qualified(*view_name(table, schema))
+
+
+async def grant_agent(
+    conn: Any,
+    role: str,
+    tables: Sequence[str],
+    privileges: str = "SELECT, INSERT, UPDATE, DELETE",
+    schema: str = "public",
+) -> None:
+    """Let agent ``role`` use COW ``tables`` as a deployment does: ``privileges`` (column
+    lists allowed) on their views; in the overlay layout, nothing on the tables themselves
+    (see :func:`keep_agent_off_tables`)."""
+    views = ", ".join(cow_view(table, schema) for table in tables)
+    await conn.execute(f"GRANT {privileges} ON {views} TO {ident(role)}")
+    await keep_agent_off_tables(conn, role, tables, schema)
+
+
+async def keep_agent_off_tables(
+    conn: Any, role: str, tables: Sequence[str], schema: str = "public"
+) -> None:
+    """Overlay layout: agent ``role`` keeps its privileges on the views of COW ``tables``
+    (which enable gave the tables' grants) and none on the tables, which production writes
+    directly; it gets USAGE on the overlay schema if it lacks it. Rename layout: nothing to
+    do, the views took the tables' names and grants."""
+    if not OVERLAY:
+        return
+    overlay = kit_schema(schema)
+    if not await conn.fetchval("SELECT has_schema_privilege($1, $2, 'USAGE')", role, overlay):
+        await conn.execute(f"GRANT USAGE ON SCHEMA {ident(overlay)} TO {ident(role)}")
+    bases = ", ".join(base_table(table, schema) for table in tables)
+    await conn.execute(f"REVOKE ALL ON {bases} FROM {ident(role)}")
+
+
+# ---------------------------------------------------------------------------------------
+# Deploying, enabling, sessions
+# ---------------------------------------------------------------------------------------
+
+
 async def deploy(conn: Any) -> AsyncpgExecutor:
     executor = ex(conn)
     await ac.deploy_cow_functions(executor)
@@ -37,10 +156,12 @@ async def deploy(conn: Any) -> AsyncpgExecutor:
 
 
 async def make_cow(conn: Any, ddl: str, *tables: str, **enable_kwargs: Any) -> AsyncpgExecutor:
-    """Deploy the kit, run ``ddl`` (plain SQL, may hold several statements), enable ``tables``."""
+    """Deploy the kit, run ``ddl`` (plain SQL, may hold several statements), enable ``tables``
+    (in the layout under test unless ``layout=`` says otherwise)."""
     executor = await deploy(conn)
     if ddl:
         await conn.execute(ddl)
+    enable_kwargs.setdefault("layout", LAYOUT)
     for table in tables:
         await ac.enable_cow(executor, table, **enable_kwargs)
     return executor
@@ -100,7 +221,7 @@ async def outcome(conn: Any, sql: str, *args: Any) -> Outcome:
 
 async def changes_count(conn: Any, table: str = "t", session_id: Any = None) -> int:
     where = "" if session_id is None else f" WHERE session_id = '{session_id}'"
-    return int(await conn.fetchval(f'SELECT count(*) FROM "{table}_changes"{where}'))
+    return int(await conn.fetchval(f"SELECT count(*) FROM {changes_table(table)}{where}"))
 
 
 async def relkind(conn: Any, name: str, schema: str = "public") -> str | None:
@@ -111,6 +232,12 @@ async def relkind(conn: Any, name: str, schema: str = "public") -> str | None:
         name,
     )
     return None if value is None else str(value)
+
+
+async def relkind_at(conn: Any, relation: tuple[str, str]) -> str | None:
+    """:func:`relkind` of a (schema, name), as ``base_name`` and the like give them."""
+    schema, name = relation
+    return await relkind(conn, name, schema)
 
 
 async def registered(conn: Any) -> list[str]:
@@ -127,21 +254,37 @@ async def registered(conn: Any) -> list[str]:
 # ---------------------------------------------------------------------------------------
 
 
+async def on_shared_catalog(conn: Any, sql: str) -> None:
+    """Runs ``sql``, which writes a catalog every database of the server shares (roles,
+    memberships): another test run on the same server may write the same row at once
+    ("tuple concurrently updated"), which a new try gets past."""
+    for attempt in range(10):
+        try:
+            await conn.execute(sql)
+            return
+        except asyncpg.InternalServerError as error:
+            if "concurrently" not in str(error) or attempt == 9:
+                raise
+            await asyncio.sleep(0.05 * (attempt + 1))
+
+
 async def create_login_role(database: TestDatabase, role: str) -> None:
     """Create (or reuse) a plain LOGIN role and let it connect to the test database."""
     su = await asyncpg.connect(database.superuser_dsn)
     try:
-        await su.execute(
+        await on_shared_catalog(
+            su,
             f"""
             DO $$ BEGIN
                 CREATE ROLE "{role}" LOGIN PASSWORD '{ROLE_PASSWORD}';
             EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
             END $$
-            """
+            """,
         )
-        await su.execute(
+        await on_shared_catalog(
+            su,
             f'ALTER ROLE "{role}" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS '
-            f"PASSWORD '{ROLE_PASSWORD}'"
+            f"PASSWORD '{ROLE_PASSWORD}'",
         )
         await su.execute(f'GRANT CONNECT, TEMPORARY ON DATABASE "{database.name}" TO "{role}"')
     finally:
@@ -177,7 +320,7 @@ async def compare_with_plain(
     await conn.execute(ddl.format(p="plain_"))
     await conn.execute(ddl.format(p=""))
     for table in tables:
-        await ac.enable_cow(executor, table)
+        await ac.enable_cow(executor, table, layout=LAYOUT)
     for statement in seed:
         await conn.execute(statement.format(p="plain_"))
         await conn.execute(statement.format(p=""))

@@ -14,7 +14,9 @@ from agentcow.adapters.asyncpg import AsyncpgExecutor
 from agentcow.adapters.psycopg import PsycopgExecutor
 from agentcow.adapters.sqlalchemy import SQLAlchemyExecutor
 from tests.conftest import TestDatabase
-from tests.helpers import fetch, new_id
+from tests.helpers import LAYOUT, base_table, changes_table, fetch, new_id
+
+T_BASE, T_CHANGES = base_table("t"), changes_table("t")
 
 # Text a naive driver would take for placeholders: it must reach the server untouched.
 TRICKY = "it's :name and %s and %(x)s and $1 and ?"
@@ -30,7 +32,7 @@ async def _life_cycle(executor: Any, begin: Any, commit: Any) -> None:
     await ac.deploy_cow_functions(executor)
     await executor.execute("CREATE TABLE t (id int PRIMARY KEY, v text)")
     await executor.execute("INSERT INTO t VALUES (1, ':a %s')")
-    await ac.enable_cow(executor, "t")
+    await ac.enable_cow(executor, "t", layout=LAYOUT)
     await commit()
     sid = new_id()
     await begin()
@@ -56,11 +58,11 @@ async def _life_cycle(executor: Any, begin: Any, commit: Any) -> None:
 
 
 async def _check_committed(conn: Any) -> None:
-    assert await fetch(conn, "SELECT id, v FROM t_base ORDER BY id") == [
+    assert await fetch(conn, f"SELECT id, v FROM {T_BASE} ORDER BY id") == [
         (1, ":a %s :b"),
         (2, TRICKY),
     ]
-    assert await fetch(conn, "SELECT count(*) FROM t_changes") == [(0,)]
+    assert await fetch(conn, f"SELECT count(*) FROM {T_CHANGES}") == [(0,)]
 
 
 async def test_asyncpg_executor(conn: Any, second_conn: Any) -> None:
@@ -200,7 +202,7 @@ async def _conflicting_session(conn: Any) -> Any:
     """Table t with a session that updated row 1, which the base changed since."""
     await ac.deploy_cow_functions(AsyncpgExecutor(conn))
     await conn.execute("CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'a')")
-    await ac.enable_cow(AsyncpgExecutor(conn), "t")
+    await ac.enable_cow(AsyncpgExecutor(conn), "t", layout=LAYOUT)
     sid = new_id()
     async with conn.transaction():
         await ac.apply_cow_variables(AsyncpgExecutor(conn), sid, new_id())
@@ -241,8 +243,8 @@ async def test_conflict_error_through_every_driver(
         finally:
             await engine.dispose()
     _check_conflict_error(caught.value)
-    assert await fetch(conn, "SELECT id, v FROM t_base") == [(1, "base")]
-    assert await fetch(conn, "SELECT count(*) FROM t_changes") == [(1,)]
+    assert await fetch(conn, f"SELECT id, v FROM {T_BASE}") == [(1, "base")]
+    assert await fetch(conn, f"SELECT count(*) FROM {T_CHANGES}") == [(1,)]
 
 
 async def _outside_a_transaction(conn: Any, executor: Any) -> None:
@@ -250,13 +252,13 @@ async def _outside_a_transaction(conn: Any, executor: Any) -> None:
     have sent next is never reached; the same connection works once a transaction is open."""
     with pytest.raises(ac.SessionNotInTransactionError, match="open transaction"):
         await ac.apply_cow_variables(executor, new_id(), new_id())
-    assert await fetch(conn, "SELECT id, v FROM t_base ORDER BY id") == [(1, "a")]
+    assert await fetch(conn, f"SELECT id, v FROM {T_BASE} ORDER BY id") == [(1, "a")]
 
 
 async def _table_t(conn: Any) -> None:
     await ac.deploy_cow_functions(AsyncpgExecutor(conn))
     await conn.execute("CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'a')")
-    await ac.enable_cow(AsyncpgExecutor(conn), "t")
+    await ac.enable_cow(AsyncpgExecutor(conn), "t", layout=LAYOUT)
 
 
 async def test_session_outside_a_transaction_asyncpg(conn: Any, database: TestDatabase) -> None:
@@ -272,7 +274,7 @@ async def test_session_outside_a_transaction_asyncpg(conn: Any, database: TestDa
     finally:
         await pool.close()
         await agent.close()
-    assert await fetch(conn, "SELECT id, v FROM t_base") == [(1, "a")]
+    assert await fetch(conn, f"SELECT id, v FROM {T_BASE}") == [(1, "a")]
 
 
 class _CountingExecutor(AsyncpgExecutor):

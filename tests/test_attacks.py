@@ -1,9 +1,9 @@
 """A hostile agent with real roles and connections, against what kit 0.3.0 added: the owners'
 backend state, the registry that grants it, and the session lock.
 
-The agent has what the README says agents get (SELECT/INSERT/UPDATE/DELETE on the views),
-plus what PostgreSQL gives every role (temporary tables) and, where a test says so, a schema
-of its own to create objects in.
+The agent has what the README says agents get (SELECT/INSERT/UPDATE/DELETE on the views; in
+the overlay layout, nothing on the tables themselves), plus what PostgreSQL gives every role
+(temporary tables) and, where a test says so, a schema of its own to create objects in.
 """
 
 from __future__ import annotations
@@ -18,11 +18,16 @@ import pytest
 import agentcow as ac
 from tests.conftest import TestDatabase
 from tests.helpers import (
+    LAYOUT,
+    OVERLAY,
     ROLE_PASSWORD,
+    base_table,
     connect_as,
+    cow_view,
     create_login_role,
     ex,
     fetch,
+    grant_agent,
     make_cow,
     new_id,
     registered,
@@ -38,6 +43,8 @@ INSERT INTO parents VALUES (1);
 """
 
 
+T_BASE = base_table("t")
+
 ITEMS = (
     "CREATE TABLE items (id int PRIMARY KEY, qty int NOT NULL);"
     "INSERT INTO items SELECT g, 0 FROM generate_series(1, 4) g;"
@@ -51,12 +58,13 @@ async def _t_granted_to(
     with ``may_create``, create objects in schema public); returns the owner's executor."""
     await create_login_role(database, role)
     create = f"GRANT CREATE ON SCHEMA public TO {role};" if may_create else ""
-    return await make_cow(
+    executor = await make_cow(
         conn,
-        "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'base');"
-        f"GRANT SELECT, INSERT, UPDATE, DELETE ON t TO {role};{create}",
+        f"CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'base');{create}",
         "t",
     )
+    await grant_agent(conn, role, ["t"])
+    return executor
 
 
 async def _victim_tables(conn: Any, database: TestDatabase, role: str) -> Any:
@@ -64,11 +72,10 @@ async def _victim_tables(conn: Any, database: TestDatabase, role: str) -> Any:
     connection."""
     await create_login_role(database, role)
     await conn.execute(TABLES)
-    await conn.execute(
-        f"GRANT SELECT, INSERT, UPDATE, DELETE ON tickets, parents, children TO {role}"
-    )
     await ac.deploy_cow_functions(ex(conn))
-    assert sorted(await ac.enable_cow_schema(ex(conn))) == ["children", "parents", "tickets"]
+    tables = sorted(await ac.enable_cow_schema(ex(conn), layout=LAYOUT))
+    assert tables == ["children", "parents", "tickets"]
+    await grant_agent(conn, role, tables)
     return await connect_as(database, role)
 
 
@@ -119,13 +126,19 @@ async def test_an_owner_of_its_own_cow_table_cannot_forge_anothers_state(
     superuser = await asyncpg.connect(database.superuser_dsn)
     try:
         await superuser.execute("CREATE SCHEMA agent_own AUTHORIZATION cow_owning_agent")
+        if OVERLAY:  # its table's overlay schema is its own too: enable creates it
+            await superuser.execute(
+                f'GRANT CREATE ON DATABASE "{database.name}" TO cow_owning_agent'
+            )
     finally:
         await superuser.close()
-    tickets = await conn.fetchval("SELECT 'tickets_base'::regclass::oid")
-    children = await conn.fetchval("SELECT 'children_base'::regclass::oid")
+    tickets = await conn.fetchval(f"SELECT '{base_table('tickets')}'::regclass::oid")
+    children = await conn.fetchval(f"SELECT '{base_table('children')}'::regclass::oid")
+    mine = cow_view("mine", "agent_own")
     try:
         await agent.execute("CREATE TABLE agent_own.mine (id int PRIMARY KEY)")
-        await ac.enable_cow(ex(agent), "mine", schema="agent_own")  # its own: allowed
+        # its own: allowed
+        await ac.enable_cow(ex(agent), "mine", schema="agent_own", layout=LAYOUT)
         sid = new_id()
         with pytest.raises(asyncpg.GeneratedAlwaysError):
             async with session(agent, sid):
@@ -155,8 +168,8 @@ async def test_an_owner_of_its_own_cow_table_cannot_forge_anothers_state(
                 )
         # Its own COW table works as any owner's.
         async with session(agent, sid):
-            await agent.execute("INSERT INTO agent_own.mine VALUES (1)")
-            assert await fetch(agent, "SELECT id FROM agent_own.mine") == [(1,)]
+            await agent.execute(f"INSERT INTO {mine} VALUES (1)")
+            assert await fetch(agent, f"SELECT id FROM {mine}") == [(1,)]
     finally:
         await agent.close()
     async with session(conn, sid):
@@ -174,10 +187,10 @@ async def test_review_resolves_operators_in_pg_catalog(conn: Any, database: Test
         conn,
         "CREATE TABLE tags (name varchar(20) PRIMARY KEY, n int);"
         "INSERT INTO tags VALUES ('a', 1), ('b', 1);"
-        "GRANT SELECT, INSERT, UPDATE, DELETE ON tags TO operator_planter;"
         "GRANT CREATE ON SCHEMA public TO operator_planter",
         "tags",
     )
+    await grant_agent(conn, "operator_planter", ["tags"])
     agent = await connect_as(database, "operator_planter")
     sid, ops = new_id(), [new_id(), new_id(), new_id()]
     try:
@@ -215,7 +228,7 @@ async def test_review_resolves_operators_in_pg_catalog(conn: Any, database: Test
         executor, sid, [ops[1]], include_dependencies=True
     )
     assert sorted(committed) == sorted(ops[:2])
-    assert await fetch(conn, "SELECT name::text, n FROM tags_base ORDER BY name") == [
+    assert await fetch(conn, f"SELECT name::text, n FROM {base_table('tags')} ORDER BY name") == [
         ("a", 3),
         ("b", 7),
     ]
@@ -260,12 +273,19 @@ async def test_settings_an_agent_leaves_on_a_pooled_connection(
     try:
         async with pool.acquire() as pooled:
             await pooled.execute(f"SET app.session_id = '{planted_session}'")
-        async with pool.acquire() as pooled:  # the next request: no session, production
+        async with pool.acquire() as pooled:  # the next request: no session
             assert await pooled.fetchval("SELECT agentcow.session_id()") is None
-            await pooled.execute("UPDATE t SET v = 'production' WHERE id = 1")
+            if OVERLAY:  # the role reaches the view only, which refuses a write outside one
+                with pytest.raises(asyncpg.ObjectNotInPrerequisiteStateError):
+                    await pooled.execute(
+                        f"UPDATE {cow_view('t')} SET v = 'production' WHERE id = 1"
+                    )
+            else:  # production, through the view
+                await pooled.execute("UPDATE t SET v = 'production' WHERE id = 1")
     finally:
         await pool.close()
-    assert await fetch(conn, "SELECT id, v FROM t_base") == [(1, "production")]
+    expected = "base" if OVERLAY else "production"
+    assert await fetch(conn, f"SELECT id, v FROM {T_BASE}") == [(1, expected)]
     assert await ac.get_dirty_tables(ex(conn), planted_session) == []
 
 
@@ -313,7 +333,7 @@ async def test_every_write_path_stays_in_the_session(
         *([(3, "merge-new")] if merged else []),
         (11, "from cte"),
     ]
-    assert await fetch(conn, "SELECT id, v FROM t_base") == [(1, "base")]
+    assert await fetch(conn, f"SELECT id, v FROM {T_BASE}") == [(1, "base")]
     assert await ac.get_dirty_tables(ex(conn), sid) == ["t"]
 
 
@@ -332,13 +352,13 @@ async def test_temporary_objects_left_on_a_pooled_connection(
         # the first agent's request
         async with pool.acquire() as first, session(first, new_id()):
             await first.execute(
-                """
+                f"""
                 CREATE TEMP TABLE loot (sid text);
                 CREATE TEMP TABLE scratch (n int);  -- shadows nothing
                 CREATE FUNCTION pg_temp.spy() RETURNS boolean LANGUAGE sql AS $$
                     INSERT INTO pg_temp.loot SELECT current_setting('app.session_id', true);
                     SELECT true $$;
-                CREATE TEMP VIEW t AS SELECT * FROM public.t WHERE pg_temp.spy();
+                CREATE TEMP VIEW t AS SELECT * FROM {cow_view("t")} WHERE pg_temp.spy();
                 CREATE DOMAIN pg_temp.text AS pg_catalog.text CHECK (pg_temp.spy());
                 """
             )
@@ -375,11 +395,11 @@ async def test_an_agent_cannot_lock_production_through_the_view(
     try:
         async with agent.transaction():
             try:
-                await agent.execute("LOCK TABLE t IN ACCESS EXCLUSIVE MODE")
+                await agent.execute(f"LOCK TABLE {cow_view('t')} IN ACCESS EXCLUSIVE MODE")
             except asyncpg.PostgresError:
                 return  # refused: the limit is gone
             await conn.execute("SET lock_timeout = '200ms'")
-            await conn.execute("SELECT count(*) FROM t_base")  # production reads wait
+            await conn.execute(f"SELECT count(*) FROM {T_BASE}")  # production reads wait
     finally:
         await agent.close()
 
@@ -396,7 +416,7 @@ async def test_a_write_cannot_slip_into_a_session_being_committed(
     await conn.execute(
         "CREATE FUNCTION wait_at_gate() RETURNS trigger LANGUAGE plpgsql AS $$"
         " BEGIN PERFORM pg_advisory_xact_lock(7117); RETURN NULL; END $$;"
-        "CREATE TRIGGER gate AFTER INSERT OR UPDATE OR DELETE ON items_base"
+        f"CREATE TRIGGER gate AFTER INSERT OR UPDATE OR DELETE ON {base_table('items')}"
         " FOR EACH STATEMENT EXECUTE FUNCTION wait_at_gate()"
     )
     reviewer, agent, keeper, monitor = [await asyncpg.connect(database.owner_dsn) for _ in range(4)]
@@ -429,7 +449,7 @@ async def test_a_write_cannot_slip_into_a_session_being_committed(
     finally:
         for connection in (reviewer, agent, keeper, monitor):
             await connection.close()
-    assert await fetch(conn, "SELECT id, qty FROM items_base ORDER BY id") == [
+    assert await fetch(conn, f"SELECT id, qty FROM {base_table('items')} ORDER BY id") == [
         (1, 1),
         (2, 0),
         (3, 0),
@@ -469,10 +489,10 @@ async def test_catalog_reads_run_nothing_an_agent_created(
         await agent.close()
     await conn.execute("SET search_path = public")
     await conn.execute("CREATE TABLE u (id int PRIMARY KEY)")
-    await ac.enable_cow(executor, "u")
+    await ac.enable_cow(executor, "u", layout=LAYOUT)
     assert await ac.get_operation_dependencies(executor, sid) == []
     assert await ac.commit_cow_session_schema(executor, sid) == ["t"]
-    assert await fetch(conn, "SELECT id, v FROM t_base") == [(1, "agent")]
+    assert await fetch(conn, f"SELECT id, v FROM {T_BASE}") == [(1, "agent")]
 
 
 async def test_enable_binds_nothing_an_agent_created(conn: Any, database: TestDatabase) -> None:
@@ -507,7 +527,7 @@ async def test_enable_binds_nothing_an_agent_created(conn: Any, database: TestDa
         "GRANT SELECT ON tags TO PUBLIC"
     )
     await conn.execute("SET search_path = public")
-    await ac.enable_cow(ex(conn), "tags")
+    await ac.enable_cow(ex(conn), "tags", layout=LAYOUT)
     assert await conn.fetchval("SHOW search_path") == "public"
     sid = new_id()
     async with session(conn, sid):
@@ -544,7 +564,8 @@ async def test_a_stranger_can_hold_a_session_back_until_advisory_locks_are_revok
         sid = new_id()
         find_key = (
             "SELECT (objid::bigint - CASE WHEN objid::bigint > 2147483647 THEN 4294967296 "
-            "ELSE 0 END)::int FROM pg_locks WHERE locktype = 'advisory' AND classid = 1634166635"
+            "ELSE 0 END)::int FROM pg_locks WHERE locktype = 'advisory' AND classid = 1634166635 "
+            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
         )
         async with session(victim, sid):
             await victim.execute("UPDATE items SET qty = 1 WHERE id = 1")

@@ -35,7 +35,15 @@ from agentcow.adapters.asyncpg import AsyncpgExecutor
 from agentcow.operations import with_dependencies, with_dependents
 from tests.cherry_pick_programs import sessions
 from tests.differential_programs import TABLES, Program, Step
-from tests.differential_support import COW, PLAIN, RESET, run_statement, snapshot
+from tests.differential_support import (
+    COW,
+    PLAIN,
+    RESET,
+    VIEWS,
+    base_snapshot,
+    run_statement,
+    snapshot,
+)
 
 if TYPE_CHECKING:
     from tests.differential_support import Connection
@@ -71,10 +79,13 @@ class CherryPick:
         self.effective: list[Step] = []
 
     def fail(self, what: str, expected: object, actual: object) -> None:
-        kept = "\n".join(f"{step.render(COW)};  -- operation {step.op}" for step in self.effective)
+        kept = "\n".join(
+            f"{step.render(VIEWS)};  -- operation {step.op}" for step in self.effective
+        )
         raise AssertionError(
             f"{what}\n  expected: {expected}\n  actual:   {actual}\n"
-            f"program:\n{self.program.script(COW)}\nstatements that took effect:\n{kept}"
+            f"program:\n{self.program.script(VIEWS, seed_schema=COW)}\n"
+            f"statements that took effect:\n{kept}"
         )
 
     async def seed(self) -> None:
@@ -88,7 +99,7 @@ class CherryPick:
         for step in self.program.steps:
             async with self.conn.transaction():
                 await ac.apply_cow_variables(self.ex, self.session, self.operations[step.op])
-                result = await run_statement(self.conn, step.render(COW), ordered=False)
+                result = await run_statement(self.conn, step.render(VIEWS), ordered=False)
             if result.sqlstate is None and _wrote_rows(result.status):
                 self.effective.append(step)
             note(f"{step.label()}: {result.sqlstate or ('wrote' if result.status else '-')}")
@@ -114,7 +125,7 @@ class CherryPick:
     async def in_session(self) -> dict[str, list[str]]:
         async with self.conn.transaction():
             await ac.apply_cow_variables(self.ex, self.session)
-            return await snapshot(self.conn, COW)
+            return await snapshot(self.conn, VIEWS)
 
     def pick(self, pool: list[uuid.UUID]) -> set[uuid.UUID]:
         return self.choose(pool) if pool else set()
@@ -142,7 +153,7 @@ class CherryPick:
             assert set(refused.value.missing) == committed - chosen
         if committed:
             await ac.commit_cow_operations_schema(self.ex, self.session, list(committed), COW)
-        base = await snapshot(self.conn, COW, "_base")
+        base = await base_snapshot(self.conn)
         expected = await self.replay(committed)
         if base != expected:
             self.fail(f"base after committing {self.names(committed)}", expected, base)
@@ -160,7 +171,7 @@ class CherryPick:
             what = f"the session after discarding {self.names(dropped)}"
             self.fail(what, expected, await self.in_session())
         await ac.commit_cow_session_schema(self.ex, self.session, COW)
-        base = await snapshot(self.conn, COW, "_base")
+        base = await base_snapshot(self.conn)
         if base != expected:
             self.fail("base after committing the rest", expected, base)
         note(f"committed {len(committed)}, discarded {len(dropped)} of {len(present)}")

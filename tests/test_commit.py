@@ -10,13 +10,23 @@ import pytest
 
 import agentcow as ac
 from tests.conftest import TestDatabase
-from tests.helpers import changes_count, fetch, make_cow, new_id, session
+from tests.helpers import (
+    base_table,
+    changes_count,
+    changes_table,
+    cow_view,
+    fetch,
+    make_cow,
+    new_id,
+    session,
+)
 
 T = (
     "CREATE TABLE t (id int PRIMARY KEY, v text, u text UNIQUE);"
     "INSERT INTO t VALUES (1, 'a', 'u1'), (2, 'b', 'u2'), (3, 'c', 'u3'), (4, 'd', 'u4')"
 )
 ALL = "SELECT id, v, u FROM t ORDER BY id"
+T_BASE, T_CHANGES = base_table("t"), changes_table("t")
 BASE_ROWS = [(1, "a", "u1"), (2, "b", "u2"), (3, "c", "u3"), (4, "d", "u4")]
 
 
@@ -42,7 +52,7 @@ async def test_commit_applies_session_exactly(conn: Any) -> None:
     assert seen == [(1, "A", None), (4, "d", "u4"), (5, "E", "u5"), (30, "moved", "u3")]
     await ac.commit_cow_session(executor, "t", sid)
     assert await fetch(conn, ALL) == seen
-    assert await fetch(conn, "SELECT id, v, u FROM t_base ORDER BY id") == seen
+    assert await fetch(conn, f"SELECT id, v, u FROM {T_BASE} ORDER BY id") == seen
     assert await changes_count(conn, "t", sid) == 0
     assert await _session_view(conn, sid) == seen
     # The other session is untouched and now sits on top of the new base.
@@ -121,7 +131,7 @@ async def test_commit_is_atomic_when_base_conflicts(conn: Any) -> None:
         await conn.execute("DELETE FROM t WHERE id = 2")
         await conn.execute("INSERT INTO t VALUES (5, 'e', 'clash')")
     before_changes = await fetch(
-        conn, "SELECT _cow_seq, _cow_kind::text, id, v, u FROM t_changes ORDER BY _cow_seq"
+        conn, f"SELECT _cow_seq, _cow_kind::text, id, v, u FROM {T_CHANGES} ORDER BY _cow_seq"
     )
     # Production moves on: a row takes the UNIQUE value the session also inserted.
     await conn.execute("INSERT INTO t VALUES (6, 'prod', 'clash')")
@@ -130,7 +140,7 @@ async def test_commit_is_atomic_when_base_conflicts(conn: Any) -> None:
         await ac.commit_cow_session(executor, "t", sid)
     assert await fetch(conn, ALL) == base
     after_changes = await fetch(
-        conn, "SELECT _cow_seq, _cow_kind::text, id, v, u FROM t_changes ORDER BY _cow_seq"
+        conn, f"SELECT _cow_seq, _cow_kind::text, id, v, u FROM {T_CHANGES} ORDER BY _cow_seq"
     )
     assert after_changes == before_changes
     assert await ac.get_dirty_tables(executor, sid) == ["t"]
@@ -204,13 +214,13 @@ async def test_fk_cycle_raises_dependency_cycle(conn: Any) -> None:
     await _write_cycle(conn, sid)
     with pytest.raises(ac.DependencyCycleError):
         await ac.commit_cow_session_schema(executor, sid)
-    assert await fetch(conn, "SELECT * FROM a_base") == []
-    assert await fetch(conn, "SELECT * FROM b_base") == []
+    assert await fetch(conn, f"SELECT * FROM {base_table('a')}") == []
+    assert await fetch(conn, f"SELECT * FROM {base_table('b')}") == []
     assert await ac.get_dirty_tables(executor, sid) == ["a", "b"]
     # Deferring keys that are not DEFERRABLE does not help: the commit fails as a whole.
     with pytest.raises(asyncpg.ForeignKeyViolationError):
         await ac.commit_cow_session_schema(executor, sid, defer_fk_constraints=True)
-    assert await fetch(conn, "SELECT * FROM a_base") == []
+    assert await fetch(conn, f"SELECT * FROM {base_table('a')}") == []
     assert await ac.get_dirty_tables(executor, sid) == ["a", "b"]
 
 
@@ -393,8 +403,8 @@ async def test_commit_on_table_without_cow(conn: Any) -> None:
 async def _change_table_space(conn: Any) -> tuple[int, int, float]:
     """Bytes of the change table's heap, of its indexes, and its reltuples (-1: unknown)."""
     row = await conn.fetchrow(
-        "SELECT pg_relation_size('t_changes'), pg_indexes_size('t_changes'), "
-        "reltuples FROM pg_class WHERE oid = 't_changes'::regclass"
+        f"SELECT pg_relation_size('{T_CHANGES}'), pg_indexes_size('{T_CHANGES}'), "
+        f"reltuples FROM pg_class WHERE oid = '{T_CHANGES}'::regclass"
     )
     return int(row[0]), int(row[1]), float(row[2])
 
@@ -409,7 +419,7 @@ async def test_a_change_table_gives_its_space_back_when_its_sessions_end(
     which is not kept waiting."""
     executor = await make_cow(conn, T, "t")
     index_count = await conn.fetchval(
-        "SELECT count(*) FROM pg_index WHERE indrelid = 't_changes'::regclass"
+        f"SELECT count(*) FROM pg_index WHERE indrelid = '{T_CHANGES}'::regclass"
     )
     empty_indexes = 8192 * index_count  # a btree with nothing in it: its metapage
     first, second = new_id(), new_id()
@@ -425,7 +435,7 @@ async def test_a_change_table_gives_its_space_back_when_its_sessions_end(
     # truncates a table the other session still fills.
     reader = await asyncpg.connect(database.owner_dsn)
     try:
-        await reader.execute("BEGIN; SELECT count(*) FROM t")
+        await reader.execute(f"BEGIN; SELECT count(*) FROM {cow_view('t')}")
         await ac.commit_cow_session(executor, "t", first)
         assert (await _change_table_space(conn))[0] == heap
         await ac.discard_cow_session(executor, "t", second)

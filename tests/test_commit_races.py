@@ -19,7 +19,18 @@ import pytest
 import agentcow as ac
 from agentcow.executor import Executor
 from tests.conftest import TestDatabase
-from tests.helpers import connect_as, create_login_role, ex, fetch, make_cow, new_id, session
+from tests.helpers import (
+    base_name,
+    base_table,
+    connect_as,
+    create_login_role,
+    ex,
+    fetch,
+    grant_agent,
+    make_cow,
+    new_id,
+    session,
+)
 
 GATE = 7007
 ITEMS = """
@@ -56,7 +67,7 @@ async def _install_gate(conn: Any, table: str) -> None:
         f"""
         CREATE FUNCTION wait_at_gate() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN PERFORM pg_advisory_xact_lock({GATE}); RETURN NULL; END $$;
-        CREATE TRIGGER gate AFTER INSERT OR UPDATE OR DELETE ON {table}_base
+        CREATE TRIGGER gate AFTER INSERT OR UPDATE OR DELETE ON {base_table(table)}
             FOR EACH STATEMENT EXECUTE FUNCTION wait_at_gate();
         """
     )
@@ -370,18 +381,19 @@ async def test_a_commit_locks_the_tables_base_cascades_reach(
     )
     await keeper.execute(f"SELECT pg_advisory_unlock({GATE})")
     await commit
-    assert held == [("audit",), ("parents_base",)]
+    assert held == [("audit",), (base_name("parents")[1],)]
 
 
-TRAP_OPERATOR = """
-CREATE FUNCTION public.same_row(a items_base, b items_base) RETURNS boolean
+ITEMS_BASE = base_table("items")
+TRAP_OPERATOR = f"""
+CREATE FUNCTION public.same_row(a {ITEMS_BASE}, b {ITEMS_BASE}) RETURNS boolean
 LANGUAGE plpgsql
 AS $$ BEGIN RAISE EXCEPTION 'agent code ran as %', current_user; END $$;
-CREATE OPERATOR public.*= (LEFTARG = items_base, RIGHTARG = items_base,
+CREATE OPERATOR public.*= (LEFTARG = {ITEMS_BASE}, RIGHTARG = {ITEMS_BASE},
                            FUNCTION = public.same_row);
 """
-TRAP_TO_JSONB = """
-CREATE FUNCTION public.to_jsonb(r items_base) RETURNS jsonb LANGUAGE plpgsql
+TRAP_TO_JSONB = f"""
+CREATE FUNCTION public.to_jsonb(r {ITEMS_BASE}) RETURNS jsonb LANGUAGE plpgsql
 AS $$ BEGIN RAISE EXCEPTION 'agent code ran as %', current_user; END $$;
 """
 
@@ -392,10 +404,8 @@ async def _session_of_a_trapping_agent(
     """An agent that may create objects in public (on the reviewer's search_path) leaves
     ``traps`` there, then updates item 1 in a session; returns the session."""
     await create_login_role(database, role)
-    await conn.execute(
-        f"GRANT SELECT, INSERT, UPDATE, DELETE ON items TO {role};"
-        f"GRANT CREATE ON SCHEMA public TO {role}"
-    )
+    await grant_agent(conn, role, ["items"])
+    await conn.execute(f"GRANT CREATE ON SCHEMA public TO {role}")
     agent = await connect_as(database, role)
     try:
         await agent.execute(traps)
@@ -478,7 +488,8 @@ async def test_a_commit_leaves_the_change_table_to_older_snapshots(
     reviewer, _, _, _ = connections
     await make_cow(conn, ITEMS + "CREATE TABLE elsewhere (x int);", "items")
     await create_login_role(database, "agent_rr")
-    await conn.execute("GRANT SELECT, INSERT, UPDATE, DELETE ON items, elsewhere TO agent_rr")
+    await grant_agent(conn, "agent_rr", ["items"])
+    await conn.execute("GRANT SELECT, INSERT, UPDATE, DELETE ON elsewhere TO agent_rr")
     agent = await connect_as(database, "agent_rr")
     try:
         sid = new_id()

@@ -17,14 +17,27 @@ import pytest
 import agentcow as ac
 from agentcow.adapters.asyncpg import AsyncpgExecutor
 from tests.conftest import TestDatabase
-from tests.helpers import changes_count, fetch, make_cow, new_id, session
+from tests.helpers import (
+    LAYOUT,
+    OVERLAY,
+    base_table,
+    changes_count,
+    changes_table,
+    cow_view,
+    fetch,
+    make_cow,
+    new_id,
+    qualified,
+    session,
+)
 
 T = (
     "CREATE TABLE t (id int PRIMARY KEY, v text, n int);"
     "INSERT INTO t VALUES (1, 'a', 10), (2, 'b', 20), (3, 'c', 30), (4, 'd', 40)"
 )
 ALL = "SELECT id, v, n FROM t ORDER BY id"
-BASE_ALL = "SELECT id, v, n FROM t_base ORDER BY id"
+T_BASE = base_table("t")
+BASE_ALL = f"SELECT id, v, n FROM {T_BASE} ORDER BY id"
 BASE_ROWS = [(1, "a", 10), (2, "b", 20), (3, "c", 30), (4, "d", 40)]
 
 
@@ -43,12 +56,12 @@ async def _changes(conn: Any, table: str = "t") -> list[tuple[Any, ...]]:
     return await fetch(
         conn,
         f"SELECT session_id, operation_id, _cow_seq, _cow_kind::text, to_jsonb(c)::text "
-        f'FROM "{table}_changes" c ORDER BY _cow_seq',
+        f"FROM {changes_table(table)} c ORDER BY _cow_seq",
     )
 
 
-async def _base_json(conn: Any, key: int, table: str = "t_base") -> dict[str, Any] | None:
-    text = await conn.fetchval(f'SELECT to_jsonb(b)::text FROM "{table}" b WHERE id = $1', key)
+async def _base_json(conn: Any, key: int, table: str = T_BASE) -> dict[str, Any] | None:
+    text = await conn.fetchval(f"SELECT to_jsonb(b)::text FROM {table} b WHERE id = $1", key)
     return None if text is None else dict(json.loads(text))
 
 
@@ -75,7 +88,7 @@ async def _four_conflicts(conn: Any) -> tuple[AsyncpgExecutor, uuid.UUID, list[a
         await conn.execute("DELETE FROM t WHERE id = 3")
         await conn.execute("INSERT INTO t VALUES (6, 's6', 60)")
         await conn.execute("UPDATE t SET n = 41 WHERE id = 4")
-    # The base moves on (no session: the view writes the base).
+    # The base moves on (no session: production writes, through the view in the rename layout).
     await conn.execute("UPDATE t SET v = 'b1' WHERE id = 1")
     await conn.execute("DELETE FROM t WHERE id = 2")
     await conn.execute("INSERT INTO t VALUES (5, 'b5', 55)")
@@ -306,7 +319,7 @@ async def test_large_toasted_values_compare_by_value(conn: Any) -> None:
         " (SELECT string_agg(md5(i::text), '') FROM generate_series(1, 5000) i)::bytea, 0",
         "big",
     )
-    stored = await conn.fetchval("SELECT pg_column_size(body) FROM big_base")
+    stored = await conn.fetchval(f"SELECT pg_column_size(body) FROM {base_table('big')}")
     assert stored < 100_000  # compressed in the base
     sid = new_id()
     async with session(conn, sid):
@@ -323,7 +336,7 @@ async def test_large_toasted_values_compare_by_value(conn: Any) -> None:
     assert await fetch(
         conn,
         "SELECT length(body), right(body, 2), n, md5(blob) = md5((SELECT string_agg(md5(i::text),"
-        " '') FROM generate_series(1, 5000) i)::bytea) FROM big_base",
+        f" '') FROM generate_series(1, 5000) i)::bytea) FROM {base_table('big')}",
     ) == [(650_001, " .", 1, True)]
 
 
@@ -345,7 +358,7 @@ async def test_table_with_a_dropped_column(conn: Any) -> None:
         ac.Conflict("d", {"id": 1}, r(1, "a", 10), r(1, "a", 11), r(1, "s1", 10), (), True)
     ]
     await ac.commit_cow_session(executor, "d", sid, on_conflict="merge")
-    assert await fetch(conn, "SELECT * FROM d_base ORDER BY id") == [
+    assert await fetch(conn, f"SELECT * FROM {base_table('d')} ORDER BY id") == [
         (1, "s1", 11),
         (2, "same", 20),
     ]
@@ -485,7 +498,7 @@ INSERT INTO j (id, doc, tags, price, qty) VALUES
     (1, '{"a": 1}', '["x"]', 2, 1),
     (2, '{"keep":  "spaces"}', '{"k": 1}', 3, 1);
 """
-J_ALL = "SELECT id, doc::text, tags::text, price, qty, total FROM j_base ORDER BY id"
+J_ALL = f"SELECT id, doc::text, tags::text, price, qty, total FROM {base_table('j')} ORDER BY id"
 
 
 async def test_merge_with_json_and_generated_columns(conn: Any) -> None:
@@ -556,9 +569,9 @@ async def test_json_and_generated_columns_converged(conn: Any) -> None:
     await conn.execute("""UPDATE j SET qty = 3, doc = '{"a": 2}' WHERE id = 1""")
     assert await ac.get_cow_conflicts(executor, sid) == []
     await ac.commit_cow_session(executor, "j", sid)
-    assert await fetch(conn, "SELECT doc::text, qty, total FROM j_base WHERE id = 1") == [
-        ('{"a": 2}', 3, 6)
-    ]
+    assert await fetch(
+        conn, f"SELECT doc::text, qty, total FROM {base_table('j')} WHERE id = 1"
+    ) == [('{"a": 2}', 3, 6)]
 
 
 async def test_merge_json_same_column_changed_differently(conn: Any) -> None:
@@ -573,7 +586,9 @@ async def test_merge_json_same_column_changed_differently(conn: Any) -> None:
     [conflict] = caught.value.conflicts
     assert conflict.columns == ("doc",)
     assert conflict.mergeable is False
-    assert await fetch(conn, "SELECT doc::text FROM j_base WHERE id = 1") == [('{"a":2}',)]
+    assert await fetch(conn, f"SELECT doc::text FROM {base_table('j')} WHERE id = 1") == [
+        ('{"a":2}',)
+    ]
 
 
 async def test_merge_that_breaks_a_check_constraint_commits_nothing(conn: Any) -> None:
@@ -595,7 +610,10 @@ async def test_merge_that_breaks_a_check_constraint_commits_nothing(conn: Any) -
     assert conflict.mergeable is True
     with pytest.raises(asyncpg.CheckViolationError):
         await ac.commit_cow_session(executor, "rng", sid, on_conflict="merge")
-    assert await fetch(conn, "SELECT * FROM rng_base ORDER BY id") == [(1, 1, 2), (2, 0, 0)]
+    assert await fetch(conn, f"SELECT * FROM {base_table('rng')} ORDER BY id") == [
+        (1, 1, 2),
+        (2, 0, 0),
+    ]
     assert await _changes(conn, "rng") == changes
     async with session(conn, sid, operation_id=None):
         assert await fetch(conn, "SELECT * FROM rng ORDER BY id") == [(1, 4, 5), (2, 0, 9)]
@@ -685,7 +703,7 @@ async def test_get_cow_conflicts_filters_by_operation_and_table(conn: Any) -> No
         await ac.commit_cow_operations_schema(executor, sid, [op1])
     assert caught_op1.value.conflicts == [t1_op1, w1]
     await ac.commit_cow_operations_schema(executor, sid, [op3])
-    assert await fetch(conn, "SELECT v FROM t_base WHERE id = 3") == [("op3",)]
+    assert await fetch(conn, f"SELECT v FROM {T_BASE} WHERE id = 3") == [("op3",)]
 
 
 async def test_get_cow_conflicts_unknown_table(conn: Any) -> None:
@@ -697,8 +715,9 @@ async def test_get_cow_conflicts_unknown_table(conn: Any) -> None:
         await ac.get_cow_conflicts(executor, sid, table="nope")
     with pytest.raises(ac.TableNotFoundError):
         await ac.get_cow_conflicts(executor, sid, table="plain")  # exists, not COW
-    with pytest.raises(ac.TableNotFoundError):
-        await ac.get_cow_conflicts(executor, sid, table="t_base")
+    for internal in ("t_base", "t_changes"):  # what enable made: not COW tables
+        with pytest.raises(ac.TableNotFoundError):
+            await ac.get_cow_conflicts(executor, sid, table=internal)
     with pytest.raises(ac.InvalidIdError):
         await ac.get_cow_conflicts(executor, "not-a-uuid")
     with pytest.raises(ac.InvalidIdError):
@@ -806,7 +825,7 @@ async def test_partial_commit_is_the_baseline_of_later_operations(conn: Any) -> 
     with pytest.raises(ac.CommitConflictError) as caught:
         await ac.commit_cow_operations_schema(executor, sid, [op2])
     assert caught.value.conflicts == expected
-    assert await fetch(conn, "SELECT v, n FROM t_base WHERE id IN (1, 2) ORDER BY id") == [
+    assert await fetch(conn, f"SELECT v, n FROM {T_BASE} WHERE id IN (1, 2) ORDER BY id") == [
         ("op1", 10),
         ("base", 20),
     ]
@@ -831,7 +850,7 @@ async def test_partial_commit_per_table_then_rest_without_conflict(conn: Any) ->
     await ac.commit_cow_operations(executor, "t", sid, [op1])
     assert await ac.get_cow_conflicts(executor, sid) == []
     await ac.commit_cow_operations(executor, "t", sid, [op2])
-    assert await fetch(conn, "SELECT * FROM t_base WHERE id = 5") == [(5, "op2", 50)]
+    assert await fetch(conn, f"SELECT * FROM {T_BASE} WHERE id = 5") == [(5, "op2", 50)]
 
 
 async def test_partial_commit_then_base_deletes_the_row(conn: Any) -> None:
@@ -849,7 +868,7 @@ async def test_partial_commit_then_base_deletes_the_row(conn: Any) -> None:
         await ac.commit_cow_operations(executor, "t", sid, [op2])
     assert caught.value.conflicts == expected
     assert caught.value.conflicts[0].kind == "deleted"
-    assert await fetch(conn, "SELECT * FROM t_base WHERE id = 5") == []
+    assert await fetch(conn, f"SELECT * FROM {T_BASE} WHERE id = 5") == []
 
 
 # ---------------------------------------------------------------------------------------
@@ -867,7 +886,7 @@ async def _watcher(database: TestDatabase) -> AsyncIterator[Any]:
         await connection.close()
 
 
-async def _wait_for_lock_wait(watcher: Any, pid: int, relation: str = "public.t_base") -> None:
+async def _wait_for_lock_wait(watcher: Any, pid: int, relation: str = T_BASE) -> None:
     """Return once backend ``pid`` waits for a lock on ``relation`` (seen in pg_locks and
     pg_stat_activity). The bound only keeps a broken engine from hanging the suite."""
     for _ in range(6000):
@@ -1031,7 +1050,7 @@ async def test_direct_write_waits_for_a_commit_in_an_open_transaction(
             await _wait_for_lock_wait(watcher, second_conn.get_server_pid())
             assert not direct.done()
             # The commit is not visible outside its transaction yet.
-            assert await fetch(watcher, "SELECT * FROM t_base WHERE id = 1") == [(1, "a", 10)]
+            assert await fetch(watcher, f"SELECT * FROM {T_BASE} WHERE id = 1") == [(1, "a", 10)]
         except BaseException:
             await tx.rollback()
             await _finish(direct)
@@ -1084,7 +1103,10 @@ async def test_two_sessions_committing_the_same_row(
         assert caught.value.conflicts
 
     assert await fetch(conn, BASE_ALL) == [(1, "first", 10), *BASE_ROWS[1:]]
-    assert await fetch(conn, "SELECT * FROM w_base ORDER BY id") == [(1, "w1"), (2, "first")]
+    assert await fetch(conn, f"SELECT * FROM {base_table('w')} ORDER BY id") == [
+        (1, "w1"),
+        (2, "first"),
+    ]
     assert [row for row in await _changes(conn, "t") if row[0] == second] == [
         row for row in second_changes if row[0] == second
     ]
@@ -1100,7 +1122,8 @@ async def test_direct_update_of_a_committed_row_waits_and_keeps_the_commit(
 ) -> None:
     """The direct writer updates the very row the open commit wrote, another column of it:
     it waits for the commit, then refuses with 40001 (a table would re-read the row; the
-    view's trigger cannot re-run the statement), never undoing the commit."""
+    view's trigger cannot re-run the statement), never undoing the commit. In the overlay
+    layout production writes the table itself, which re-reads the row the commit wrote."""
     executor = await make_cow(conn, T, "t")
     sid = new_id()
     async with session(conn, sid):
@@ -1119,11 +1142,15 @@ async def test_direct_update_of_a_committed_row_waits_and_keeps_the_commit(
             await _finish(direct)
             raise
         await tx.commit()
-        with pytest.raises(asyncpg.SerializationError):
+        if OVERLAY:
             await direct
-    assert await fetch(conn, "SELECT * FROM t_base WHERE id = 1") == [(1, "session", 10)]
-    await second_conn.execute("UPDATE t SET n = n + 1 WHERE id = 1")  # the retry
-    assert await fetch(conn, "SELECT * FROM t_base WHERE id = 1") == [(1, "session", 11)]
+        else:
+            with pytest.raises(asyncpg.SerializationError):
+                await direct
+    if not OVERLAY:
+        assert await fetch(conn, f"SELECT * FROM {T_BASE} WHERE id = 1") == [(1, "session", 10)]
+        await second_conn.execute("UPDATE t SET n = n + 1 WHERE id = 1")  # the retry
+    assert await fetch(conn, f"SELECT * FROM {T_BASE} WHERE id = 1") == [(1, "session", 11)]
 
 
 # ---------------------------------------------------------------------------------------
@@ -1155,8 +1182,11 @@ INSERT INTO {_q(SCHEMA)}.{_q(TABLE)} VALUES
     (1, 'o''ne', 'ab1', 10, 'c1', 'f1', 100, 'm1'),
     (2, 'two', 'ab2', 20, 'c2', 'f2', 200, 'm2');
 """
-H_VIEW = f"{_q(SCHEMA)}.{_q(TABLE)}"
-H_BASE = f"{_q(SCHEMA)}.{_q(TABLE + '_base')}"
+#: What production writes (the view in the rename layout, the table in the overlay layout),
+#: what a session writes, and the base.
+H_TABLE = qualified(SCHEMA, TABLE)
+H_VIEW = cow_view(TABLE, SCHEMA)
+H_BASE = base_table(TABLE, SCHEMA)
 H_ALL = f'SELECT * FROM {H_BASE} ORDER BY "id x"'
 
 
@@ -1175,13 +1205,13 @@ def h(id_: int, k: str, ab: str, now: int, c: str, f: str, key: int, m: str) -> 
 
 async def test_conflicts_and_merge_with_hostile_identifiers(conn: Any) -> None:
     executor = await make_cow(conn, HOSTILE)
-    await ac.enable_cow(executor, TABLE, schema=SCHEMA)
+    await ac.enable_cow(executor, TABLE, schema=SCHEMA, layout=LAYOUT)
     sid = new_id()
     async with session(conn, sid):
         await conn.execute(f"""UPDATE {H_VIEW} SET "a b" = 'session', c = 'sc' WHERE "id x" = 1""")
         await conn.execute(f'UPDATE {H_VIEW} SET "_now" = 21 WHERE "id x" = 2')
-    await conn.execute(f'UPDATE {H_VIEW} SET "_now" = 11, f = \'bf\' WHERE "id x" = 1')
-    await conn.execute(f'UPDATE {H_VIEW} SET "_now" = 22, "key" = 201 WHERE "id x" = 2')
+    await conn.execute(f'UPDATE {H_TABLE} SET "_now" = 11, f = \'bf\' WHERE "id x" = 1')
+    await conn.execute(f'UPDATE {H_TABLE} SET "_now" = 22, "key" = 201 WHERE "id x" = 2')
 
     one = ac.Conflict(
         TABLE,
@@ -1213,7 +1243,7 @@ async def test_conflicts_and_merge_with_hostile_identifiers(conn: Any) -> None:
     assert caught_merge.value.conflicts == [two]
 
     # The base takes the session's side of the clash: now it merges.
-    await conn.execute(f'UPDATE {H_VIEW} SET "_now" = 21 WHERE "id x" = 2')
+    await conn.execute(f'UPDATE {H_TABLE} SET "_now" = 21 WHERE "id x" = 2')
     await ac.commit_cow_session(executor, TABLE, sid, schema=SCHEMA, on_conflict="merge")
     assert await fetch(conn, H_ALL) == [
         (1, "o'ne", "session", 11, "sc", "bf", 100, "m1"),
@@ -1227,14 +1257,14 @@ async def test_hostile_identifiers_racing_commit(
 ) -> None:
     """The check under the lock renders the same hostile names (a merge applied there)."""
     executor = await make_cow(conn, HOSTILE)
-    await ac.enable_cow(executor, TABLE, schema=SCHEMA)
+    await ac.enable_cow(executor, TABLE, schema=SCHEMA, layout=LAYOUT)
     sid = new_id()
     async with session(conn, sid):
         await conn.execute(f"""UPDATE {H_VIEW} SET "a b" = 'session' WHERE "id x" = 1""")
     async with _watcher(database) as watcher:
         racing = second_conn.transaction()
         await racing.start()
-        await second_conn.execute(f'UPDATE {H_VIEW} SET "_now" = 11 WHERE "id x" = 1')
+        await second_conn.execute(f'UPDATE {H_TABLE} SET "_now" = 11 WHERE "id x" = 1')
         task = asyncio.create_task(
             ac.commit_cow_session(executor, TABLE, sid, schema=SCHEMA, on_conflict="merge")
         )
@@ -1290,7 +1320,8 @@ async def test_two_direct_writers_of_one_row_through_the_view(
     """Without any session or commit: two writers update different columns of one row. On a
     plain table the second waits for the first and updates the row the first committed;
     through the view the second waits, then fails with 40001 (it cannot re-read the row),
-    and its retry gives the table's result: no write is lost."""
+    and its retry gives the table's result: no write is lost. (In the overlay layout
+    production writes the table itself: the plain table's behaviour.)"""
     await make_cow(
         conn,
         T + "; CREATE TABLE plain_t (id int PRIMARY KEY, v text, n int);"

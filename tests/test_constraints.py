@@ -9,6 +9,7 @@ import pytest
 
 import agentcow as ac
 from tests.helpers import (
+    base_table,
     changes_count,
     compare_with_plain,
     ex,
@@ -265,7 +266,7 @@ async def test_fk_delete_referenced_parent_refused(
 
 
 async def _child_base(conn: Any) -> list[tuple[Any, ...]]:
-    return await fetch(conn, "SELECT * FROM child_base ORDER BY id")
+    return await fetch(conn, f"SELECT * FROM {base_table('child')} ORDER BY id")
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,18 @@ import pytest
 import agentcow as ac
 from agentcow.deploy import KIT_VERSION
 from tests.conftest import TestDatabase
-from tests.helpers import connect_as, create_login_role, deploy, ex, registered, relkind
+from tests.helpers import (
+    LAYOUT,
+    OVERLAY,
+    base_table,
+    connect_as,
+    create_login_role,
+    deploy,
+    ex,
+    kit_schema,
+    registered,
+    relkind,
+)
 
 _KIT_OBJECTS = """
 SELECT 'class', c.relname::text, c.relkind::text FROM pg_class c
@@ -50,7 +61,7 @@ async def test_deploy_records_kit_version(conn: Any) -> None:
 async def test_deploy_twice_is_idempotent(conn: Any) -> None:
     executor = await deploy(conn)
     await conn.execute("CREATE TABLE t (id int PRIMARY KEY, v text)")
-    await ac.enable_cow(executor, "t")
+    await ac.enable_cow(executor, "t", layout=LAYOUT)
     before = await _objects(conn, "agentcow")
     await ac.deploy_cow_functions(executor)
     assert await _objects(conn, "agentcow") == before
@@ -58,7 +69,7 @@ async def test_deploy_twice_is_idempotent(conn: Any) -> None:
     assert await registered(conn) == ["t"]
     # And the enabled table keeps working.
     await conn.execute("INSERT INTO t VALUES (1, 'a')")
-    assert await conn.fetch("SELECT id, v FROM t_base") == [(1, "a")]
+    assert await conn.fetch(f"SELECT id, v FROM {base_table('t')}") == [(1, "a")]
 
 
 async def test_deploy_works_as_non_superuser_owner(conn: Any) -> None:
@@ -78,7 +89,7 @@ async def test_deploy_works_as_non_superuser_owner(conn: Any) -> None:
         "cow_functions_deployed": True,
     }
     await conn.execute("CREATE TABLE t (id int PRIMARY KEY)")
-    await ac.enable_cow(executor, "t")
+    await ac.enable_cow(executor, "t", layout=LAYOUT)
     status = await ac.get_cow_status(executor)
     assert status["enabled"] is True
     assert status["tables_with_cow"] == ["t"]
@@ -88,9 +99,11 @@ async def test_deploy_works_as_non_superuser_owner(conn: Any) -> None:
 async def test_enable_before_deploy_raises_not_deployed(conn: Any) -> None:
     await conn.execute("CREATE TABLE t (id int PRIMARY KEY)")
     with pytest.raises(ac.NotDeployedError):
-        await ac.enable_cow(ex(conn), "t")
+        await ac.enable_cow(ex(conn), "t", layout=LAYOUT)
     assert await relkind(conn, "t") == "r"
     assert await relkind(conn, "t_base") is None
+    if OVERLAY:  # nor its overlay schema
+        assert await conn.fetchval(f"SELECT to_regnamespace('{kit_schema()}') IS NULL")
     assert await conn.fetchval("SELECT to_regnamespace('agentcow') IS NULL")
 
 
@@ -102,14 +115,14 @@ async def test_intruder_cannot_enable_or_register_owner_table(
         "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'a');"
         "CREATE TABLE u (id int PRIMARY KEY); CREATE TABLE w (id int PRIMARY KEY)"
     )
-    await ac.enable_cow(executor, "u")
+    await ac.enable_cow(executor, "u", layout=LAYOUT)
     await create_login_role(database, "intruder")
     intruder = await connect_as(database, "intruder")
     try:
         assert await intruder.fetchval("SELECT current_user") == "intruder"
         # enable_cow on a table it does not own.
         with pytest.raises(asyncpg.InsufficientPrivilegeError):
-            await ac.enable_cow(ex(intruder), "t")
+            await ac.enable_cow(ex(intruder), "t", layout=LAYOUT)
         # Registering by hand, pointing at another role's tables.
         with pytest.raises(asyncpg.InsufficientPrivilegeError):
             await intruder.execute(
@@ -138,7 +151,7 @@ async def test_intruder_cannot_enable_or_register_owner_table(
     assert await registered(conn) == ["u"]
     assert await relkind(conn, "t") == "r"
     assert await relkind(conn, "t_base") is None
-    assert await relkind(conn, "t_changes") is None
-    assert await relkind(conn, "u") == "v"
+    assert await relkind(conn, "t_changes", kit_schema()) is None
+    assert await relkind(conn, "u", kit_schema()) == "v"
     assert await relkind(conn, "w") == "r"
     assert await conn.fetch("SELECT id, v FROM t") == [(1, "a")]

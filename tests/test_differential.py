@@ -14,6 +14,9 @@ session against schema ``cow`` (the same tables under copy-on-write). After ever
 * the session sees exactly the rows the plain tables hold;
 * the COW base tables still hold the seed rows.
 
+The session's statements name the views (schema ``cow``, or ``cow_cow`` in the overlay
+layout: ``tests/differential_support.py``); the seed is written as production writes.
+
 Two ways to run a session: one transaction for the whole session, and one transaction per
 statement (between them, the view read without a session shows the untouched base). Every
 statement runs in a savepoint, so one that fails leaves the transaction usable, like a
@@ -45,7 +48,9 @@ from tests.differential_support import (
     COW,
     PLAIN,
     RESET,
+    VIEWS,
     Outcome,
+    base_snapshot,
     run_statement,
     snapshot,
 )
@@ -71,7 +76,7 @@ def diverged(
     """Raises a Divergence at program step ``index``, or at a seed ``statement``, or at the
     end (neither)."""
     if index is not None:
-        where, statement = f"at statement {index + 1}", program.steps[index].render(COW)
+        where, statement = f"at statement {index + 1}", program.steps[index].render(VIEWS)
     else:
         where = "at the end" if statement is None else "in the seed"
     shown = "" if statement is None else f"\n  statement: {statement}"
@@ -79,7 +84,7 @@ def diverged(
         f"COW diverges from the plain table {where}: {what}{shown}\n"
         f"  plain: {plain}\n"
         f"  cow:   {cow}\n"
-        f"program:\n{program.script(COW)}"
+        f"program:\n{program.script(VIEWS, seed_schema=COW)}"
     )
 
 
@@ -95,8 +100,9 @@ class Runner:
         self.seed: dict[str, list[str]] = {}
 
     async def reset_and_seed(self) -> None:
-        """Empties the tables and seeds them, through the view on the COW side: without a
-        session, writes must behave as on the plain table too."""
+        """Empties the tables and seeds them as production writes on the COW side (through
+        the view in the rename layout: without a session, writes must behave as on the
+        plain table too); the view then shows the seed."""
         await self.conn.execute(RESET)
         for sql in self.program.seed:
             plain = await run_statement(self.conn, sql.format(s=PLAIN), ordered=False)
@@ -106,27 +112,27 @@ class Runner:
                 diverged(self.program, None, what, plain, cow, sql.format(s=COW))
             assert plain.sqlstate is None, f"invalid seed: {plain}"
         self.seed = await snapshot(self.conn, PLAIN)
-        cow = await snapshot(self.conn, COW)
+        cow = await snapshot(self.conn, VIEWS)
         assert cow == self.seed, "the seed differs between the schemas"
 
     async def step(self, index: int, step: Step) -> None:
         """Runs a statement on both sides (the session variables are set) and compares."""
         plain = await run_statement(self.conn, step.render(PLAIN), step.ordered)
-        cow = await run_statement(self.conn, step.render(COW), step.ordered)
+        cow = await run_statement(self.conn, step.render(VIEWS), step.ordered)
         if not plain.same_as(cow, any_row=step.any_row):
             diverged(self.program, index, "different results", plain, cow)
         event(f"{step.label()}: {plain.sqlstate or 'ok'}")
         plain_rows = await snapshot(self.conn, PLAIN)
-        cow_rows = await snapshot(self.conn, COW)
+        cow_rows = await snapshot(self.conn, VIEWS)
         if plain_rows != cow_rows:
             diverged(self.program, index, "the session sees other rows", plain_rows, cow_rows)
-        base = await snapshot(self.conn, COW, "_base")
+        base = await base_snapshot(self.conn)
         if base != self.seed:
             diverged(self.program, index, "the base changed before commit", self.seed, base)
 
     async def check_untouched(self, index: int | None) -> None:
         """Without a session, the view shows the base, which still holds the seed."""
-        outside = await snapshot(self.conn, COW)
+        outside = await snapshot(self.conn, VIEWS)
         if outside != self.seed:
             diverged(self.program, index, "visible outside the session", self.seed, outside)
 
@@ -135,7 +141,7 @@ class Runner:
         plain = await snapshot(self.conn, PLAIN)
         async with self.conn.transaction():  # the session outlives its transactions
             await ac.apply_cow_variables(self.ex, self.session)
-            later = await snapshot(self.conn, COW)
+            later = await snapshot(self.conn, VIEWS)
         if later != plain:
             diverged(self.program, None, "a later transaction of the session", plain, later)
         used = {self.operations[step.op] for step in self.program.steps}
@@ -152,8 +158,8 @@ class Runner:
         else:
             committed = await ac.discard_cow_session_schema(self.ex, self.session, schema=COW)
             expected = self.seed
-        after = await snapshot(self.conn, COW)
-        base = await snapshot(self.conn, COW, "_base")
+        after = await snapshot(self.conn, VIEWS)
+        base = await base_snapshot(self.conn)
         if not after == base == expected:
             what = f"after {self.program.finish} of {committed} (cow: the view, then the base)"
             diverged(self.program, None, what, expected, f"{after}\n         {base}")

@@ -1,8 +1,10 @@
 """Constraint errors in a session read as the plain table's.
 
 Each statement runs twice as the same role: on a plain table (schema ``plain``) and in a
-session on its COW twin (schema ``cow``, same names). Both must fail alike: SQLSTATE, message,
-DETAIL, and the constraint, table, schema (``plain`` standing for ``cow``) and column fields.
+session on its COW twin (schema ``cow``, same names; the statement names the views, in
+``cow_cow`` in the overlay layout). Both must fail alike: SQLSTATE, message, DETAIL, and the
+constraint, table, schema (``plain`` standing for ``cow``, the table's schema in both layouts)
+and column fields.
 The roles differ in what they may read, which decides the DETAIL PostgreSQL gives: one has
 SELECT on the table, one SELECT on some of its columns only, one no SELECT at all; all three
 may write. None of them may ever see the change table, a session or operation id, an internal
@@ -21,9 +23,21 @@ import pytest
 
 import agentcow as ac
 from tests.conftest import OWNER_ROLE, TestDatabase
-from tests.helpers import connect_as, create_login_role, ex, new_id
+from tests.helpers import (
+    LAYOUT,
+    connect_as,
+    create_login_role,
+    ex,
+    keep_agent_off_tables,
+    kit_schema,
+    new_id,
+    on_shared_catalog,
+)
 
 PLAIN, COW = "plain", "cow"
+#: Where a session's statements find the COW tables: their views.
+VIEWS = kit_schema(COW)
+TABLES = ("customers", "orders", "holds", "lines", "events")
 READER, COLUMNS, BLIND = "cow_err_reader", "cow_err_columns", "cow_err_blind"
 ROLES = (READER, COLUMNS, BLIND)
 
@@ -119,7 +133,8 @@ async def attempt(conn: Any, sql: str) -> Failure:
 
 @pytest.fixture
 async def roles(conn: Any, database: TestDatabase) -> AsyncIterator[dict[str, Any]]:
-    """Both schemas, COW on ``cow`` (its grants moved to the views), and a connection per
+    """Both schemas, COW on ``cow`` (its grants moved, or in the overlay layout copied, to
+    the views; the roles then keep none on the overlay's tables), and a connection per
     role."""
     for role in ROLES:
         await create_login_role(database, role)
@@ -128,8 +143,10 @@ async def roles(conn: Any, database: TestDatabase) -> AsyncIterator[dict[str, An
     for schema in (PLAIN, COW):
         await conn.execute(f"CREATE SCHEMA {schema}")
         await conn.execute(DDL.format(s=schema, reader=READER, columns=COLUMNS, blind=BLIND))
-    for table in ("customers", "orders", "holds", "lines", "events"):
-        await ac.enable_cow(executor, table, schema=COW)
+    for table in TABLES:
+        await ac.enable_cow(executor, table, schema=COW, layout=LAYOUT)
+    for role in ROLES:
+        await keep_agent_off_tables(conn, role, TABLES, schema=COW)
     connections = {role: await connect_as(database, role) for role in ROLES}
     connections["owner"] = conn
     try:
@@ -163,15 +180,15 @@ async def compare(
     conn: Any, statements: Sequence[str], *, prepare: Sequence[str] = ()
 ) -> list[Failure]:
     """Runs ``prepare`` then each statement (savepoints; ``{s}`` is the schema) on the plain
-    tables, then in a session on the COW ones; the outcomes must be equal (for AnyRow
-    statements, up to which row's values the DETAIL shows). Returns them."""
+    tables, then in a session on the COW ones (their views); the outcomes must be equal (for
+    AnyRow statements, up to which row's values the DETAIL shows). Returns them."""
     outcomes: dict[str, list[Failure]] = {}
-    for schema in (PLAIN, COW):
+    for schema, named in ((PLAIN, PLAIN), (COW, VIEWS)):
         context = in_session(conn) if schema == COW else conn.transaction()
         async with context:
             for sql in prepare:
-                await conn.execute(sql.format(s=schema))
-            outcomes[schema] = [await attempt(conn, sql.format(s=schema)) for sql in statements]
+                await conn.execute(sql.format(s=named))
+            outcomes[schema] = [await attempt(conn, sql.format(s=named)) for sql in statements]
     for sql, plain, cow in zip(statements, outcomes[PLAIN], outcomes[COW], strict=True):
         if isinstance(sql, AnyRow):
             plain, cow = _without_values(plain), _without_values(cow)
@@ -261,11 +278,11 @@ async def test_foreign_keys(roles: dict[str, Any]) -> None:
         assert outcomes[2].sqlstate in ("23001", "23503"), (role, outcomes)
         conn = roles[role]
         ended: dict[str, Failure] = {}
-        for schema in (PLAIN, COW):
+        for schema, named in ((PLAIN, PLAIN), (COW, VIEWS)):
             context = in_session(conn) if schema == COW else conn.transaction()
             with contextlib.suppress(asyncpg.PostgresError):
                 async with context:
-                    await conn.execute(statements[4].format(s=schema))
+                    await conn.execute(statements[4].format(s=named))
                     ended[schema] = await attempt(conn, "SET CONSTRAINTS ALL IMMEDIATE")
         assert ended[COW] == ended[PLAIN]
         assert ended[COW].sqlstate == "23503"
@@ -297,7 +314,7 @@ async def test_set_role_decides(roles: dict[str, Any], database: TestDatabase) -
     owner = roles["owner"]
     superuser = await asyncpg.connect(database.superuser_dsn)
     try:
-        await superuser.execute(f"GRANT {BLIND}, {COLUMNS} TO {OWNER_ROLE}")
+        await on_shared_catalog(superuser, f"GRANT {BLIND}, {COLUMNS} TO {OWNER_ROLE}")
     finally:
         await superuser.close()
     for role in (BLIND, COLUMNS):
@@ -322,7 +339,7 @@ async def test_role_setting_cannot_be_claimed(roles: dict[str, Any]) -> None:
     async with in_session(agent):
         with pytest.raises(asyncpg.InsufficientPrivilegeError):
             await agent.execute(
-                "UPDATE cow.orders SET qty = 0 "
+                f"UPDATE {VIEWS}.orders SET qty = 0 "
                 f"WHERE set_config('role', '{OWNER_ROLE}', true) <> ''"
             )
     outcomes = await compare(agent, [AnyRow("UPDATE {s}.orders SET qty = 0")])
@@ -347,7 +364,7 @@ async def test_unknowable_columns_are_left_out(roles: dict[str, Any]) -> None:
             for sql in statements:
                 plain.append(await attempt(conn, sql.format(s=PLAIN)))
         async with in_session(conn):
-            cow = [await attempt(conn, sql.format(s=COW)) for sql in statements]
+            cow = [await attempt(conn, sql.format(s=VIEWS)) for sql in statements]
         for p, c in zip(plain, cow, strict=True):
             assert (c.sqlstate, c.message) == (p.sqlstate, p.message)
             shown, plain_shown = _columns(c.detail), _columns(p.detail)
@@ -376,7 +393,7 @@ async def test_check_calling_a_function_outside_pg_catalog(conn: Any) -> None:
             "RESET search_path"
         )
     await conn.execute("SET search_path = cow, public")
-    await ac.enable_cow(ex(conn), "pairs", schema=COW)
+    await ac.enable_cow(ex(conn), "pairs", schema=COW, layout=LAYOUT)
     await conn.execute("RESET search_path")
     outcomes = await compare(
         conn,

@@ -9,7 +9,19 @@ from typing import Any
 import pytest
 
 import agentcow as ac
-from tests.helpers import changes_count, ex, fetch, make_cow, new_id, outcome, session
+from tests.helpers import (
+    LAYOUT,
+    base_table,
+    changes_count,
+    changes_table,
+    ex,
+    fetch,
+    kit_schema,
+    make_cow,
+    new_id,
+    outcome,
+    session,
+)
 
 Pair = tuple[uuid.UUID, uuid.UUID]
 
@@ -47,7 +59,7 @@ async def _view(conn: Any, sid: uuid.UUID, sql: str = ALL) -> list[tuple[Any, ..
 
 async def _log(conn: Any, table: str) -> list[tuple[Any, ...]]:
     """Every version in a change table, whole, in write order."""
-    return await fetch(conn, f'SELECT c::text FROM "{table}_changes" c ORDER BY _cow_seq')
+    return await fetch(conn, f"SELECT c::text FROM {changes_table(table)} c ORDER BY _cow_seq")
 
 
 async def _deps(executor: Any, sid: uuid.UUID) -> set[Pair]:
@@ -572,14 +584,14 @@ async def test_commits_in_two_steps_equal_one_commit(conn: Any) -> None:
     executor = await make_cow(conn, TWIN.format(s="one") + TWIN.format(s="two"))
     for schema in ("one", "two"):
         for table in ("c", "p"):  # children first: catalog order is not key order
-            await ac.enable_cow(executor, table, schema=schema)
+            await ac.enable_cow(executor, table, schema=schema, layout=LAYOUT)
     sid = new_id()
     ops = [new_id() for _ in TWIN_OPS]
     for op, statements in zip(ops, TWIN_OPS, strict=True):
         async with session(conn, sid, op):
-            for schema in ("one", "two"):
+            for schema in ("one", "two"):  # the views (in "one_cow" in the overlay layout)
                 for statement in statements:
-                    await conn.execute(statement.format(s=schema))
+                    await conn.execute(statement.format(s=kit_schema(schema)))
     op1, op2, op3, op4, op5, op6 = ops
     expected_deps = {(op3, op4), (op1, op5), (op5, op6)}
     counts = [
@@ -604,7 +616,7 @@ async def test_commits_in_two_steps_equal_one_commit(conn: Any) -> None:
 
     async def session_state(schema: str) -> tuple[list[tuple[Any, ...]], ...]:
         async with session(conn, sid, operation_id=None):
-            return await state(schema)
+            return await state(kit_schema(schema))
 
     full = await session_state("one")
     assert full == (
@@ -658,7 +670,10 @@ async def test_schema_cherry_pick_orders_parents_first(conn: Any) -> None:
     with pytest.raises(ac.OperationsNotClosedError) as refused:
         await ac.commit_cow_operations_schema(executor, sid, [b, d])
     assert _same(refused.value.missing, [a, c])
-    assert await fetch(conn, "SELECT * FROM parent_base ORDER BY id") == [(1, "one"), (2, "two")]
+    assert await fetch(conn, f"SELECT * FROM {base_table('parent')} ORDER BY id") == [
+        (1, "one"),
+        (2, "two"),
+    ]
 
     assert _same(await ac.commit_cow_operations_schema(executor, sid, [d, b, c, a]), [a, b, c, d])
     assert await fetch(conn, "SELECT * FROM parent ORDER BY id") == [(1, "one"), (3, "three")]

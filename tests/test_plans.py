@@ -12,6 +12,8 @@ not O(n) per row. No timings.
 
 SQL-level PREPARE shares the plan cache with protocol-level prepared statements (asyncpg
 prepares every statement; psycopg after five runs), and EXPLAIN EXECUTE shows the plan used.
+Statements prepared outside a session name the view by its schema: there, the table's bare
+name is the table itself in the overlay layout.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from tests.helpers import make_cow, new_id, session
+from tests.helpers import base_table, changes_table, cow_view, make_cow, new_id, session
 
 BASE_ROWS = 50_000
 SESSION_ROWS = 2_000
@@ -31,10 +33,11 @@ CREATE INDEX ON items (account);
 INSERT INTO items SELECT g, g % 100, g % 500, 'item ' || g FROM generate_series(1, {BASE_ROWS}) g;
 """
 
+ITEMS_VIEW = cow_view("items")
 READS = {
-    "full scan": ("SELECT sum(qty) FROM items", ()),
-    "filtered scan": ("SELECT count(*) FROM items WHERE qty = $1", (5,)),
-    "index scan": ("SELECT count(*) FROM items WHERE account = $1", (7,)),
+    "full scan": (f"SELECT sum(qty) FROM {ITEMS_VIEW}", ()),
+    "filtered scan": (f"SELECT count(*) FROM {ITEMS_VIEW} WHERE qty = $1", (5,)),
+    "index scan": (f"SELECT count(*) FROM {ITEMS_VIEW} WHERE account = $1", (7,)),
 }
 
 
@@ -74,10 +77,10 @@ async def explain(conn: Any, sql: str) -> dict[str, Any]:
 
 async def items(conn: Any) -> None:
     await make_cow(conn, ITEMS, "items")
-    await conn.execute("ALTER TABLE items_changes SET (autovacuum_enabled = false)")
+    await conn.execute(f"ALTER TABLE {changes_table('items')} SET (autovacuum_enabled = false)")
     # Parallel workers multiply loop counts; the shapes under test are the same without them.
     await conn.execute("SET max_parallel_workers_per_gather = 0")
-    await conn.execute("VACUUM ANALYZE items_base")
+    await conn.execute(f"VACUUM ANALYZE {base_table('items')}")
 
 
 async def write_session(conn: Any, first: int, rows: int) -> Any:
@@ -95,7 +98,7 @@ def execute(name: str, args: tuple[Any, ...]) -> str:
 
 async def test_plans_made_while_change_table_was_analyzed_empty(conn: Any) -> None:
     await items(conn)
-    await conn.execute("VACUUM ANALYZE items_changes")
+    await conn.execute(f"VACUUM ANALYZE {changes_table('items')}")
     for n, (sql, args) in enumerate(READS.values()):
         params = f"({', '.join('int' for _ in args)})" if args else ""
         await conn.execute(f"PREPARE r{n}{params} AS {sql}")
@@ -109,13 +112,13 @@ async def test_plans_made_while_change_table_was_analyzed_empty(conn: Any) -> No
 
 async def test_generic_plans(conn: Any) -> None:
     await items(conn)
-    await conn.execute("VACUUM ANALYZE items_changes")
+    await conn.execute(f"VACUUM ANALYZE {changes_table('items')}")
     await conn.execute("SET plan_cache_mode = force_generic_plan")
     for n, (sql, args) in enumerate(READS.values()):
         if args:
             await conn.execute(f"PREPARE g{n}(int) AS {sql}")
             await conn.execute(execute(f"g{n}", args))  # the generic plan, made outside a session
-    await conn.execute("PREPARE point(bigint) AS SELECT * FROM items WHERE id = $1")
+    await conn.execute(f"PREPARE point(bigint) AS SELECT * FROM {ITEMS_VIEW} WHERE id = $1")
     await conn.execute("EXECUTE point(3)")
     sid = await write_session(conn, 1, SESSION_ROWS)
     async with session(conn, sid):
@@ -130,14 +133,14 @@ async def test_generic_plans(conn: Any) -> None:
 async def test_statistics_of_another_large_session(conn: Any) -> None:
     await items(conn)
     await write_session(conn, 1, SESSION_ROWS)
-    await conn.execute("ANALYZE items_changes")
+    await conn.execute(f"ANALYZE {changes_table('items')}")
     small = await write_session(conn, 40_001, 10)
     async with session(conn, small):
         for name, (sql, args) in READS.items():
             literal = sql.replace("$1", str(args[0])) if args else sql
             plan = await explain(conn, literal)
             assert repeated_change_reads(plan) == [], name
-        point = await explain(conn, "SELECT * FROM items WHERE id = 40005")
+        point = await explain(conn, f"SELECT * FROM {ITEMS_VIEW} WHERE id = 40005")
         assert repeated_change_reads(point) == []
         assert change_table_access(point) <= {"Index Scan", "Index Only Scan"}
 
@@ -155,12 +158,13 @@ async def test_join_between_cow_tables_planned_while_analyzed_empty(conn: Any) -
     await make_cow(conn, ORDERS, "orders", "lines")
     await conn.execute("SET max_parallel_workers_per_gather = 0")
     for table in ("orders", "lines"):
-        await conn.execute(f"ALTER TABLE {table}_changes SET (autovacuum_enabled = false)")
-        await conn.execute(f"VACUUM ANALYZE {table}_base")
-        await conn.execute(f"VACUUM ANALYZE {table}_changes")
+        await conn.execute(f"ALTER TABLE {changes_table(table)} SET (autovacuum_enabled = false)")
+        await conn.execute(f"VACUUM ANALYZE {base_table(table)}")
+        await conn.execute(f"VACUUM ANALYZE {changes_table(table)}")
+    orders, lines = cow_view("orders"), cow_view("lines")
     joins = {
-        "all orders": "SELECT sum(l.qty) FROM orders o JOIN lines l ON l.order_id = o.id",
-        "open orders": "SELECT count(*) FROM orders o JOIN lines l ON l.order_id = o.id "
+        "all orders": f"SELECT sum(l.qty) FROM {orders} o JOIN {lines} l ON l.order_id = o.id",
+        "open orders": f"SELECT count(*) FROM {orders} o JOIN {lines} l ON l.order_id = o.id "
         "WHERE o.status = 'open'",
     }
     for n, sql in enumerate(joins.values()):
@@ -198,9 +202,10 @@ CREATE TABLE children (id bigint PRIMARY KEY, parent_id bigint NOT NULL REFERENC
 
 async def _parents(conn: Any) -> None:
     await make_cow(conn, PARENTS, "parents", "children")
-    for table in ("parents_changes", "children_changes"):
+    changes = [changes_table("parents"), changes_table("children")]
+    for table in changes:
         await conn.execute(f"ALTER TABLE {table} SET (autovacuum_enabled = false)")
-    for table in ("parents_base", "children_base", "parents_changes", "children_changes"):
+    for table in (base_table("parents"), base_table("children"), *changes):
         await conn.execute(f"VACUUM ANALYZE {table}")
 
 

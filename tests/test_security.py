@@ -12,11 +12,18 @@ import pytest
 import agentcow as ac
 from tests.conftest import TestDatabase
 from tests.helpers import (
+    LAYOUT,
+    OVERLAY,
+    base_table,
     changes_count,
+    changes_table,
     connect_as,
+    cow_view,
     create_login_role,
     ex,
     fetch,
+    grant_agent,
+    kit_schema,
     make_cow,
     new_id,
     registered,
@@ -29,6 +36,8 @@ T = (
     "INSERT INTO t VALUES (1, 'base-one'), (2, 'base-two');"
     "CREATE TABLE victim (id int PRIMARY KEY); INSERT INTO victim VALUES (1)"
 )
+
+T_BASE, T_CHANGES, T_VIEW = base_table("t"), changes_table("t"), cow_view("t")
 
 PAYLOADS = [
     "00000000-0000-0000-0000-000000000000'; DROP TABLE victim; --",
@@ -112,9 +121,9 @@ async def test_hostile_table_and_schema_names_are_only_names(conn: Any) -> None:
         "victim'); DROP TABLE victim; --",
     ):
         with pytest.raises(ac.TableNotFoundError):
-            await ac.enable_cow(executor, name)
+            await ac.enable_cow(executor, name, layout=LAYOUT)
         with pytest.raises(ac.TableNotFoundError):
-            await ac.enable_cow(executor, "t", schema=name)
+            await ac.enable_cow(executor, "t", schema=name, layout=LAYOUT)
         with pytest.raises(ac.TableNotFoundError):
             await ac.commit_cow_session(executor, name, new_id())
         with pytest.raises(ac.TableNotFoundError):
@@ -122,7 +131,7 @@ async def test_hostile_table_and_schema_names_are_only_names(conn: Any) -> None:
         assert await ac.get_dirty_tables(executor, new_id(), schema=name) == []
     await conn.execute(f'CREATE TABLE "{"x" * 60}" (id int PRIMARY KEY)')
     with pytest.raises(ac.InvalidIdentifierError):
-        await ac.enable_cow(executor, "x" * 60)
+        await ac.enable_cow(executor, "x" * 60, layout=LAYOUT)
     assert await relkind(conn, "x" * 60) == "r"
     assert await relkind(conn, "victim") == "r"
     assert await registered(conn) == ["t"]
@@ -156,9 +165,9 @@ async def test_catalog_text_with_quotes_and_dollars(conn: Any) -> None:
 async def _agent(conn: Any, database: TestDatabase) -> Any:
     await create_login_role(database, "cow_agent")
     await conn.execute(T)
-    await conn.execute("GRANT SELECT, INSERT, UPDATE, DELETE ON t TO cow_agent")
     await ac.deploy_cow_functions(ex(conn))
-    await ac.enable_cow(ex(conn), "t")
+    await ac.enable_cow(ex(conn), "t", layout=LAYOUT)
+    await grant_agent(conn, "cow_agent", ["t"])
     return await connect_as(database, "cow_agent")
 
 
@@ -175,30 +184,36 @@ async def test_agent_cannot_touch_base_or_changes(conn: Any, database: TestDatab
                 (3, "agent"),
             ]
         forbidden = [
-            "SELECT * FROM t_base",
-            "SELECT * FROM t_changes",
-            "SELECT count(*) FROM t_changes",
-            "INSERT INTO t_base VALUES (9, 'x')",
-            "UPDATE t_base SET v = 'x'",
-            "DELETE FROM t_base",
-            "TRUNCATE t_base",
-            "INSERT INTO t_changes (session_id, operation_id, _cow_kind, id, v) "
+            f"SELECT * FROM {T_BASE}",
+            f"SELECT * FROM {T_CHANGES}",
+            f"SELECT count(*) FROM {T_CHANGES}",
+            f"INSERT INTO {T_BASE} VALUES (9, 'x')",
+            f"UPDATE {T_BASE} SET v = 'x'",
+            f"DELETE FROM {T_BASE}",
+            f"TRUNCATE {T_BASE}",
+            f"INSERT INTO {T_CHANGES} (session_id, operation_id, _cow_kind, id, v) "
             "VALUES (gen_random_uuid(), gen_random_uuid(), 'I', 9, 'x')",
-            "UPDATE t_changes SET v = 'x'",
-            "DELETE FROM t_changes",
-            "TRUNCATE t_changes",
+            f"UPDATE {T_CHANGES} SET v = 'x'",
+            f"DELETE FROM {T_CHANGES}",
+            f"TRUNCATE {T_CHANGES}",
             "TRUNCATE t",
-            "ALTER TABLE t_base ADD COLUMN z int",
-            "DROP VIEW t",
+            f"TRUNCATE {T_VIEW}",
+            f"ALTER TABLE {T_BASE} ADD COLUMN z int",
+            f"DROP VIEW {T_VIEW}",
             "SELECT agentcow.unregister_table('public', 't')",
             "DELETE FROM agentcow.cow_tables",
             "UPDATE agentcow.kit SET version = '9.9.9'",
-            "SELECT public.t_cow_write()",
+            f"SELECT {kit_schema()}.t_cow_write()",
         ]
+        if OVERLAY:  # without a session, t is production's table, closed to agents
+            forbidden += ["SELECT * FROM t", "UPDATE t SET v = 'x'", "DROP TABLE t"]
         for sql in forbidden:
             with pytest.raises(asyncpg.PostgresError) as info:
                 await agent.execute(sql)
             assert info.value.sqlstate in ("42501", "42809", "0A000"), (sql, info.value.sqlstate)
+        if OVERLAY:  # and the overlay's view takes no write without a session
+            with pytest.raises(asyncpg.ObjectNotInPrerequisiteStateError):
+                await agent.execute(f"UPDATE {T_VIEW} SET v = 'x'")
         # Another session's changes are invisible to the agent's own session.
         other = new_id()
         async with session(agent, other):
@@ -209,7 +224,7 @@ async def test_agent_cannot_touch_base_or_changes(conn: Any, database: TestDatab
     finally:
         await agent.close()
     assert await changes_count(conn, "t", sid) == 3  # I, U, D (the owner sees them)
-    assert await fetch(conn, "SELECT id, v FROM t_base ORDER BY id") == [
+    assert await fetch(conn, f"SELECT id, v FROM {T_BASE} ORDER BY id") == [
         (1, "base-one"),
         (2, "base-two"),
     ]
@@ -245,22 +260,25 @@ async def test_leaky_function_cannot_see_other_sessions(conn: Any, database: Tes
         async with session(agent, mine):
             await agent.execute("INSERT INTO t VALUES (20, 'mine')")
         queries = [
-            "SELECT * FROM t WHERE pg_temp.leak(v)",
-            "SELECT * FROM t WHERE pg_temp.leak(v) AND id > 0",
-            "SELECT * FROM t WHERE pg_temp.leak(v) AND id = 10",
-            "SELECT * FROM t WHERE pg_temp.leak(v::text || id::text) AND v LIKE 'secret%'",
-            "SELECT count(*) FROM t WHERE pg_temp.leak(v)",
-            "UPDATE t SET v = v WHERE pg_temp.leak(v) AND id = 20",
-            "DELETE FROM t WHERE NOT pg_temp.leak(v)",
+            "SELECT * FROM {t} WHERE pg_temp.leak(v)",
+            "SELECT * FROM {t} WHERE pg_temp.leak(v) AND id > 0",
+            "SELECT * FROM {t} WHERE pg_temp.leak(v) AND id = 10",
+            "SELECT * FROM {t} WHERE pg_temp.leak(v::text || id::text) AND v LIKE 'secret%'",
+            "SELECT count(*) FROM {t} WHERE pg_temp.leak(v)",
+            "UPDATE {t} SET v = v WHERE pg_temp.leak(v) AND id = 20",
+            "DELETE FROM {t} WHERE NOT pg_temp.leak(v)",
         ]
         for sql in queries:
             for plan in ("SELECT 1", NO_INDEX_SCANS):  # without indexes, filters see every row
                 async with session(agent, mine):
                     await agent.execute(plan)
-                    await agent.execute(sql)
-                async with agent.transaction():
-                    await agent.execute(plan)
-                    await agent.execute(sql)
+                    await agent.execute(sql.format(t="t"))
+                try:  # without a session, through the view
+                    async with agent.transaction():
+                        await agent.execute(plan)
+                        await agent.execute(sql.format(t=T_VIEW))
+                except asyncpg.ObjectNotInPrerequisiteStateError:
+                    assert OVERLAY and not sql.startswith("SELECT")  # writes need a session
         async with session(agent, mine):
             rows = await fetch(agent, "SELECT id, v FROM t ORDER BY id")
         assert rows == [(1, "base-one"), (2, "base-two"), (20, "mine")]
@@ -285,11 +303,11 @@ async def test_agent_cannot_move_the_statement_checks_mark(
         "CREATE TABLE parents (id int PRIMARY KEY);"
         "CREATE TABLE children (id int PRIMARY KEY, parent int REFERENCES parents);"
         "INSERT INTO parents VALUES (1);"
-        "GRANT SELECT, INSERT ON parents, children TO mark_mover"
     )
     oid = await conn.fetchval("SELECT 'children'::regclass::oid")
     await ac.deploy_cow_functions(ex(conn))
-    assert sorted(await ac.enable_cow_schema(ex(conn))) == ["children", "parents"]
+    assert sorted(await ac.enable_cow_schema(ex(conn), layout=LAYOUT)) == ["children", "parents"]
+    await grant_agent(conn, "mark_mover", ["parents", "children"], "SELECT, INSERT")
     agent = await connect_as(database, "mark_mover")
     try:
         with pytest.raises(asyncpg.ForeignKeyViolationError):
@@ -322,11 +340,11 @@ async def test_agent_cannot_forge_a_drawn_identity_value(conn: Any, database: Te
     await conn.execute(
         "CREATE TABLE tickets (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, "
         "n int GENERATED BY DEFAULT AS IDENTITY, v text);"
-        "GRANT SELECT, INSERT ON tickets TO identity_forger"
     )
     oid = await conn.fetchval("SELECT 'tickets'::regclass::oid")
     await ac.deploy_cow_functions(ex(conn))
-    await ac.enable_cow(ex(conn), "tickets")
+    await ac.enable_cow(ex(conn), "tickets", layout=LAYOUT)
+    await grant_agent(conn, "identity_forger", ["tickets"], "SELECT, INSERT")
     agent = await connect_as(database, "identity_forger")
     try:
         sid = new_id()
@@ -346,7 +364,7 @@ async def test_agent_cannot_forge_a_drawn_identity_value(conn: Any, database: Te
                     await agent.execute(forged)
         # Calling the identity function itself only draws values, as the default would.
         async with session(agent, sid):
-            drawn = await agent.fetchval("SELECT public.tickets_cow_identity('id')")
+            drawn = await agent.fetchval(f"SELECT {kit_schema()}.tickets_cow_identity('id')")
             await agent.execute(f"INSERT INTO tickets (id, v) VALUES ({drawn}, 'drawn')")
         with pytest.raises(asyncpg.GeneratedAlwaysError):
             async with session(agent, sid):

@@ -9,6 +9,7 @@ import pytest
 
 import agentcow as ac
 from tests.helpers import (
+    base_table,
     changes_count,
     compare_with_plain,
     ex,
@@ -25,6 +26,7 @@ T = (
 )
 ALL = "SELECT id, v, n FROM t ORDER BY id"
 BASE_ROWS = [(1, "a", 1), (2, "b", 2)]
+T_BASE = base_table("t")
 
 
 async def test_reads_without_session_see_base(conn: Any) -> None:
@@ -36,7 +38,7 @@ async def test_reads_without_session_see_base(conn: Any) -> None:
     await conn.execute("INSERT INTO t VALUES (3, 'c', 3)")
     await conn.execute("UPDATE t SET v = 'B' WHERE id = 2")
     await conn.execute("DELETE FROM t WHERE id = 1")
-    assert await fetch(conn, "SELECT * FROM t_base ORDER BY id") == [(2, "B", 2), (3, "c", 3)]
+    assert await fetch(conn, f"SELECT * FROM {T_BASE} ORDER BY id") == [(2, "B", 2), (3, "c", 3)]
     assert await changes_count(conn) == 0
 
 
@@ -59,7 +61,7 @@ async def test_session_isolation(conn: Any, second_conn: Any) -> None:
         assert await fetch(second_conn, ALL) == expected
     assert await fetch(conn, ALL) == BASE_ROWS
     assert await fetch(second_conn, ALL) == BASE_ROWS
-    assert await fetch(conn, "SELECT * FROM t_base ORDER BY id") == BASE_ROWS
+    assert await fetch(conn, f"SELECT * FROM {T_BASE} ORDER BY id") == BASE_ROWS
 
 
 async def test_update_to_null_stays_null(conn: Any) -> None:
@@ -101,7 +103,7 @@ async def test_omitted_columns_get_defaults(conn: Any) -> None:
 
 async def test_serial_drawn_once(conn: Any) -> None:
     executor = await make_cow(conn, "CREATE TABLE s (id serial PRIMARY KEY, v text)", "s")
-    seq = await conn.fetchval("SELECT pg_get_serial_sequence('public.s_base', 'id')")
+    seq = await conn.fetchval(f"SELECT pg_get_serial_sequence('{base_table('s')}', 'id')")
     sid = new_id()
     async with session(conn, sid):
         first = await conn.fetchval("INSERT INTO s (v) VALUES ('a') RETURNING id")
@@ -299,7 +301,7 @@ async def test_write_without_operation_id_is_refused(conn: Any) -> None:
                 await conn.execute(sql)
         assert info.value.sqlstate == "22023"
     assert await changes_count(conn) == 0
-    assert await fetch(conn, "SELECT * FROM t_base ORDER BY id") == BASE_ROWS
+    assert await fetch(conn, f"SELECT * FROM {T_BASE} ORDER BY id") == BASE_ROWS
     # Reads without an operation id are fine.
     async with session(conn, sid, operation_id=None):
         assert await fetch(conn, ALL) == BASE_ROWS
@@ -341,7 +343,7 @@ async def test_set_local_ends_with_transaction(conn: Any) -> None:
     async with conn.transaction():
         assert await fetch(conn, ALL) == BASE_ROWS
         await conn.execute("UPDATE t SET v = 'base write' WHERE id = 2")
-    assert await fetch(conn, "SELECT * FROM t_base ORDER BY id") == [
+    assert await fetch(conn, f"SELECT * FROM {T_BASE} ORDER BY id") == [
         (1, "a", 1),
         (2, "base write", 2),
     ]
@@ -418,7 +420,7 @@ async def test_types_round_trip(conn: Any) -> None:
     await ac.commit_cow_session(ex(conn), "ty", sid)
     assert await fetch(conn, TYPE_TEXT.format(p="") + " ORDER BY id") == plain_rows
     assert await fetch(conn, f"SELECT {cols} FROM ty ORDER BY id") == plain_values
-    assert await fetch(conn, f"SELECT {cols} FROM ty_base ORDER BY id") == plain_values
+    assert await fetch(conn, f"SELECT {cols} FROM {base_table('ty')} ORDER BY id") == plain_values
 
 
 async def test_composite_primary_key_crud(conn: Any) -> None:
@@ -455,6 +457,6 @@ async def test_composite_primary_key_crud(conn: Any) -> None:
     # Commit: the base becomes what the plain tables hold.
     assert await ac.commit_cow_session_schema(ex(conn), sid) == ["cp", "cp2"]
     for table in ("cp", "cp2"):
-        cow = await fetch(conn, f"SELECT * FROM {table}_base ORDER BY 1, 2, 3")
+        cow = await fetch(conn, f"SELECT * FROM {base_table(table)} ORDER BY 1, 2, 3")
         plain = await fetch(conn, f"SELECT * FROM plain_{table} ORDER BY 1, 2, 3")
         assert cow == plain
