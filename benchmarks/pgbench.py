@@ -5,9 +5,10 @@ from the plain one as a template): a plain copy; a copy with COW enabled on its 
 the rename layout (every statement goes through the views); and one in the overlay layout
 (the tables stay as they are, the views are in ``public_cow``, reached through the
 search_path a session sets). ``pgbench_history`` has no key, so it is append-only in
-sessions. Each workload runs on the three, one after the other (the order turns from round
-to round), and reports transactions per second and the transactions that failed after
-retries (``--max-tries``: serialization failures are retried, as an application would):
+sessions. Each workload runs on the three in turns of 2 s (a burst of other work on the
+machine then falls on every copy alike), and reports transactions per second and the
+transactions that failed after retries (``--max-tries``: serialization failures are
+retried, as an application would):
 
 * ``tpcb``, ``select-only``, ``simple-update``: pgbench's built-in scripts with no session,
   the application's own traffic, in the simple and the prepared protocol;
@@ -189,12 +190,26 @@ TARGETS = {"agent": 0.8}
 PRODUCTION_TARGET = 0.97
 
 
-def measure(dsn: str, seconds: int, rounds: int = 1) -> list[Row]:
-    """Every workload in both protocols on the three copies, ``rounds`` times over."""
+def _combined(runs: Sequence[Run]) -> Run:
+    """Runs of equal length as one: mean tps, failures and retries summed."""
+    return Run(
+        statistics.fmean(r.tps for r in runs),
+        sum(r.failed for r in runs),
+        sum(r.retried for r in runs),
+    )
+
+
+def measure(dsn: str, seconds: int, rounds: int = 1, slice_seconds: int = 2) -> list[Row]:
+    """Every workload in both protocols on the three copies, ``rounds`` times over. A copy's
+    ``seconds`` of a workload are pgbench runs of ``slice_seconds``, taking turns with the
+    other copies' (the order turning at each slice), so that a burst of other work on the
+    machine falls on every copy alike."""
+    slices = max(1, seconds // slice_seconds)
     asyncio.run(_drop(dsn))
     try:
         asyncio.run(_prepare(dsn))
-        common = ["-n", "-c", str(CLIENTS), "-j", "2", "-T", str(seconds), "--max-tries=10"]
+        common = ["-n", "-c", str(CLIENTS), "-j", "2", "-T", str(seconds // slices)]
+        common.append("--max-tries=10")
         with tempfile.TemporaryDirectory(prefix="agentcow-pgbench-") as folder:
             scripts = {}
             for kit in (False, True):
@@ -207,18 +222,21 @@ def measure(dsn: str, seconds: int, rounds: int = 1) -> list[Row]:
                 for p in ("simple", "prepared")
             }
             builtin = dict(WORKLOADS)
-            for n in range(rounds):
-                order = COPIES[n % 3 :] + COPIES[: n % 3]
+            turn = 0
+            for _ in range(rounds):
                 for (workload, protocol), row in rows.items():
-                    for copy in order:
-                        name = builtin[workload]
-                        if name is None:
-                            script = ["-f", str(scripts[copy in LAYOUTS])]
-                        else:
-                            script = ["-b", name]
-                        args = [*common, "-M", protocol, *script]
-                        dsn_copy = replace_dsn(dsn, database=_database(copy))
-                        row.runs[copy].append(_pgbench(dsn_copy, args))
+                    name = builtin[workload]
+                    script = ["-b", name] if name else None
+                    runs: dict[str, list[Run]] = {copy: [] for copy in COPIES}
+                    for _ in range(slices):
+                        turn += 1
+                        for copy in COPIES[turn % 3 :] + COPIES[: turn % 3]:
+                            args = [*common, "-M", protocol]
+                            args += script or ["-f", str(scripts[copy in LAYOUTS])]
+                            dsn_copy = replace_dsn(dsn, database=_database(copy))
+                            runs[copy].append(_pgbench(dsn_copy, args))
+                    for copy in COPIES:
+                        row.runs[copy].append(_combined(runs[copy]))
         return list(rows.values())
     finally:
         asyncio.run(_drop(dsn))
@@ -256,10 +274,15 @@ def report(rows: Sequence[Row]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dsn", help="superuser DSN of an existing server")
-    parser.add_argument("--seconds", type=int, default=10, help="per workload and copy")
+    parser.add_argument("--seconds", type=int, default=6, help="per workload and copy")
     parser.add_argument("--rounds", type=int, default=1, help="times every run is repeated")
+    parser.add_argument(
+        "--slice", type=int, default=2, help="seconds of each pgbench run (copies take turns)"
+    )
     args = parser.parse_args(argv)
-    print_on_server(args.dsn, lambda dsn: report(measure(dsn, args.seconds, args.rounds)))
+    print_on_server(
+        args.dsn, lambda dsn: report(measure(dsn, args.seconds, args.rounds, args.slice))
+    )
     return 0
 
 
