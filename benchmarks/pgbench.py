@@ -35,7 +35,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncpg
@@ -112,6 +112,14 @@ class Row:
     workload: str
     protocol: str
     runs: dict[str, list[Run]]
+    #: tps of each pgbench run on the plain copy: how much the machine moved meanwhile
+    plain_slices: list[float] = field(default_factory=list)
+
+    @property
+    def noise(self) -> float:
+        """Half the spread of the plain copy's runs, relative to their median."""
+        tps = self.plain_slices
+        return (max(tps) - min(tps)) / 2 / statistics.median(tps) if tps else 0.0
 
     def ratios(self, layout: str) -> list[float]:
         """tps of the layout's copy / the plain copy's, round by round."""
@@ -237,6 +245,7 @@ def measure(dsn: str, seconds: int, rounds: int = 1, slice_seconds: int = 2) -> 
                             runs[copy].append(_pgbench(dsn_copy, args))
                     for copy in COPIES:
                         row.runs[copy].append(_combined(runs[copy]))
+                    row.plain_slices.extend(r.tps for r in runs["plain"])
         return list(rows.values())
     finally:
         asyncio.run(_drop(dsn))
@@ -253,7 +262,8 @@ def report(rows: Sequence[Row]) -> str:
         f"pgbench, scale {SCALE}, {CLIENTS} clients, {rounds} round(s): median tps of the plain / "
         "rename / overlay copies; tps ratios layout / plain (the range over rounds); the overlay "
         "layout's target (on the median ratio); transactions failed after retries and "
-        "retried, summed over rounds, plain / rename / overlay"
+        "retried, summed over rounds, plain / rename / overlay; noise: half the spread of the "
+        f"plain copy's own {CLIENTS}-client runs, relative to their median"
     ]
     for r in rows:
         tps = " / ".join(f"{statistics.median(x.tps for x in r.runs[c]):6.0f}" for c in COPIES)
@@ -266,7 +276,7 @@ def report(rows: Sequence[Row]) -> str:
         lines.append(
             f"{r.workload:14} {r.protocol:9} {tps} tps  rename {_range(r.ratios('rename')):9}  "
             f"overlay {_range(r.ratios('overlay')):9}  >= {target:.2f} {'met' if met else 'MISSED'}"
-            f"  failed {failed}  retried {retried}"
+            f"  failed {failed}  retried {retried}  noise {100 * r.noise:.0f}%"
         )
     return "\n".join(lines)
 
