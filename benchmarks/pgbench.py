@@ -21,6 +21,14 @@ retried, as an application would):
   search_path set to what it was. So the ratio prices what the kit adds to a request: the
   function call, the views and the write triggers.
 
+Each pgbench run opens its connections anew: a COW copy's backends first compile the kit's
+PL/pgSQL functions and plan each view statement five times before keeping a generic plan
+(about 10 ms per connection), which costs the COW copies' sessions a few per cent of a 2 s
+turn that a pooled connection would not pay.
+
+``--statements`` prints, instead, the agent script's mean latency statement by statement
+(``pgbench -r``, one client) on each copy: where a request's time goes.
+
 pgbench comes from PostgreSQL 15's binaries (a client of any server version).
 ``--dsn`` uses an existing server (superuser DSN); otherwise a throwaway one is started.
 """
@@ -29,12 +37,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import re
 import statistics
 import subprocess
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -186,6 +195,7 @@ async def _drop(dsn: str) -> None:
 
 
 #: The workloads: name, and pgbench's built-in script (no session) or None (an agent's request).
+PROTOCOLS = ("simple", "prepared")
 WORKLOADS = (
     ("tpcb", "tpcb-like"),
     ("select-only", "select-only"),
@@ -207,48 +217,113 @@ def _combined(runs: Sequence[Run]) -> Run:
     )
 
 
-def measure(dsn: str, seconds: int, rounds: int = 1, slice_seconds: int = 2) -> list[Row]:
-    """Every workload in both protocols on the three copies, ``rounds`` times over. A copy's
-    ``seconds`` of a workload are pgbench runs of ``slice_seconds``, taking turns with the
-    other copies' (the order turning at each slice), so that a burst of other work on the
-    machine falls on every copy alike."""
-    slices = max(1, seconds // slice_seconds)
+@contextlib.contextmanager
+def _copies(dsn: str) -> Iterator[dict[bool, Path]]:
+    """The three copies for the ``with`` block (dropped afterwards), and the agent script's
+    files: with the kit's session entry (True) and the plain copy's (False)."""
     asyncio.run(_drop(dsn))
     try:
         asyncio.run(_prepare(dsn))
-        common = ["-n", "-c", str(CLIENTS), "-j", "2", "-T", str(seconds // slices)]
-        common.append("--max-tries=10")
         with tempfile.TemporaryDirectory(prefix="agentcow-pgbench-") as folder:
             scripts = {}
             for kit in (False, True):
                 path = Path(folder) / f"agent_{'kit' if kit else 'plain'}.sql"
                 path.write_text(agent_script(kit))
                 scripts[kit] = path
-            rows = {
-                (w, p): Row(w, p, {copy: [] for copy in COPIES})
-                for w, _ in WORKLOADS
-                for p in ("simple", "prepared")
-            }
-            builtin = dict(WORKLOADS)
-            turn = 0
-            for _ in range(rounds):
-                for (workload, protocol), row in rows.items():
-                    name = builtin[workload]
-                    script = ["-b", name] if name else None
-                    runs: dict[str, list[Run]] = {copy: [] for copy in COPIES}
-                    for _ in range(slices):
-                        turn += 1
-                        for copy in COPIES[turn % 3 :] + COPIES[: turn % 3]:
-                            args = [*common, "-M", protocol]
-                            args += script or ["-f", str(scripts[copy in LAYOUTS])]
-                            dsn_copy = replace_dsn(dsn, database=_database(copy))
-                            runs[copy].append(_pgbench(dsn_copy, args))
-                    for copy in COPIES:
-                        row.runs[copy].append(_combined(runs[copy]))
-                    row.plain_slices.extend(r.tps for r in runs["plain"])
-        return list(rows.values())
+            yield scripts
     finally:
         asyncio.run(_drop(dsn))
+
+
+def measure(dsn: str, seconds: int, rounds: int = 1, slice_seconds: int = 2) -> list[Row]:
+    """Every workload in both protocols on the three copies, ``rounds`` times over. A copy's
+    ``seconds`` of a workload are pgbench runs of ``slice_seconds``, taking turns with the
+    other copies' (the order turning at each slice), so that a burst of other work on the
+    machine falls on every copy alike."""
+    slices = max(1, seconds // slice_seconds)
+    common = ["-n", "-c", str(CLIENTS), "-j", "2", "-T", str(seconds // slices)]
+    common.append("--max-tries=10")
+    rows = {
+        (w, p): Row(w, p, {copy: [] for copy in COPIES}) for w, _ in WORKLOADS for p in PROTOCOLS
+    }
+    builtin = dict(WORKLOADS)
+    turn = 0
+    with _copies(dsn) as scripts:
+        for _ in range(rounds):
+            for (workload, protocol), row in rows.items():
+                name = builtin[workload]
+                script = ["-b", name] if name else None
+                runs: dict[str, list[Run]] = {copy: [] for copy in COPIES}
+                for _ in range(slices):
+                    turn += 1
+                    for copy in COPIES[turn % 3 :] + COPIES[: turn % 3]:
+                        args = [*common, "-M", protocol]
+                        args += script or ["-f", str(scripts[copy in LAYOUTS])]
+                        dsn_copy = replace_dsn(dsn, database=_database(copy))
+                        runs[copy].append(_pgbench(dsn_copy, args))
+                for copy in COPIES:
+                    row.runs[copy].append(_combined(runs[copy]))
+                row.plain_slices.extend(r.tps for r in runs["plain"])
+    return list(rows.values())
+
+
+#: The agent script's statements, by how their text begins.
+STATEMENTS = (
+    ("BEGIN", "BEGIN"),
+    ("enter session", "SELECT pg_catalog.set_config"),
+    ("UPDATE", "UPDATE"),
+    ("SELECT", "SELECT abalance"),
+    ("INSERT", "INSERT"),
+    ("END (commit)", "END"),
+)
+
+
+def statement_latencies(dsn: str, seconds: int) -> dict[tuple[str, str], dict[str, float]]:
+    """The agent script's mean latency per statement in ms (pgbench -r), one client, by
+    (protocol, copy): where an agent's request spends its time on each copy."""
+    latencies: dict[tuple[str, str], dict[str, float]] = {}
+    with _copies(dsn) as scripts:
+        for protocol in PROTOCOLS:
+            for copy in COPIES:
+                args = ["-n", "-c", "1", "-T", str(seconds), "-r", "-M", protocol]
+                args += ["-f", str(scripts[copy in LAYOUTS])]
+                done = subprocess.run(
+                    [str(PGBENCH), *args, replace_dsn(dsn, database=_database(copy))],
+                    capture_output=True,
+                    text=True,
+                    timeout=600,
+                    check=True,
+                )
+                found = {}
+                for ms, command in re.findall(
+                    r"^\s+([0-9.]+)\s+[0-9 ]*?\s(\S.*)$", done.stdout, re.M
+                ):
+                    for label, start in STATEMENTS:
+                        if command.startswith(start):
+                            found[label] = float(ms)
+                            break
+                latencies[protocol, copy] = found
+    return latencies
+
+
+def report_statements(latencies: dict[tuple[str, str], dict[str, float]]) -> str:
+    lines = [
+        "The agent script statement by statement (pgbench -r, one client): mean latency in ms "
+        "on the plain / rename / overlay copies, and what each layout adds"
+    ]
+    for protocol in PROTOCOLS:
+        for label, _ in (*STATEMENTS, ("total", "")):
+            ms = [
+                sum(latencies[protocol, c].values())
+                if label == "total"
+                else latencies[protocol, c].get(label, float("nan"))
+                for c in COPIES
+            ]
+            lines.append(
+                f"{protocol:9} {label:14} " + " / ".join(f"{m:6.3f}" for m in ms) + "  "
+                f"+{ms[1] - ms[0]:.3f} / +{ms[2] - ms[0]:.3f}"
+            )
+    return "\n".join(lines)
 
 
 def _range(values: Sequence[float]) -> str:
@@ -289,10 +364,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--slice", type=int, default=2, help="seconds of each pgbench run (copies take turns)"
     )
-    args = parser.parse_args(argv)
-    print_on_server(
-        args.dsn, lambda dsn: report(measure(dsn, args.seconds, args.rounds, args.slice))
+    parser.add_argument(
+        "--statements",
+        action="store_true",
+        help="instead: the agent script statement by statement, one client (pgbench -r)",
     )
+    args = parser.parse_args(argv)
+    if args.statements:
+        print_on_server(
+            args.dsn, lambda dsn: report_statements(statement_latencies(dsn, args.seconds))
+        )
+    else:
+        print_on_server(
+            args.dsn, lambda dsn: report(measure(dsn, args.seconds, args.rounds, args.slice))
+        )
     return 0
 
 
