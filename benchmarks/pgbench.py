@@ -321,7 +321,7 @@ def report_statements(latencies: dict[tuple[str, str], dict[str, float]]) -> str
             ]
             lines.append(
                 f"{protocol:9} {label:14} " + " / ".join(f"{m:6.3f}" for m in ms) + "  "
-                f"+{ms[1] - ms[0]:.3f} / +{ms[2] - ms[0]:.3f}"
+                f"{ms[1] - ms[0]:+.3f} / {ms[2] - ms[0]:+.3f}"
             )
     return "\n".join(lines)
 
