@@ -101,7 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         traffic = None
         if pgbench.PGBENCH.exists():
             progress("pgbench: production traffic and agent-shaped sessions")
-            traffic = pgbench.measure(server.dsn, 2 if args.quick else 8)
+            traffic = pgbench.measure(server.dsn, 2 if args.quick else 6)
     print_report(report)
     print(
         f"\nWrites and commit by session size (python -m benchmarks.commit_scale, n up to "

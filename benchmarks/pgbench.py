@@ -1,17 +1,33 @@
 """Production traffic and agent-shaped sessions under pgbench: ``python -m benchmarks.pgbench``.
 
-Two databases on one server, both ``pgbench -i`` at the same scale: a plain copy, and a copy
-with COW enabled on its schema (the rename layout: every statement goes through the views;
-``pgbench_history`` has no key, so it is append-only in sessions). Each workload runs on
-both, alternating, and reports transactions per second and the transactions that failed
-after retries (``--max-tries``: serialization failures are retried, as an application
-would):
+Three databases on one server with the same ``pgbench -i`` data (the COW copies are made
+from the plain one as a template): a plain copy; a copy with COW enabled on its schema in
+the rename layout (every statement goes through the views); and one in the overlay layout
+(the tables stay as they are, the views are in ``public_cow``, reached through the
+search_path a session sets). ``pgbench_history`` has no key, so it is append-only in
+sessions. Each workload runs on the three in turns of 2 s (a burst of other work on the
+machine then falls on every copy alike), and reports transactions per second and the
+transactions that failed after retries (``--max-tries``: serialization failures are
+retried, as an application would):
 
 * ``tpcb``, ``select-only``, ``simple-update``: pgbench's built-in scripts with no session,
   the application's own traffic, in the simple and the prepared protocol;
-* ``agent``: each client its own session (settings, then a one-row UPDATE, a one-row SELECT
-  and a one-row INSERT in one transaction), the shape of an agent's request; on the plain
-  copy the settings are set and ignored.
+* ``agent``: each client its own session (entered, then a one-row UPDATE, a one-row SELECT
+  and a one-row INSERT in one transaction), the shape of an agent's request. The session is
+  entered by the statement ``apply_cow_variables`` sends (sql/enter_session.sql: the three
+  settings and the session's search_path, computed by ``agentcow.session_search_path``).
+  The plain copy, which has no kit, runs the same statement with that function's result
+  replaced by the NULL it returns where no schema has an overlay: the same settings, the
+  search_path set to what it was. So the ratio prices what the kit adds to a request: the
+  function call, the views and the write triggers.
+
+Each pgbench run opens its connections anew: a COW copy's backends first compile the kit's
+PL/pgSQL functions and plan each view statement five times before keeping a generic plan
+(about 10 ms per connection), which costs the COW copies' sessions a few per cent of a 2 s
+turn that a pooled connection would not pay.
+
+``--statements`` prints, instead, the agent script's mean latency statement by statement
+(``pgbench -r``, one client) on each copy: where a request's time goes.
 
 pgbench comes from PostgreSQL 15's binaries (a client of any server version).
 ``--dsn`` uses an existing server (superuser DSN); otherwise a throwaway one is started.
@@ -21,17 +37,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import re
+import statistics
 import subprocess
 import sys
-from collections.abc import Sequence
-from dataclasses import dataclass
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncpg
 
 import agentcow as ac
 from agentcow.adapters.asyncpg import AsyncpgExecutor
+from agentcow.templates import render
 from benchmarks.setup import print_on_server
 from tests.postgres_server import replace_dsn
 
@@ -39,8 +59,52 @@ PGBENCH = Path("/usr/lib/postgresql/15/bin/pgbench")
 SCALE = 5
 CLIENTS = 8
 
+#: The copies, by name: the plain tables, then each layout.
+COPIES = ("plain", "rename", "overlay")
+LAYOUTS = ("rename", "overlay")
+
 #: An agent's request: its session (one per client), then a write, a read and an append.
 AGENT_SCRIPT = Path(__file__).with_name("pgbench_agent.sql")
+
+#: Stand-ins for the session's settings in the rendered entry, replaced by pgbench
+#: expressions: a session per client, a new operation per request.
+_SESSION, _OPERATION = (
+    "00000000-0000-0000-0000-00000000000a",
+    "00000000-0000-0000-0000-00000000000b",
+)
+_SESSION_EXPR = "md5('session ' || :client_id)::uuid::text"
+_OPERATION_EXPR = "gen_random_uuid()::text"
+#: The kit's part of entering a session, which the plain copy has not.
+_KIT_PATH = "agentcow.session_search_path(pg_catalog.current_schemas(false))"
+
+
+def enter_session_sql(kit: bool) -> str:
+    """The statement ``apply_cow_variables`` sends to enter a session (a transaction is
+    open), with the session and operation ids as pgbench expressions; ``kit=False``: with
+    the NULL ``agentcow.session_search_path`` gives where no schema has an overlay in place
+    of its call."""
+    sql = render(
+        "enter_session.sql",
+        settings=[
+            ("app.session_id", _SESSION),
+            ("app.operation_id", _OPERATION),
+            ("app.visible_operations", ""),
+        ],
+    )
+    for old, new in (
+        (f"'{_SESSION}'", _SESSION_EXPR),
+        (f"'{_OPERATION}'", _OPERATION_EXPR),
+        *(() if kit else ((_KIT_PATH, "NULL"),)),
+    ):
+        if old not in sql:
+            raise RuntimeError(f"sql/enter_session.sql changed: no {old} in {sql}")
+        sql = sql.replace(old, new)
+    return " ".join(sql.split())
+
+
+def agent_script(kit: bool) -> str:
+    """The agent-shaped pgbench script (:data:`AGENT_SCRIPT`) with its session entry."""
+    return AGENT_SCRIPT.read_text().replace("{enter_session};", enter_session_sql(kit) + ";")
 
 
 @dataclass(frozen=True)
@@ -52,10 +116,23 @@ class Run:
 
 @dataclass(frozen=True)
 class Row:
+    """One workload in one protocol: its runs on each copy (one per round, by copy name)."""
+
     workload: str
     protocol: str
-    plain: Run
-    cow: Run
+    runs: dict[str, list[Run]]
+    #: tps of each pgbench run on the plain copy: how much the machine moved meanwhile
+    plain_slices: list[float] = field(default_factory=list)
+
+    @property
+    def noise(self) -> float:
+        """Half the spread of the plain copy's runs, relative to their median."""
+        tps = self.plain_slices
+        return (max(tps) - min(tps)) / 2 / statistics.median(tps) if tps else 0.0
+
+    def ratios(self, layout: str) -> list[float]:
+        """tps of the layout's copy / the plain copy's, round by round."""
+        return [c.tps / p.tps for p, c in zip(self.runs["plain"], self.runs[layout], strict=True)]
 
 
 def _pgbench(dsn: str, args: Sequence[str]) -> Run:
@@ -75,77 +152,206 @@ def _pgbench(dsn: str, args: Sequence[str]) -> Run:
     )
 
 
-async def _prepare(dsn: str, plain: str, cow: str) -> None:
+def _database(copy: str) -> str:
+    return f"pgbench_{copy}"
+
+
+async def _prepare(dsn: str) -> None:
+    """The plain copy by ``pgbench -i``, the others from it as a template, then COW enabled
+    on each layout's copy, and every copy vacuumed and analyzed alike."""
+    plain = _database("plain")
     admin = await asyncpg.connect(dsn)
     try:
-        for name in (plain, cow):
-            await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    for name in (plain, cow):
+        await admin.execute(f'CREATE DATABASE "{plain}"')
         subprocess.run(
-            [str(PGBENCH), "-i", "-q", "-s", str(SCALE), replace_dsn(dsn, database=name)],
+            [str(PGBENCH), "-i", "-q", "-s", str(SCALE), replace_dsn(dsn, database=plain)],
             capture_output=True,
             check=True,
             timeout=600,
         )
-    conn = await asyncpg.connect(replace_dsn(dsn, database=cow))
-    try:
-        ex = AsyncpgExecutor(conn)
-        await ac.deploy_cow_functions(ex)
-        await ac.enable_cow_schema(ex)
-        await conn.execute("VACUUM ANALYZE")
+        for layout in LAYOUTS:
+            await admin.execute(f'CREATE DATABASE "{_database(layout)}" TEMPLATE "{plain}"')
     finally:
-        await conn.close()
+        await admin.close()
+    for copy in COPIES:
+        conn = await asyncpg.connect(replace_dsn(dsn, database=_database(copy)))
+        try:
+            if copy in LAYOUTS:
+                ex = AsyncpgExecutor(conn)
+                await ac.deploy_cow_functions(ex)
+                await ac.enable_cow_schema(ex, layout=copy)
+            await conn.execute("VACUUM ANALYZE")
+        finally:
+            await conn.close()
 
 
-async def _drop(dsn: str, names: Sequence[str]) -> None:
+async def _drop(dsn: str) -> None:
     admin = await asyncpg.connect(dsn)
     try:
-        for name in names:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        for copy in COPIES:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{_database(copy)}" WITH (FORCE)')
     finally:
         await admin.close()
 
 
-#: The workloads: pgbench's built-in scripts (no session), and an agent's request.
+#: The workloads: name, and pgbench's built-in script (no session) or None (an agent's request).
+PROTOCOLS = ("simple", "prepared")
 WORKLOADS = (
-    ("tpcb", ("-b", "tpcb-like")),
-    ("select-only", ("-b", "select-only")),
-    ("simple-update", ("-b", "simple-update")),
-    ("agent", ("-f", str(AGENT_SCRIPT))),
+    ("tpcb", "tpcb-like"),
+    ("select-only", "select-only"),
+    ("simple-update", "simple-update"),
+    ("agent", None),
+)
+#: The overlay layout's targets, tps ratio to the plain copy: the application's traffic (no
+#: session) as on its tables; an agent's request.
+TARGETS = {"agent": 0.8}
+PRODUCTION_TARGET = 0.97
+
+
+def _combined(runs: Sequence[Run]) -> Run:
+    """Runs of equal length as one: mean tps, failures and retries summed."""
+    return Run(
+        statistics.fmean(r.tps for r in runs),
+        sum(r.failed for r in runs),
+        sum(r.retried for r in runs),
+    )
+
+
+@contextlib.contextmanager
+def _copies(dsn: str) -> Iterator[dict[bool, Path]]:
+    """The three copies for the ``with`` block (dropped afterwards), and the agent script's
+    files: with the kit's session entry (True) and the plain copy's (False)."""
+    asyncio.run(_drop(dsn))
+    try:
+        asyncio.run(_prepare(dsn))
+        with tempfile.TemporaryDirectory(prefix="agentcow-pgbench-") as folder:
+            scripts = {}
+            for kit in (False, True):
+                path = Path(folder) / f"agent_{'kit' if kit else 'plain'}.sql"
+                path.write_text(agent_script(kit))
+                scripts[kit] = path
+            yield scripts
+    finally:
+        asyncio.run(_drop(dsn))
+
+
+def measure(dsn: str, seconds: int, rounds: int = 1, slice_seconds: int = 2) -> list[Row]:
+    """Every workload in both protocols on the three copies, ``rounds`` times over. A copy's
+    ``seconds`` of a workload are pgbench runs of ``slice_seconds``, taking turns with the
+    other copies' (the order turning at each slice), so that a burst of other work on the
+    machine falls on every copy alike."""
+    slices = max(1, seconds // slice_seconds)
+    common = ["-n", "-c", str(CLIENTS), "-j", "2", "-T", str(seconds // slices)]
+    common.append("--max-tries=10")
+    rows = {
+        (w, p): Row(w, p, {copy: [] for copy in COPIES}) for w, _ in WORKLOADS for p in PROTOCOLS
+    }
+    builtin = dict(WORKLOADS)
+    turn = 0
+    with _copies(dsn) as scripts:
+        for _ in range(rounds):
+            for (workload, protocol), row in rows.items():
+                name = builtin[workload]
+                script = ["-b", name] if name else None
+                runs: dict[str, list[Run]] = {copy: [] for copy in COPIES}
+                for _ in range(slices):
+                    turn += 1
+                    for copy in COPIES[turn % 3 :] + COPIES[: turn % 3]:
+                        args = [*common, "-M", protocol]
+                        args += script or ["-f", str(scripts[copy in LAYOUTS])]
+                        dsn_copy = replace_dsn(dsn, database=_database(copy))
+                        runs[copy].append(_pgbench(dsn_copy, args))
+                for copy in COPIES:
+                    row.runs[copy].append(_combined(runs[copy]))
+                row.plain_slices.extend(r.tps for r in runs["plain"])
+    return list(rows.values())
+
+
+#: The agent script's statements, by how their text begins.
+STATEMENTS = (
+    ("BEGIN", "BEGIN"),
+    ("enter session", "SELECT pg_catalog.set_config"),
+    ("UPDATE", "UPDATE"),
+    ("SELECT", "SELECT abalance"),
+    ("INSERT", "INSERT"),
+    ("END (commit)", "END"),
 )
 
 
-def measure(dsn: str, seconds: int) -> list[Row]:
-    plain, cow = "pgbench_plain", "pgbench_cow"
-    asyncio.run(_drop(dsn, (plain, cow)))
-    try:
-        asyncio.run(_prepare(dsn, plain, cow))
-        common = ["-n", "-c", str(CLIENTS), "-j", "2", "-T", str(seconds), "--max-tries=10"]
-        rows = []
-        for workload, script in WORKLOADS:
-            for protocol in ("simple", "prepared"):
-                args = [*common, "-M", protocol, *script]
-                runs = {
-                    name: _pgbench(replace_dsn(dsn, database=name), args) for name in (plain, cow)
-                }
-                rows.append(Row(workload, protocol, runs[plain], runs[cow]))
-        return rows
-    finally:
-        asyncio.run(_drop(dsn, (plain, cow)))
+def statement_latencies(dsn: str, seconds: int) -> dict[tuple[str, str], dict[str, float]]:
+    """The agent script's mean latency per statement in ms (pgbench -r), one client, by
+    (protocol, copy): where an agent's request spends its time on each copy."""
+    latencies: dict[tuple[str, str], dict[str, float]] = {}
+    with _copies(dsn) as scripts:
+        for protocol in PROTOCOLS:
+            for copy in COPIES:
+                args = ["-n", "-c", "1", "-T", str(seconds), "-r", "-M", protocol]
+                args += ["-f", str(scripts[copy in LAYOUTS])]
+                done = subprocess.run(
+                    [str(PGBENCH), *args, replace_dsn(dsn, database=_database(copy))],
+                    capture_output=True,
+                    text=True,
+                    timeout=600,
+                    check=True,
+                )
+                found = {}
+                for ms, command in re.findall(
+                    r"^\s+([0-9.]+)\s+[0-9 ]*?\s(\S.*)$", done.stdout, re.M
+                ):
+                    for label, start in STATEMENTS:
+                        if command.startswith(start):
+                            found[label] = float(ms)
+                            break
+                latencies[protocol, copy] = found
+    return latencies
+
+
+def report_statements(latencies: dict[tuple[str, str], dict[str, float]]) -> str:
+    lines = [
+        "The agent script statement by statement (pgbench -r, one client): mean latency in ms "
+        "on the plain / rename / overlay copies, and what each layout adds"
+    ]
+    for protocol in PROTOCOLS:
+        for label, _ in (*STATEMENTS, ("total", "")):
+            ms = [
+                sum(latencies[protocol, c].values())
+                if label == "total"
+                else latencies[protocol, c].get(label, float("nan"))
+                for c in COPIES
+            ]
+            lines.append(
+                f"{protocol:9} {label:14} " + " / ".join(f"{m:6.3f}" for m in ms) + "  "
+                f"{ms[1] - ms[0]:+.3f} / {ms[2] - ms[0]:+.3f}"
+            )
+    return "\n".join(lines)
+
+
+def _range(values: Sequence[float]) -> str:
+    low, high = f"{min(values):.2f}", f"{max(values):.2f}"
+    return low if low == high else f"{low}-{high}"
 
 
 def report(rows: Sequence[Row]) -> str:
+    rounds = len(rows[0].runs["plain"]) if rows else 0
     lines = [
-        f"pgbench, scale {SCALE}, {CLIENTS} clients; tps plain / COW (rename layout), "
-        "failed after retries plain / COW"
+        f"pgbench, scale {SCALE}, {CLIENTS} clients, {rounds} round(s): median tps of the plain / "
+        "rename / overlay copies; tps ratios layout / plain (the range over rounds); the overlay "
+        "layout's target (on the median ratio); transactions failed after retries and "
+        "retried, summed over rounds, plain / rename / overlay; noise: half the spread of the "
+        f"plain copy's own {CLIENTS}-client runs, relative to their median"
     ]
     for r in rows:
+        tps = " / ".join(f"{statistics.median(x.tps for x in r.runs[c]):6.0f}" for c in COPIES)
+        failed = " / ".join(str(sum(x.failed for x in r.runs[c])) for c in COPIES)
+        retried = " / ".join(str(sum(x.retried for x in r.runs[c])) for c in COPIES)
+        target = TARGETS.get(r.workload, PRODUCTION_TARGET)
+        met = statistics.median(r.ratios("overlay")) >= target and (
+            sum(x.failed for x in r.runs["overlay"]) <= sum(x.failed for x in r.runs["plain"])
+        )
         lines.append(
-            f"{r.workload:14} {r.protocol:9} {r.plain.tps:9.0f} / {r.cow.tps:9.0f} tps  "
-            f"ratio {r.cow.tps / r.plain.tps:5.2f}  failed {r.plain.failed} / {r.cow.failed}  "
-            f"retried {r.plain.retried} / {r.cow.retried}"
+            f"{r.workload:14} {r.protocol:9} {tps} tps  rename {_range(r.ratios('rename')):9}  "
+            f"overlay {_range(r.ratios('overlay')):9}  >= {target:.2f} {'met' if met else 'MISSED'}"
+            f"  failed {failed}  retried {retried}  noise {100 * r.noise:.0f}%"
         )
     return "\n".join(lines)
 
@@ -153,9 +359,25 @@ def report(rows: Sequence[Row]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dsn", help="superuser DSN of an existing server")
-    parser.add_argument("--seconds", type=int, default=10, help="per workload and copy")
+    parser.add_argument("--seconds", type=int, default=6, help="per workload and copy")
+    parser.add_argument("--rounds", type=int, default=1, help="times every run is repeated")
+    parser.add_argument(
+        "--slice", type=int, default=2, help="seconds of each pgbench run (copies take turns)"
+    )
+    parser.add_argument(
+        "--statements",
+        action="store_true",
+        help="instead: the agent script statement by statement, one client (pgbench -r)",
+    )
     args = parser.parse_args(argv)
-    print_on_server(args.dsn, lambda dsn: report(measure(dsn, args.seconds)))
+    if args.statements:
+        print_on_server(
+            args.dsn, lambda dsn: report_statements(statement_latencies(dsn, args.seconds))
+        )
+    else:
+        print_on_server(
+            args.dsn, lambda dsn: report(measure(dsn, args.seconds, args.rounds, args.slice))
+        )
     return 0
 
 
