@@ -287,51 +287,45 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
     _temp oid := pg_my_temp_schema();
-    _with_overlays name[];
-    _schemas oid[];
+    _schemas name[];   -- the path's schemas that have overlays ...
+    _overlays name[];  -- ... and their overlay schemas
     _names text[];
+    _result text[] := '{}';
+    _schema name;
+    _at int;
 BEGIN
-    _with_overlays := ARRAY(
-        SELECT x.nspname
-        FROM (SELECT p.ord, 0 AS pos, o.overlay_schema AS nspname
-              FROM unnest(_path) WITH ORDINALITY AS p(nspname, ord)
-              CROSS JOIN LATERAL (SELECT DISTINCT t.overlay_schema FROM agentcow.cow_tables t
-                                  WHERE t.schema_name = p.nspname
-                                    AND t.overlay_schema IS NOT NULL) o
-              UNION ALL
-              SELECT p.ord, 1, p.nspname
-              FROM unnest(_path) WITH ORDINALITY AS p(nspname, ord)) x
-        ORDER BY x.ord, x.pos);
-    _names := ARRAY(
-        SELECT quote_ident(t.schema_name) || '.' || quote_ident(t.table_name)
-        FROM agentcow.cow_tables t
-        WHERE t.schema_name = ANY (_path) AND t.overlay_schema IS NOT NULL
-          AND NOT EXISTS (SELECT FROM pg_class v JOIN pg_namespace n ON n.oid = v.relnamespace
-                          WHERE n.nspname = t.overlay_schema AND v.relname = t.table_name
-                            AND v.relkind = 'v')
-        ORDER BY 1);
+    -- one probe of the registry's key; to_regclass is a catalog cache lookup
+    SELECT array_agg(t.schema_name), array_agg(t.overlay_schema),
+           array_agg(quote_ident(t.schema_name) || '.' || quote_ident(t.table_name)
+                     ORDER BY t.schema_name, t.table_name)
+               FILTER (WHERE to_regclass(quote_ident(t.overlay_schema) || '.' || quote_ident(t.table_name)) IS NULL)
+      INTO _schemas, _overlays, _names
+      FROM agentcow.cow_tables t
+     WHERE t.schema_name = ANY (_path) AND t.overlay_schema IS NOT NULL;
     IF cardinality(_names) > 0 THEN
         RAISE EXCEPTION 'agentcow: the overlay views of % are missing', array_to_string(_names, ', ')
             USING ERRCODE = 'object_not_in_prerequisite_state', DETAIL = to_jsonb(_names)::text,
                   HINT = 'A session would reach these tables themselves. Their owner must call refresh_cow after the migration that dropped them.';
     END IF;
     IF _temp <> 0 THEN
-        _schemas := ARRAY(SELECT n.oid FROM pg_namespace n
-                          WHERE n.nspname = ANY (_with_overlays) OR n.nspname = 'pg_catalog');
         _names := ARRAY(
             SELECT DISTINCT x.name
             FROM (SELECT c.relname::text AS name
                   FROM pg_class c
                   WHERE c.relnamespace = _temp
-                    AND EXISTS (SELECT FROM pg_class o
-                                WHERE o.relname = c.relname AND o.relnamespace = ANY (_schemas))
+                    AND EXISTS (SELECT FROM pg_class o JOIN pg_namespace n ON n.oid = o.relnamespace
+                                WHERE o.relname = c.relname
+                                  AND (n.nspname = ANY (_path) OR n.nspname = ANY (_overlays)
+                                       OR n.nspname = 'pg_catalog'))
                   UNION ALL
                   SELECT t.typname::text
                   FROM pg_type t
                   WHERE t.typnamespace = _temp
                     AND NOT EXISTS (SELECT FROM pg_type e WHERE e.typarray = t.oid)
-                    AND EXISTS (SELECT FROM pg_type o
-                                WHERE o.typname = t.typname AND o.typnamespace = ANY (_schemas))) x
+                    AND EXISTS (SELECT FROM pg_type o JOIN pg_namespace n ON n.oid = o.typnamespace
+                                WHERE o.typname = t.typname
+                                  AND (n.nspname = ANY (_path) OR n.nspname = ANY (_overlays)
+                                       OR n.nspname = 'pg_catalog'))) x
             ORDER BY x.name);
         IF cardinality(_names) > 0 THEN
             RAISE EXCEPTION 'agentcow: temporary objects on this connection shadow names the session''s SQL would use'
@@ -339,11 +333,17 @@ BEGIN
                       HINT = 'Reset pooled connections with DISCARD ALL (or DISCARD TEMP) when they are released.';
         END IF;
     END IF;
-    IF cardinality(_with_overlays) = cardinality(_path) THEN
+    IF _schemas IS NULL THEN
         RETURN NULL;
     END IF;
-    RETURN (SELECT string_agg(quote_ident(p.nspname), ', ' ORDER BY p.ord)
-            FROM unnest(_with_overlays) WITH ORDINALITY AS p(nspname, ord));
+    FOREACH _schema IN ARRAY _path LOOP
+        _at := array_position(_schemas, _schema);
+        IF _at IS NOT NULL THEN
+            _result := _result || quote_ident(_overlays[_at]);
+        END IF;
+        _result := _result || quote_ident(_schema);
+    END LOOP;
+    RETURN array_to_string(_result, ', ');
 END
 $fn$;
 
