@@ -370,6 +370,22 @@ KEY_CHANGES = {
             "UPDATE {s}.t SET id = 1, k = 1 WHERE id = 10",
         ],
     ),
+    # Found by Hypothesis (both layouts): row 3, which child 3 references by id, gives its
+    # unique value 3 up, a new row takes it, and the child then references it. The commit
+    # updates the child first (the value is stored, by row 3) and then changes row 3's value
+    # under it: RESTRICT. Committable on a plain table in this order; an open bug of the
+    # commit schedule (SCHEDULE_BUGS).
+    "a unique value moved to a new row, then a child references it": (
+        [
+            "INSERT INTO {s}.t (id, k) VALUES (3, 3), (4, 1)",
+            "INSERT INTO {s}.c (id, r, q) VALUES (3, 3, 1)",
+        ],
+        [
+            "UPDATE {s}.t SET k = 2 WHERE id = 3",
+            "INSERT INTO {s}.t (id, k) VALUES (2, 3)",
+            "UPDATE {s}.c SET q = 3 WHERE id = 3",
+        ],
+    ),
 }
 
 
@@ -384,17 +400,27 @@ UNCOMMITTABLE = {
 }
 
 
+#: Committable sessions the commit schedule still gets wrong: it fails with the base's error.
+SCHEDULE_BUGS = {"a unique value moved to a new row, then a child references it"}
+
+
+def _key_change_marks(name: str) -> list[pytest.MarkDecorator]:
+    if name in UNCOMMITTABLE:
+        return [pytest.mark.xfail(raises=asyncpg.UniqueViolationError, strict=True)]
+    if name in SCHEDULE_BUGS:
+        return [
+            pytest.mark.xfail(
+                raises=asyncpg.IntegrityConstraintViolationError,
+                strict=True,
+                reason="open bug: the commit writes a child before the unique value it "
+                "references moves to its new row",
+            )
+        ]
+    return []
+
+
 @pytest.mark.parametrize(
-    "case",
-    [
-        pytest.param(
-            name,
-            marks=[pytest.mark.xfail(raises=asyncpg.UniqueViolationError, strict=True)]
-            if name in UNCOMMITTABLE
-            else [],
-        )
-        for name in KEY_CHANGES
-    ],
+    "case", [pytest.param(name, marks=_key_change_marks(name)) for name in KEY_CHANGES]
 )
 async def test_commit_key_changes(twins: Connection, case: str) -> None:
     seed, statements = KEY_CHANGES[case]
