@@ -4,8 +4,8 @@ The overlay layout leaves the table itself alone, so a migration may alter it; i
 (view, change table, triggers) keeps the shape it was made with until ``refresh_cow``
 rebuilds it: added columns are then shown to sessions, and columns dropped, renamed or
 retyped stop failing their statements. PostgreSQL refuses to drop or retype a column the
-overlay view reads: ``detach_cow_overlays`` drops the views first, in the migration's
-transaction, and ``refresh_cow`` makes them again before it commits.
+overlay view reads: ``cow_migration`` drops the views around such a migration, in its
+transaction, and makes them again before it commits.
 """
 
 from __future__ import annotations

@@ -439,3 +439,12 @@ async def test_a_twin_binds_the_functions_its_view_binds(conn: Any, database: Te
             await agent.execute("CREATE VIEW public_cow.sneaky AS SELECT 1")
     finally:
         await agent.close()
+
+
+async def test_refresh_names_tables_that_are_not_overlay_tables(conn: Any) -> None:
+    executor = await _overlay(conn, T + "CREATE TABLE r (id int PRIMARY KEY);", "t")
+    await ac.enable_cow(executor, "r")  # the rename layout: nothing to refresh
+    for tables in (["r"], ["nope", "t"]):
+        with pytest.raises(ac.UnsupportedTableError, match="not COW-enabled in the overlay"):
+            await ac.refresh_cow(executor, tables=tables)
+    assert await ac.refresh_cow(executor, tables=["t"]) == []
