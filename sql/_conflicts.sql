@@ -11,8 +11,9 @@
 {% macro now_present(t) %}_cow_now.{{ t.pk_columns[0]|ident }} IS NOT NULL{% endmacro %}
 {% macro session_present() %}c._cow_kind IN ('I', 'U'){% endmacro %}
 {% macro session_row(t) %}ROW({{ t.column_names|columns('c') }})::{{ t.row_type|qualified }}{% endmacro %}
-{#- the stored row as a row of the row type: its columns the overlay knows (overlay layout) -#}
-{% macro now_row(t) %}ROW({{ t.column_names|columns('_cow_now') }})::{{ t.row_type|qualified }}{% endmacro %}
+{#- the stored row as a row of the row type: in the overlay layout, the columns the overlay
+    knows (the table may have more since a migration); in the rename layout, the row itself -#}
+{% macro now_row(t) %}{% if t.overlay_schema %}ROW({{ t.column_names|columns('_cow_now') }})::{{ t.row_type|qualified }}{% else %}_cow_now{% endif %}{% endmacro %}
 
 {#- the session and the base both changed the column since the baseline, to different values -#}
 {% macro both_changed(column) -%}
