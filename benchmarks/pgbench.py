@@ -125,10 +125,12 @@ class Row:
     plain_slices: list[float] = field(default_factory=list)
 
     @property
-    def noise(self) -> float:
-        """Half the spread of the plain copy's runs, relative to their median."""
+    def noise(self) -> str:
+        """Half the spread of the plain copy's runs, relative to their median ('-' for one)."""
         tps = self.plain_slices
-        return (max(tps) - min(tps)) / 2 / statistics.median(tps) if tps else 0.0
+        if len(tps) < 2:
+            return "-"
+        return f"{100 * (max(tps) - min(tps)) / 2 / statistics.median(tps):.0f}%"
 
     def ratios(self, layout: str) -> list[float]:
         """tps of the layout's copy / the plain copy's, round by round."""
@@ -351,7 +353,7 @@ def report(rows: Sequence[Row]) -> str:
         lines.append(
             f"{r.workload:14} {r.protocol:9} {tps} tps  rename {_range(r.ratios('rename')):9}  "
             f"overlay {_range(r.ratios('overlay')):9}  >= {target:.2f} {'met' if met else 'MISSED'}"
-            f"  failed {failed}  retried {retried}  noise {100 * r.noise:.0f}%"
+            f"  failed {failed}  retried {retried}  noise {r.noise}"
         )
     return "\n".join(lines)
 
