@@ -288,7 +288,8 @@ async def enable_cow(
     *,
     layout: Layout = "rename",
 ) -> None:
-    """Put ``schema.table_name`` under copy-on-write; a no-op when it already is.
+    """Put ``schema.table_name`` under copy-on-write; a no-op when it already is, in that
+    layout (in the other: :class:`UnsupportedTableError`).
 
     ``layout="rename"`` (agent-cow's): the table becomes ``<name>_base`` and a view takes its
     name, for every client. ``layout="overlay"``: the table stays as it is for production;
@@ -303,8 +304,16 @@ async def enable_cow(
     INITIALLY IMMEDIATE (and go back on disable), so commits can defer them.
     """
     await require_kit(executor)
-    if await registered_tables(executor, schema, table_name):
-        return
+    overlay = overlay_schema_of(schema, layout)
+    for entry in await registered_tables(executor, schema, table_name):
+        if entry.overlay_schema == overlay:
+            return
+        where = f"{schema}.{table_name}"
+        reason = (
+            f"it is COW-enabled in the {'overlay' if entry.overlay_schema else 'rename'} "
+            "layout already; disable COW first to change its layout"
+        )
+        raise UnsupportedTableError(f"cannot enable COW on {where}: {reason}", {where: [reason]})
     planned = await prepare_enable(
         executor, table_name, pk_cols, schema, allow_deferred_fks, layout
     )

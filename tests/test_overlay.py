@@ -448,3 +448,15 @@ async def test_refresh_names_tables_that_are_not_overlay_tables(conn: Any) -> No
         with pytest.raises(ac.UnsupportedTableError, match="not COW-enabled in the overlay"):
             await ac.refresh_cow(executor, tables=tables)
     assert await ac.refresh_cow(executor, tables=["t"]) == []
+
+
+async def test_enabling_again_in_the_other_layout_is_refused(conn: Any) -> None:
+    executor = await _overlay(conn)
+    await ac.enable_cow(executor, "t", layout="overlay")  # the same layout: a no-op
+    with pytest.raises(ac.UnsupportedTableError, match="in the overlay layout already"):
+        await ac.enable_cow(executor, "t")
+    await ac.disable_cow(executor, "t")
+    await ac.enable_cow(executor, "t")
+    with pytest.raises(ac.UnsupportedTableError, match="in the rename layout already"):
+        await ac.enable_cow(executor, "t", layout="overlay")
+    assert await fetch(conn, "SELECT overlay_schema FROM agentcow.cow_tables") == [(None,)]
