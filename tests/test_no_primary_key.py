@@ -331,23 +331,29 @@ async def test_without_a_session_the_view_finds_the_stored_row_by_an_index(conn:
     assert '_cow_b."level" = OLD."level"' in source
 
 
-@rename_only("the overlay's production writes the table itself, not through the view")
-async def test_a_row_changed_meanwhile_is_refused_without_a_session(
-    conn: Any, second_conn: Any
-) -> None:
-    """The stored row is found by value: when another transaction changed it after the
-    statement read it, the statement fails with 40001 instead of missing the change."""
+async def _update_racing_a_change(conn: Any, second_conn: Any) -> asyncio.Future[Any]:
+    """An UPDATE without a session of the row another transaction changes meanwhile: it
+    waits for that transaction, which then commits; returns the waiting UPDATE."""
     await _log_table(conn)
     blocker = second_conn.transaction()
     await blocker.start()
     await second_conn.execute("UPDATE log SET level = 7 WHERE msg = 'boot'")
-
     waiting = asyncio.ensure_future(
         conn.execute("UPDATE log SET level = level + 1 WHERE msg = 'boot'")
     )
     await asyncio.sleep(0.3)
     assert not waiting.done()
     await blocker.commit()
+    return waiting
+
+
+@rename_only("the overlay's production writes the table itself, not through the view")
+async def test_a_row_changed_meanwhile_is_refused_without_a_session(
+    conn: Any, second_conn: Any
+) -> None:
+    """The stored row is found by value: when another transaction changed it after the
+    statement read it, the statement fails with 40001 instead of missing the change."""
+    waiting = await _update_racing_a_change(conn, second_conn)
     with pytest.raises(asyncpg.SerializationError):
         await waiting
     assert await fetch(conn, "SELECT level FROM log WHERE msg = 'boot'") == [(7,)]
@@ -360,17 +366,7 @@ async def test_a_row_changed_meanwhile_is_read_again_without_a_session(
     """Production writes the table itself, with no trigger of agentcow's: a statement that
     waited for another transaction's change of the row it read updates the changed row, as
     PostgreSQL does."""
-    await _log_table(conn)
-    blocker = second_conn.transaction()
-    await blocker.start()
-    await second_conn.execute("UPDATE log SET level = 7 WHERE msg = 'boot'")
-
-    waiting = asyncio.ensure_future(
-        conn.execute("UPDATE log SET level = level + 1 WHERE msg = 'boot'")
-    )
-    await asyncio.sleep(0.3)
-    assert not waiting.done()
-    await blocker.commit()
+    waiting = await _update_racing_a_change(conn, second_conn)
     assert await waiting == "UPDATE 1"
     assert await fetch(conn, "SELECT level FROM log WHERE msg = 'boot'") == [(8,)]
 
