@@ -65,7 +65,7 @@ def _unsupported_reasons(
         reasons.append("it has row-level security enabled; not supported yet")
     if t.exclusions:
         reasons.append(f"it has exclusion constraints {list(t.exclusions)}; not supported")
-    if dependents and not t.overlay_schema:
+    if dependents:
         reasons.append(
             f"it is used by {list(dependents)}; after the rename they would read the base "
             "table and bypass sessions. Drop them, enable COW, then recreate them"
@@ -212,7 +212,9 @@ async def prepare_enable(
     t = await describe_table(
         executor, schema, table_name, key_columns=pk_cols, overlay_schema=overlay
     )
-    dependents = await table_dependents(executor, t)
+    # views over the table: refused in the rename layout (they would read the base); the
+    # overlay layout makes twins of them (agentcow.twins)
+    dependents = () if overlay else await table_dependents(executor, t)
     reasons = _unsupported_reasons(t, pk_cols, dependents) + await _taken_names(executor, t)
     if overlay:
         reasons += await _overlay_schema_reasons(executor, schema, overlay)

@@ -37,7 +37,8 @@ def after(
     disabled: Iterable[tuple[str, str]] = (),
 ) -> Overlaid:
     """``overlaid`` once ``enabled`` (overlay-layout descriptions) and ``disabled`` changed."""
-    result = {k: v for k, v in overlaid.items() if k not in set(disabled)}
+    gone = set(disabled)
+    result = {k: v for k, v in overlaid.items() if k not in gone}
     for t in enabled:
         if t.overlay_schema:
             result[(t.schema, t.name)] = (t.overlay_schema, t.relation.oid)

@@ -10,15 +10,15 @@
 DROP VIEW IF EXISTS {{ twin|qualified }} CASCADE
 --;
 {% else %}
-PERFORM pg_catalog.set_config('agentcow.caller_search_path', pg_catalog.current_setting('search_path'), true)
---;
-PERFORM pg_catalog.set_config('search_path', {{ session_path|literal }}, true)
+{% with step = 'pin', path = session_path %}{% include 'search_path.sql' %}{% endwith %}
+
 --;
 EXECUTE 'CREATE VIEW ' || {{ twin|qualified|literal }}
         {% if options %}|| {{ (' WITH (' ~ options ~ ')')|literal }}{% endif %} || ' AS '
         || agentcow.view_definition({{ view|qualified|literal }}::pg_catalog.regclass, {{ print_path|literal }})
 --;
-PERFORM pg_catalog.set_config('search_path', pg_catalog.current_setting('agentcow.caller_search_path'), true)
+{% with step = 'restore' %}{% include 'search_path.sql' %}{% endwith %}
+
 --;
 ALTER VIEW {{ twin|qualified }} OWNER TO {{ owner|ident }}
 --;
