@@ -116,7 +116,7 @@ async def _entering(run: Awaitable[T]) -> T:
                 "refresh_cow; the transaction is aborted",
                 tables,
             ) from error
-        if sqlstate == "42883" and "session_search_path" in message:
+        if sqlstate == "42883" and ("session_search_path" in message or "enter_session" in message):
             raise KitVersionError(
                 f"the database has an older agentcow kit; this package speaks {KIT_VERSION}: "
                 "call deploy_cow_functions(executor) to upgrade it"
@@ -141,8 +141,16 @@ async def apply_cow_variables(
     session_id: str | uuid.UUID,
     operation_id: str | uuid.UUID | None = None,
     visible_operations: Sequence[str | uuid.UUID] | None = None,
+    *,
+    tenant_id: object = None,
+    label: str | None = None,
 ) -> None:
     """Make the rest of the current transaction read and write as this session/operation.
+
+    The session is recorded in the registry (``agentcow.sessions``) the first time it is
+    entered, with ``label`` and the tenant it is bound to (``tenant_id``, compared with the
+    tables' tenant columns as text). A session keeps that binding: entering it with another
+    tenant, or none, raises ``insufficient_privilege`` from the database.
 
     Raises :class:`SessionNotInTransactionError` when no transaction is open on the executor's
     connection: the session would not outlive this call; :class:`ShadowedNamesError` (the
@@ -156,15 +164,16 @@ async def apply_cow_variables(
     session's back (in autocommit mode a setting does not outlive its statement).
     """
     settings = _cow_settings(session_id, operation_id, visible_operations)
+    entry = {"tenant": None if tenant_id is None else str(tenant_id), "label": label}
     if isinstance(executor, TransactionAware):
         if executor.runs_alone():
             raise SessionNotInTransactionError(_NOT_IN_TRANSACTION)
-        await _entering(executor.run(render("enter_session.sql", settings=settings)))
+        await _entering(executor.run(render("enter_session.sql", settings=settings, **entry)))
         return
     for name, value in settings:
         await executor.execute(render("set_variable.sql", name=name, value=value))
     entered = await _entering(
-        executor.execute(render("enter_session.sql", settings=None, name="app.session_id"))
+        executor.execute(render("enter_session.sql", settings=None, name="app.session_id", **entry))
     )
     if not entered or entered[0][0] != settings[0][1]:
         raise SessionNotInTransactionError(_NOT_IN_TRANSACTION)

@@ -76,13 +76,18 @@ _SESSION_EXPR = "md5('session ' || :client_id)::uuid::text"
 _OPERATION_EXPR = "gen_random_uuid()::text"
 #: The kit's part of entering a session, which the plain copy has not.
 _KIT_PATH = "agentcow.session_search_path(pg_catalog.current_schemas(false))"
+_KIT_REGISTER = (
+    "agentcow.enter_session(NULLIF(pg_catalog.current_setting('app.session_id', true), '')"
+    "::pg_catalog.uuid, "
+    "NULL, NULL)"
+)
 
 
 def enter_session_sql(kit: bool) -> str:
     """The statement ``apply_cow_variables`` sends to enter a session (a transaction is
     open), with the session and operation ids as pgbench expressions; ``kit=False``: with
     the NULL ``agentcow.session_search_path`` gives where no schema has an overlay in place
-    of its call."""
+    of its call, and no registry entry."""
     sql = render(
         "enter_session.sql",
         settings=[
@@ -90,11 +95,13 @@ def enter_session_sql(kit: bool) -> str:
             ("app.operation_id", _OPERATION),
             ("app.visible_operations", ""),
         ],
+        tenant=None,
+        label=None,
     )
     for old, new in (
         (f"'{_SESSION}'", _SESSION_EXPR),
         (f"'{_OPERATION}'", _OPERATION_EXPR),
-        *(() if kit else ((_KIT_PATH, "NULL"),)),
+        *(() if kit else ((_KIT_PATH, "NULL"), (_KIT_REGISTER, "NULL"))),
     ):
         if old not in sql:
             raise RuntimeError(f"sql/enter_session.sql changed: no {old} in {sql}")

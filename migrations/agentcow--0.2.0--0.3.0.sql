@@ -347,6 +347,71 @@ BEGIN
 END
 $fn$;
 
+-- The session registry: every session is recorded when a request first enters it
+-- (agentcow.enter_session), with the tenant it is bound to and a label. Only the kit's
+-- functions write it, so a session's tenant, once recorded, is out of the agent's reach:
+-- no SQL the agent sends can rebind the session to another tenant. Review functions read
+-- it through agentcow.session_info (the rows of the sessions the caller may review).
+CREATE TABLE agentcow.sessions (
+    session_id uuid PRIMARY KEY,
+    tenant text,
+    label text,
+    created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    last_active_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    state text NOT NULL DEFAULT 'open'
+        CHECK (state IN ('open', 'committed', 'partially_committed', 'discarded')),
+    committed_by name,
+    committed_at timestamptz
+);
+REVOKE ALL ON agentcow.sessions FROM PUBLIC;
+
+-- Records the session on first use and checks its binding: a session recorded for one
+-- tenant cannot be entered for another (or without one: the binding is what keeps the
+-- agent's SQL inside its tenant), nor can a session first entered without a tenant be bound
+-- to one later. A NULL session (the setting did not take) records nothing. last_active_at moves at most once a second (a write per request would cost
+-- every request a row version). SECURITY DEFINER: the registry is the kit's.
+CREATE FUNCTION agentcow.enter_session(_session uuid, _tenant text, _label text) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    _known agentcow.sessions;
+BEGIN
+    IF _session IS NULL THEN
+        RETURN;  -- the setting did not take (no transaction): the caller refuses
+    END IF;
+    SELECT * INTO _known FROM agentcow.sessions s WHERE s.session_id = _session;
+    IF NOT FOUND THEN
+        INSERT INTO agentcow.sessions (session_id, tenant, label)
+        VALUES (_session, _tenant, _label)
+        ON CONFLICT (session_id) DO NOTHING;
+        IF FOUND THEN
+            RETURN;
+        END IF;
+        SELECT * INTO _known FROM agentcow.sessions s WHERE s.session_id = _session;
+    END IF;
+    IF _known.tenant IS DISTINCT FROM _tenant THEN
+        RAISE EXCEPTION 'agentcow: session % is bound to %', _session,
+            CASE WHEN _known.tenant IS NULL THEN 'no tenant' ELSE 'another tenant' END
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'A session keeps the tenant it was first entered with; start a new session for another tenant.';
+    END IF;
+    IF _known.last_active_at < pg_catalog.now() - interval '1 second' THEN
+        UPDATE agentcow.sessions s SET last_active_at = pg_catalog.now()
+        WHERE s.session_id = _session;
+    END IF;
+END
+$fn$;
+
+-- The tenant the current transaction's session is bound to (NULL: none, or no session).
+-- STABLE and PARALLEL SAFE: views read it once per statement (as an initplan), and keep
+-- parallel plans.
+CREATE FUNCTION agentcow.session_tenant() RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $fn$
+    SELECT s.tenant FROM agentcow.sessions s
+    WHERE s.session_id = NULLIF(pg_catalog.current_setting('app.session_id', true), '')::uuid
+$fn$;
+
 -- enable and disable call it with the owner's search_path, on which an agent may have
 -- created closer matches for its operators (an = for oid and integer).
 ALTER FUNCTION agentcow.revoke_grants(regclass) SET search_path = pg_catalog, pg_temp;
