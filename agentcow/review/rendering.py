@@ -1,0 +1,159 @@
+"""A ChangeSet for people: a Rich dashboard on a terminal, plain text anywhere else.
+
+Rows are written one line each as they come (no table is measured as a whole), so a diff of
+tens of thousands of rows streams; a ``limit`` shortens inserts and updates, never deletes:
+a reviewer must see every row the commit removes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import IO, TYPE_CHECKING, Any, Protocol
+
+from rich.console import Console
+from rich.text import Text
+
+from agentcow.review.encoding import value_text
+
+if TYPE_CHECKING:
+    from agentcow.review.diff import ChangeSet, RowDiff
+
+
+class Judgement(Protocol):
+    """What validation or a policy found: per row, and reasons that block the whole set."""
+
+    def row_findings(self, row: RowDiff) -> Sequence[str] | None:
+        """The row's failures: empty when it passes, None when nothing judged it (then no
+        PASS/FAIL badge is shown)."""
+        ...
+
+    @property
+    def blocking_reasons(self) -> Sequence[str]:
+        """Reasons that block the commit beyond the rows' own (checks, limits)."""
+        ...
+
+
+_STYLE = {"INSERT": "green", "UPDATE": "yellow", "DELETE": "red"}
+_SIGN = {"INSERT": "+", "UPDATE": "~", "DELETE": "-"}
+
+
+def render(
+    changes: ChangeSet,
+    console: Console,
+    *,
+    judgement: Judgement | None = None,
+    limit: int | None = None,
+) -> None:
+    """Writes the header, the counts per table, every row (inserts and updates beyond
+    ``limit`` per table summarised, deletes always listed), then the SAFE or BLOCKED
+    banner: BLOCKED when the judgement fails a row or gives blocking reasons."""
+    console.print(
+        Text.assemble(
+            ("Session ", "bold"),
+            (str(changes.session_id), "bold cyan"),
+            f"  schema {changes.schema}",
+            f"  table {changes.table}" if changes.table else "",
+            "  operations " + (", ".join(map(str, changes.operation_ids)))
+            if changes.operation_ids is not None
+            else "  all operations",
+        )
+    )
+    console.print(Text(f"fingerprint {changes.fingerprint}", style="dim"))
+    totals = changes.summary
+    console.print(
+        Text.assemble(
+            (f"{totals['INSERT']} insert(s)", _STYLE["INSERT"]),
+            ", ",
+            (f"{totals['UPDATE']} update(s)", _STYLE["UPDATE"]),
+            ", ",
+            (f"{totals['DELETE']} delete(s)", _STYLE["DELETE"]),
+        )
+    )
+    failures: list[str] = list(judgement.blocking_reasons) if judgement else []
+    for table, rows in changes.by_table().items():
+        counts = {kind: sum(1 for r in rows if r.diff_type == kind) for kind in _SIGN}
+        console.print()
+        console.print(
+            Text.assemble(
+                (table, "bold"),
+                "  ",
+                *_joined((f"{_SIGN[kind]}{n}", _STYLE[kind]) for kind, n in counts.items() if n),
+            )
+        )
+        shown = {kind: 0 for kind in _SIGN}
+        for row in rows:
+            kind = row.diff_type.value
+            if limit is not None and kind != "DELETE" and shown[kind] >= limit:
+                continue
+            shown[kind] += 1
+            findings = judgement.row_findings(row) if judgement else None
+            if findings:
+                failures.extend(f"{table} {_key(row)}: {f}" for f in findings)
+            console.print(_line(row, findings))
+        for kind, n in counts.items():
+            if shown[kind] < n:
+                console.print(
+                    Text(f"  … {n - shown[kind]} more {kind.lower()}(s) of {table}", "dim")
+                )
+    console.print()
+    if failures:
+        console.print(
+            Text(" BLOCKED ", style="bold white on red"), Text(f" {len(failures)} finding(s)")
+        )
+        for reason in failures:
+            console.print(Text(f"  {reason}", style="red"))
+    else:
+        console.print(Text(" SAFE ", style="bold black on green"), Text(" nothing blocks a commit"))
+
+
+def _joined(parts: Iterable[tuple[str, str]]) -> list[Any]:
+    out: list[Any] = []
+    for part in parts:
+        if out:
+            out.append(" ")
+        out.append(part)
+    return out
+
+
+def _key(row: RowDiff) -> str:
+    return ", ".join(f"{c}={_shown(v)}" for c, v in row.pk.items()) or "(no key)"
+
+
+def _shown(value: Any) -> str:
+    return "NULL" if value is None else value_text(value)
+
+
+def _line(row: RowDiff, findings: Sequence[str] | None) -> Text:
+    kind = row.diff_type.value
+    text = Text(f"  {_SIGN[kind]} ", style=_STYLE[kind])
+    if findings is not None:
+        text.append(
+            "FAIL " if findings else "PASS ", style="bold red" if findings else "bold green"
+        )
+    text.append(_key(row), style=_STYLE[kind])
+    if kind == "UPDATE":
+        old = row.old or {}
+        new = row.new or {}
+        for column in row.changed_columns():
+            text.append(f"  {column}: ")
+            text.append(_shown(old.get(column)), style="red")
+            text.append(" → ")
+            text.append(_shown(new.get(column)), style="green")
+    else:
+        values = (row.new if kind == "INSERT" else row.old) or {}
+        rest = ", ".join(f"{c}={_shown(v)}" for c, v in values.items() if c not in row.pk)
+        if rest:
+            text.append(f"  {rest}", style="dim" if kind == "DELETE" else "")
+    for finding in findings or ():
+        text.append(f"\n      {finding}", style="red")
+    return text
+
+
+def plain_console(file: IO[str] | None = None) -> Console:
+    """A console that writes text without escape codes, wherever it writes."""
+    return Console(file=file, force_terminal=False, no_color=True, highlight=False, soft_wrap=True)
+
+
+def terminal_console(file: IO[str] | None = None) -> Console:
+    """Colours on a terminal, plain text elsewhere (Rich's detection)."""
+    return Console(file=file, highlight=False, soft_wrap=True)
