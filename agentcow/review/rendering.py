@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
-from rich.console import Console
+from rich.console import COLOR_SYSTEMS, Console
+from rich.style import Style
 from rich.text import Text
 
 from agentcow.review.encoding import value_text
@@ -32,6 +33,9 @@ class Judgement(Protocol):
         """Reasons that block the commit beyond the rows' own (checks, limits)."""
         ...
 
+
+#: A piece of a line and its Rich style ('' for none).
+Segment = tuple[str, str]
 
 _STYLE = {"INSERT": "green", "UPDATE": "yellow", "DELETE": "red"}
 _SIGN = {"INSERT": "+", "UPDATE": "~", "DELETE": "-"}
@@ -70,6 +74,7 @@ def render(
         )
     )
     failures: list[str] = list(judgement.blocking_reasons) if judgement else []
+    lines = _Lines(console)
     for table, rows in changes.by_table().items():
         counts = {kind: sum(1 for r in rows if r.diff_type == kind) for kind in _SIGN}
         console.print()
@@ -89,7 +94,7 @@ def render(
             findings = judgement.row_findings(row) if judgement else None
             if findings:
                 failures.extend(f"{table} {_key(row)}: {f}" for f in findings)
-            console.print(_line(row, findings))
+            lines.write(_line(row, findings))
         for kind, n in counts.items():
             if shown[kind] < n:
                 console.print(
@@ -123,30 +128,57 @@ def _shown(value: Any) -> str:
     return "NULL" if value is None else value_text(value)
 
 
-def _line(row: RowDiff, findings: Sequence[str] | None) -> Text:
+def _line(row: RowDiff, findings: Sequence[str] | None) -> list[Segment]:
     kind = row.diff_type.value
-    text = Text(f"  {_SIGN[kind]} ", style=_STYLE[kind])
+    colour = _STYLE[kind]
+    parts: list[Segment] = [(f"  {_SIGN[kind]} ", colour)]
     if findings is not None:
-        text.append(
-            "FAIL " if findings else "PASS ", style="bold red" if findings else "bold green"
-        )
-    text.append(_key(row), style=_STYLE[kind])
+        parts.append(("FAIL " if findings else "PASS ", "bold red" if findings else "bold green"))
+    parts.append((_key(row), colour))
     if kind == "UPDATE":
         old = row.old or {}
         new = row.new or {}
         for column in row.changed_columns():
-            text.append(f"  {column}: ")
-            text.append(_shown(old.get(column)), style="red")
-            text.append(" → ")
-            text.append(_shown(new.get(column)), style="green")
+            parts += [
+                (f"  {column}: ", ""),
+                (_shown(old.get(column)), "red"),
+                (" → ", ""),
+                (_shown(new.get(column)), "green"),
+            ]
     else:
         values = (row.new if kind == "INSERT" else row.old) or {}
         rest = ", ".join(f"{c}={_shown(v)}" for c, v in values.items() if c not in row.pk)
         if rest:
-            text.append(f"  {rest}", style="dim" if kind == "DELETE" else "")
-    for finding in findings or ():
-        text.append(f"\n      {finding}", style="red")
-    return text
+            parts.append((f"  {rest}", "dim" if kind == "DELETE" else ""))
+    parts += [(f"\n      {finding}", "red") for finding in findings or ()]
+    return parts
+
+
+class _Lines:
+    """Writes row lines straight to the console's file: a Rich ``print`` per line costs
+    about a millisecond, too slow for the tens of thousands of rows a session can hold.
+    Styles are rendered once each, as the console would (none when it has no colours)."""
+
+    def __init__(self, console: Console) -> None:
+        self._console = console
+        self._styled = console.is_terminal and not console.no_color
+        self._styles: dict[str, Style] = {}
+        self._colours = COLOR_SYSTEMS.get(console.color_system or "")
+
+    def write(self, parts: Sequence[Segment]) -> None:
+        if not self._styled:
+            self._console.file.write("".join(text for text, _ in parts) + "\n")
+            return
+        out = []
+        for text, name in parts:
+            if not name:
+                out.append(text)
+                continue
+            style = self._styles.get(name)
+            if style is None:
+                style = self._styles[name] = Style.parse(name)
+            out.append(style.render(text, color_system=self._colours))
+        self._console.file.write("".join(out) + "\n")
 
 
 def plain_console(file: IO[str] | None = None) -> Console:
