@@ -370,7 +370,7 @@ async def test_plain_text_and_terminal_renderings(conn: Any) -> None:
     executor = await shop(conn)
     sid = await _mixed_session(conn)
     changes = await diff(executor, sid)
-    out = io.StringIO()
+    out = io.StringIO()  # not a terminal: plain text
     changes.print(out, limit=0)
     text = out.getvalue()
     assert "\x1b[" not in text
@@ -378,13 +378,12 @@ async def test_plain_text_and_terminal_renderings(conn: Any) -> None:
     # limit=0 hides inserts and updates, never deletes.
     assert "- id=11" in text and "1 more insert(s) of orders" in text
     assert "+ id=12" not in text
+    # Standard output is not a terminal under pytest: display() is plain text too.
+    assert "\x1b[" not in changes.display() and "+ id=12" in changes.display()
     out = io.StringIO()
-    changes.display(Console(file=out, force_terminal=True, width=200))
+    changes.render(Console(file=out, force_terminal=True, width=200))
     coloured = out.getvalue()
     assert "\x1b[" in coloured and "total: " in coloured
-    plain = io.StringIO()
-    changes.display(Console(file=plain, force_terminal=False, width=200))
-    assert "\x1b[" not in plain.getvalue() and "+ id=12" in plain.getvalue()
 
 
 class _RejectDeletes:
@@ -399,11 +398,7 @@ class _RejectDeletes:
 async def test_a_judgement_marks_rows_and_blocks(conn: Any) -> None:
     executor = await shop(conn)
     sid = await _mixed_session(conn)
-    out = io.StringIO()
-    (await diff(executor, sid)).display(
-        Console(file=out, force_terminal=False, width=200), judgement=_RejectDeletes()
-    )
-    text = out.getvalue()
+    text = (await diff(executor, sid)).display(judgement=_RejectDeletes())
     assert "BLOCKED" in text and "SAFE" not in text
     assert "FAIL id=11" in text and "PASS id=12" in text
     assert "orders id=11: deletes need a person" in text

@@ -10,6 +10,7 @@ those (a write after the review, a later request writing under an approved opera
 from __future__ import annotations
 
 import enum
+import io
 import json
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
@@ -28,7 +29,7 @@ from agentcow.operations import close_selection, dependencies_among, require_kno
 from agentcow.review import rendering
 from agentcow.review.encoding import json_value
 from agentcow.review.patch import changeset_sql
-from agentcow.review.rendering import Judgement, plain_console, terminal_console
+from agentcow.review.rendering import Judgement, terminal_console
 from agentcow.review.values import Decoder, decode_row, decoder, parse_json
 from agentcow.script import run_pinned
 from agentcow.templates import render
@@ -156,21 +157,36 @@ class ChangeSet:
         :func:`agentcow.review.patch.changeset_sql`)."""
         return changeset_sql(self)
 
-    def print(self, file: IO[str] | None = None, *, limit: int | None = None) -> None:
-        """Plain text, no escape codes (to ``file``, else standard output)."""
-        rendering.render(self, plain_console(file), limit=limit)
-
-    def display(
+    def print(
         self,
-        console: Console | None = None,
+        file: IO[str] | None = None,
         *,
         judgement: Judgement | None = None,
         limit: int | None = None,
     ) -> None:
-        """The dashboard: colours and PASS/FAIL badges on a terminal, plain text when
-        standard output is not one. ``limit`` shortens inserts and updates per table;
-        deletes are always listed."""
-        rendering.render(self, console or terminal_console(), judgement=judgement, limit=limit)
+        """The dashboard, to ``file`` (standard output by default): colours and PASS/FAIL
+        badges on a terminal, plain text with no escape codes anywhere else. ``limit``
+        shortens inserts and updates per table; deletes are always listed."""
+        self.render(terminal_console(file), judgement=judgement, limit=limit)
+
+    def display(self, *, judgement: Judgement | None = None, limit: int | None = None) -> str:
+        """The dashboard as a string: with colours when standard output is a terminal,
+        plain text otherwise (SafeAgentDB's ``display``)."""
+        buffer = io.StringIO()
+        colours = terminal_console().is_terminal
+        console = (
+            terminal_console(buffer)
+            if not colours
+            else Console(file=buffer, force_terminal=True, highlight=False, soft_wrap=True)
+        )
+        self.render(console, judgement=judgement, limit=limit)
+        return buffer.getvalue()
+
+    def render(
+        self, console: Console, *, judgement: Judgement | None = None, limit: int | None = None
+    ) -> None:
+        """The dashboard on a Rich console of the caller's (its colours, its file)."""
+        rendering.render(self, console, judgement=judgement, limit=limit)
 
     def __iter__(self) -> Iterator[RowDiff]:
         return iter(self.diffs)

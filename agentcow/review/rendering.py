@@ -181,11 +181,6 @@ class _Lines:
         self._console.file.write("".join(out) + "\n")
 
 
-def plain_console(file: IO[str] | None = None) -> Console:
-    """A console that writes text without escape codes, wherever it writes."""
-    return Console(file=file, force_terminal=False, no_color=True, highlight=False, soft_wrap=True)
-
-
 def terminal_console(file: IO[str] | None = None) -> Console:
     """Colours on a terminal, plain text elsewhere (Rich's detection)."""
     return Console(file=file, highlight=False, soft_wrap=True)
