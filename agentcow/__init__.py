@@ -19,6 +19,7 @@ from agentcow.errors import (
     OperationsNotClosedError,
     OverlayMissingError,
     PendingChangesError,
+    ReviewChangedError,
     SessionChangedError,
     SessionNotInTransactionError,
     ShadowedNamesError,
@@ -31,16 +32,19 @@ from agentcow.operations import OperationSummary, get_operation_summaries
 from agentcow.postgres import *  # noqa: F403
 from agentcow.postgres import __all__ as _postgres_all
 from agentcow.refresh import cow_migration, refresh_cow
+from agentcow.review import ChangeSet, DiffType, RowDiff, diff
 from agentcow.upgrade import upgrade_cow_tables
 
 __version__ = "0.3.0"
 
 __all__ = [
     *_postgres_all,
+    "ChangeSet",
     "CommitConflictError",
     "Conflict",
     "CowError",
     "DependencyCycleError",
+    "DiffType",
     "InvalidIdError",
     "InvalidIdentifierError",
     "KitVersionError",
@@ -49,7 +53,9 @@ __all__ = [
     "OperationSummary",
     "OperationsNotClosedError",
     "OverlayMissingError",
+    "RowDiff",
     "PendingChangesError",
+    "ReviewChangedError",
     "SessionChangedError",
     "SessionNotInTransactionError",
     "ShadowedNamesError",
@@ -59,6 +65,7 @@ __all__ = [
     "UnsupportedTableError",
     "commit_cow_operations_schema",
     "cow_migration",
+    "diff",
     "discard_cow_operations_schema",
     "get_cow_conflicts",
     "get_operation_summaries",

@@ -106,6 +106,12 @@ class SessionChangedError(CowError):
     sqlstate = "40001"
 
 
+class ReviewChangedError(CowError):
+    """A commit given ``expected=`` (a :class:`~agentcow.review.ChangeSet` fingerprint) found
+    other changes than those reviewed: a write after the review, or a later request writing
+    under an approved operation. Nothing was applied; review the session again."""
+
+
 class CommitConflictError(CowError):
     """The base changed under rows the session wrote; nothing was committed.
 

@@ -171,7 +171,7 @@ DECLARE
     _cow_conflicts jsonb := '[]';
     _cow_path text := pg_catalog.current_setting('search_path');
 BEGIN
-{{ begin_exclusive(session, watched, expected, tables, changed_message) }}
+{{ begin_exclusive(session, watched, expected, tables, changed_message, approved, operations, approval_message) }}
 {% if on_conflict != 'overwrite' %}
 {% for t in tables if not t.append_only %}
 {% if on_conflict == 'merge' %}
