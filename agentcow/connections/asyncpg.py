@@ -55,6 +55,9 @@ class AsyncpgLink:
     async def close(self) -> None:
         self._connection.terminate()
 
+    def closed(self) -> bool:
+        return self._connection.is_closed()
+
 
 def asyncpg_source(
     target: asyncpg.Pool | asyncpg.Connection | PoolConnectionProxy[Any],

@@ -73,6 +73,10 @@ class Link(Protocol):
         """Close the connection (a pool then drops it)."""
         ...
 
+    def closed(self) -> bool:
+        """Whether the connection is closed (the driver may close it on cancellation)."""
+        ...
+
 
 Acquire = Callable[[], AbstractAsyncContextManager[Link]]
 
@@ -98,7 +102,7 @@ class Source:
             try:
                 yield link
             finally:
-                if reset:
+                if reset and not link.closed():  # a closed one holds nothing any more
                     await _reset(link)
 
 

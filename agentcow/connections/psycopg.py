@@ -1,8 +1,11 @@
 """Links over psycopg 3 connections and pools, async and sync (psycopg_pool for pools).
 
 The sync link's coroutine methods call the blocking driver and never suspend (see
-:mod:`agentcow.blocking`). psycopg forgets its prepared statements by itself when it sees
-``DISCARD ALL`` succeed.
+:mod:`agentcow.blocking`). After ``DISCARD ALL`` psycopg must forget the statements it
+prepared (it prepares a text it ran five times): it notices ``DISCARD ALL`` only the first
+time it runs that text, but forgets them whenever a transaction rolls back, so the reset
+ends with an empty transaction rolled back. The reset itself is never prepared: a prepared
+``DISCARD ALL`` would deallocate itself.
 """
 
 from __future__ import annotations
@@ -78,10 +81,15 @@ class PsycopgAsyncLink:
 
     async def reset(self) -> None:
         async with self.standalone():
-            await self._connection.execute(_query(render("reset_connection.sql")))
+            await self._connection.execute(_query(render("reset_connection.sql")), prepare=False)
+        async with self._connection.transaction(force_rollback=True):
+            pass  # see the module's docstring
 
     async def close(self) -> None:
         await self._connection.close()
+
+    def closed(self) -> bool:
+        return self._connection.closed
 
 
 class PsycopgSyncLink:
@@ -122,10 +130,15 @@ class PsycopgSyncLink:
 
     async def reset(self) -> None:
         async with self.standalone():
-            self._connection.execute(_query(render("reset_connection.sql")))
+            self._connection.execute(_query(render("reset_connection.sql")), prepare=False)
+        with self._connection.transaction(force_rollback=True):
+            pass  # see the module's docstring
 
     async def close(self) -> None:
         self._connection.close()
+
+    def closed(self) -> bool:
+        return self._connection.closed
 
 
 def psycopg_async_source(

@@ -102,6 +102,9 @@ class SQLAlchemyAsyncLink:
     async def close(self) -> None:
         await self._connection.invalidate()
 
+    def closed(self) -> bool:
+        return self._connection.invalidated or self._driver.closed()
+
 
 class SQLAlchemySyncLink:
     def __init__(self, connection: Connection) -> None:
@@ -135,6 +138,9 @@ class SQLAlchemySyncLink:
 
     async def close(self) -> None:
         self._connection.invalidate()
+
+    def closed(self) -> bool:
+        return self._connection.invalidated or self._driver.closed()
 
 
 def sqlalchemy_async_source(target: AsyncEngine | AsyncConnection) -> Source:
