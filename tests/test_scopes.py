@@ -150,8 +150,6 @@ async def test_operation_blocks_do_not_nest(target: Any) -> None:
         with pytest.raises(ac.OperationInProgressError):
             async with agent.operation():
                 pass
-        if isinstance(target, ac.CowSession):  # pragma: no cover - placeholder never true
-            return
     # Another session's block is its own (the pool, or the idle connection, serves it).
     async with other.operation() as operation:
         assert (await operation.execute("SELECT 1")).rows == [(1,)]
