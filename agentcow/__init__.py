@@ -7,8 +7,9 @@ conflict checks.
 
 from agentcow.agent import CowSession, Operation, Result
 from agentcow.commit import commit_cow_operations_schema, discard_cow_operations_schema
-from agentcow.conflicts import Conflict, get_cow_conflicts
+from agentcow.conflicts import Cascade, Conflict, get_cow_conflicts
 from agentcow.errors import (
+    CascadeConflictError,
     CommitConflictError,
     ConnectionBusyError,
     CowError,
@@ -48,6 +49,8 @@ __version__ = "0.3.0"
 
 __all__ = [
     *_postgres_all,
+    "Cascade",
+    "CascadeConflictError",
     "ChangeSet",
     "CommitConflictError",
     "ConnectionBusyError",
