@@ -51,7 +51,7 @@ async def _asyncpg_connection(dsn: str) -> AsyncIterator[Any]:
 
 
 @contextlib.asynccontextmanager
-async def _asyncpg_pool(dsn: str) -> AsyncIterator[Any]:
+async def asyncpg_pool(dsn: str) -> AsyncIterator[Any]:
     async with asyncpg.create_pool(dsn, min_size=1, max_size=1) as pool:
         yield pool
 
@@ -117,7 +117,7 @@ async def _sqlalchemy_next(target: Any) -> AsyncIterator[Executor]:
 
 ASYNC_KINDS = [
     AsyncKind("asyncpg", False, _asyncpg_connection, _asyncpg_next, asyncpg.PostgresError),
-    AsyncKind("asyncpg-pool", True, _asyncpg_pool, _asyncpg_next, asyncpg.PostgresError),
+    AsyncKind("asyncpg-pool", True, asyncpg_pool, _asyncpg_next, asyncpg.PostgresError),
     AsyncKind("psycopg", False, _psycopg_connection, _psycopg_next, psycopg.Error),
     AsyncKind("psycopg-pool", True, _psycopg_pool, _psycopg_next, psycopg.Error),
     AsyncKind(

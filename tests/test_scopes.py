@@ -13,7 +13,7 @@ import pytest_asyncio
 import agentcow as ac
 from tests.conftest import TestDatabase
 from tests.helpers import base_table, changes_table, ex, fetch, make_cow
-from tests.scopes_support import ASYNC_KINDS, LEFTOVERS, AsyncKind, probe
+from tests.scopes_support import ASYNC_KINDS, LEFTOVERS, AsyncKind, asyncpg_pool, probe
 
 DDL = """
 CREATE TABLE t (id int PRIMARY KEY, v text NOT NULL);
@@ -350,3 +350,30 @@ async def test_reviewer_reports_conflicts(target: Any, conn: Any) -> None:
         await reviewer.commit()
     assert await reviewer.commit(on_conflict="overwrite") == {"t": 1}
     assert await base_rows(conn) == [(1, "agent"), (2, "two")]
+
+
+CASCADING = """
+CREATE TABLE customers (id int PRIMARY KEY, name text NOT NULL);
+CREATE TABLE orders (id int PRIMARY KEY,
+                     customer_id int REFERENCES customers ON DELETE CASCADE, total int);
+INSERT INTO customers VALUES (1, 'Ada'), (2, 'Bob');
+INSERT INTO orders VALUES (10, 1, 5), (11, 2, 6);
+"""
+
+
+async def test_reviewer_refuses_cascades_it_did_not_show(conn: Any, database: TestDatabase) -> None:
+    await make_cow(conn, CASCADING, "customers", "orders")
+    async with asyncpg_pool(database.owner_dsn) as pool:
+        agent = ac.CowSession(pool)
+        await agent.execute("DELETE FROM customers WHERE id = 1")
+        reviewer = ac.Reviewer(pool, agent.session_id)
+        assert (await reviewer.diff()).table_summary() == {
+            "customers": {"INSERT": 0, "UPDATE": 0, "DELETE": 1},
+            "orders": {"INSERT": 0, "UPDATE": 0, "DELETE": 1},
+        }
+        await conn.execute("INSERT INTO orders VALUES (12, 1, 7)")  # production, meanwhile
+        with pytest.raises(ac.CascadeConflictError) as refused:
+            await reviewer.commit()
+        assert [c.key for c in refused.value.cascades] == [{"id": 12}]
+        assert await reviewer.commit(allow_cascades=True) == {"customers": 1, "orders": 1}
+    assert await fetch(conn, f"SELECT id FROM {base_table('orders')} ORDER BY id") == [(11,)]

@@ -121,13 +121,16 @@ class Reviewer:
         operation_ids: Sequence[IdLike] | None = None,
         *,
         on_conflict: str = "fail",
+        allow_cascades: bool = False,
         defer_fk_constraints: bool = False,
     ) -> dict[str, int]:
         """Apply what :meth:`diff` of the same selection showed, atomically across tables;
         returns the rows applied per table. Refused, with nothing applied, when no such diff
         was taken (:class:`NotReviewedError`), when the session's changes differ from it
-        (:class:`ReviewChangedError`), or on conflicts (:class:`CommitConflictError`,
-        ``on_conflict`` as for ``commit_cow_session_schema``)."""
+        (:class:`ReviewChangedError`), on conflicts (:class:`CommitConflictError`,
+        ``on_conflict`` as for ``commit_cow_session_schema``), and when foreign keys would
+        cascade to stored rows the diff does not show (:class:`CascadeConflictError`)
+        unless ``allow_cascades``."""
         self._finish()
         chosen = _selection(operation_ids)
         reviewed = self._reviewed.get(chosen)
@@ -147,6 +150,7 @@ class Reviewer:
                     defer_fk_constraints,
                     on_conflict=on_conflict,
                     expected=reviewed.fingerprint,
+                    allow_cascades=allow_cascades,
                 )
             else:
                 await commit_cow_operations_schema(
@@ -158,6 +162,7 @@ class Reviewer:
                     on_conflict=on_conflict,
                     defer_fk_constraints=defer_fk_constraints,
                     expected=reviewed.fingerprint,
+                    allow_cascades=allow_cascades,
                 )
 
         await self._run(commit)

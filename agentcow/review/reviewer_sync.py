@@ -45,11 +45,15 @@ class Reviewer:
         operation_ids: Sequence[IdLike] | None = None,
         *,
         on_conflict: str = "fail",
+        allow_cascades: bool = False,
         defer_fk_constraints: bool = False,
     ) -> dict[str, int]:
         return run_blocking(
             self._reviewer.commit(
-                operation_ids, on_conflict=on_conflict, defer_fk_constraints=defer_fk_constraints
+                operation_ids,
+                on_conflict=on_conflict,
+                allow_cascades=allow_cascades,
+                defer_fk_constraints=defer_fk_constraints,
             )
         )
 
