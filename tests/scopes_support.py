@@ -5,8 +5,10 @@ surely the connection an agent used), and a way to be that next user."""
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -176,7 +178,7 @@ def _psycopg_sync_next(target: Any) -> Iterator[Executor]:
 
 
 @contextlib.contextmanager
-def _sqlalchemy_sync_engine(dsn: str) -> Iterator[Any]:
+def sqlalchemy_sync_engine(dsn: str) -> Iterator[Any]:
     engine = sqlalchemy.create_engine(sqlalchemy_url(dsn, "psycopg"), pool_size=1, max_overflow=0)
     try:
         yield engine
@@ -186,7 +188,7 @@ def _sqlalchemy_sync_engine(dsn: str) -> Iterator[Any]:
 
 @contextlib.contextmanager
 def _sqlalchemy_sync_connection(dsn: str) -> Iterator[Any]:
-    with _sqlalchemy_sync_engine(dsn) as engine, engine.connect() as connection:
+    with sqlalchemy_sync_engine(dsn) as engine, engine.connect() as connection:
         yield connection
 
 
@@ -206,7 +208,7 @@ SYNC_KINDS = [
     SyncKind(
         "sqlalchemy-psycopg",
         True,
-        _sqlalchemy_sync_engine,
+        sqlalchemy_sync_engine,
         _sqlalchemy_sync_next,
         sqlalchemy.exc.DBAPIError,
     ),
@@ -244,3 +246,11 @@ async def probe(executor: Executor) -> list[tuple[Any, ...]]:
 
 def probe_sync(executor: Executor) -> list[tuple[Any, ...]]:
     return run_blocking(executor.execute(LEFTOVER_PROBE))
+
+
+def readme_examples() -> list[str]:
+    """The ``py`` blocks of the README's section on CowSession and Reviewer, in order."""
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = text.split("## Sessions from Python: CowSession and Reviewer", 1)[1]
+    section = section.split("\n## ", 1)[0]
+    return re.findall(r"^```py\n(.*?)^```", section, flags=re.DOTALL | re.M)

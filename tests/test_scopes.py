@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import textwrap
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -13,7 +14,14 @@ import pytest_asyncio
 import agentcow as ac
 from tests.conftest import TestDatabase
 from tests.helpers import base_table, changes_table, ex, fetch, make_cow
-from tests.scopes_support import ASYNC_KINDS, LEFTOVERS, AsyncKind, asyncpg_pool, probe
+from tests.scopes_support import (
+    ASYNC_KINDS,
+    LEFTOVERS,
+    AsyncKind,
+    asyncpg_pool,
+    probe,
+    readme_examples,
+)
 
 DDL = """
 CREATE TABLE t (id int PRIMARY KEY, v text NOT NULL);
@@ -377,3 +385,24 @@ async def test_reviewer_refuses_cascades_it_did_not_show(conn: Any, database: Te
         assert [c.key for c in refused.value.cascades] == [{"id": 12}]
         assert await reviewer.commit(allow_cascades=True) == {"customers": 1, "orders": 1}
     assert await fetch(conn, f"SELECT id FROM {base_table('orders')} ORDER BY id") == [(11,)]
+
+
+README_ORDERS = """
+CREATE TABLE orders (id int PRIMARY KEY, total numeric(10, 2) NOT NULL);
+INSERT INTO orders VALUES (1, 100.00), (2, 35.50);
+"""
+
+
+async def test_readme_async_example(conn: Any, database: TestDatabase) -> None:
+    await make_cow(conn, README_ORDERS, "orders")
+    [example] = [block for block in readme_examples() if "await " in block]
+    source = "async def example(ac, pool):\n" + textwrap.indent(example, "    ")
+    namespace: dict[str, Any] = {}
+    exec(compile(source, "README.md", "exec"), namespace)
+    async with asyncpg_pool(database.owner_dsn) as pool:
+        await namespace["example"](ac, pool)
+    assert await fetch(conn, f"SELECT id, total::text FROM {base_table('orders')} ORDER BY id") == [
+        (1, "90.00"),
+        (2, "35.50"),
+    ]
+    assert await fetch(conn, f"SELECT count(*) FROM {changes_table('orders')}") == [(0,)]

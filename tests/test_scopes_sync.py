@@ -17,7 +17,14 @@ from agentcow.adapters.psycopg import PsycopgSyncExecutor
 from agentcow.blocking import run_blocking
 from tests.conftest import TestDatabase
 from tests.helpers import LAYOUT, base_table, changes_table
-from tests.scopes_support import LEFTOVERS, SYNC_KINDS, SyncKind, probe_sync
+from tests.scopes_support import (
+    LEFTOVERS,
+    SYNC_KINDS,
+    SyncKind,
+    probe_sync,
+    readme_examples,
+    sqlalchemy_sync_engine,
+)
 
 DDL = """
 CREATE TABLE {t} (id int PRIMARY KEY, v text NOT NULL);
@@ -267,3 +274,16 @@ def test_sync_and_async_give_the_same_results(database: TestDatabase, owner: Any
     assert sync == asynchronous
     assert sync[-2:] == [{"t_twin": 2}, {"t_twin": 1}]
     assert base_rows(owner, "t") == base_rows(owner, "t_twin") == [(1, "one"), (2, "y"), (3, "y")]
+
+
+def test_readme_sync_example(owner: Any, database: TestDatabase) -> None:
+    owner.execute(b"CREATE TABLE orders (id int PRIMARY KEY, total numeric(10, 2) NOT NULL)")
+    owner.execute(b"INSERT INTO orders VALUES (1, 100.00), (2, 35.50)")
+    run_blocking(ac.enable_cow(PsycopgSyncExecutor(owner), "orders", layout=LAYOUT))
+    [example] = [block for block in readme_examples() if "agentcow.sync" in block]
+    with sqlalchemy_sync_engine(database.owner_dsn) as engine:
+        exec(compile(example, "README.md", "exec"), {"engine": engine})
+    rows = owner.execute(
+        f"SELECT id, total::text FROM {base_table('orders')} ORDER BY id".encode()
+    ).fetchall()
+    assert rows == [(1, "90.00"), (2, "35.50")]
