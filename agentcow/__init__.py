@@ -5,27 +5,35 @@ the error classes and what agentcow adds: operation summaries, schema-wide cherr
 conflict checks.
 """
 
+from agentcow.agent import CowSession, Operation, Result
 from agentcow.commit import commit_cow_operations_schema, discard_cow_operations_schema
 from agentcow.conflicts import Cascade, Conflict, get_cow_conflicts
 from agentcow.errors import (
     CascadeConflictError,
     CommitConflictError,
+    ConnectionBusyError,
     CowError,
     DependencyCycleError,
     InvalidIdentifierError,
     InvalidIdError,
     KitVersionError,
+    NotBlockingError,
     NotDeployedError,
+    NotReviewedError,
+    OperationInProgressError,
     OperationNotFoundError,
     OperationsNotClosedError,
     OverlayMissingError,
     PendingChangesError,
     ReviewChangedError,
+    ReviewFinishedError,
     SessionChangedError,
     SessionNotInTransactionError,
     ShadowedNamesError,
     StaleOverlayError,
     TableNotFoundError,
+    TransactionEndedError,
+    UnsupportedConnectionError,
     UnsupportedTableError,
 )
 from agentcow.executor import TransactionAware
@@ -34,6 +42,7 @@ from agentcow.postgres import *  # noqa: F403
 from agentcow.postgres import __all__ as _postgres_all
 from agentcow.refresh import cow_migration, refresh_cow
 from agentcow.review import ChangeSet, DiffType, RowDiff, diff
+from agentcow.review.reviewer import Reviewer
 from agentcow.upgrade import upgrade_cow_tables
 
 __version__ = "0.3.0"
@@ -44,14 +53,20 @@ __all__ = [
     "CascadeConflictError",
     "ChangeSet",
     "CommitConflictError",
+    "ConnectionBusyError",
     "Conflict",
     "CowError",
+    "CowSession",
     "DependencyCycleError",
     "DiffType",
     "InvalidIdError",
     "InvalidIdentifierError",
     "KitVersionError",
+    "NotBlockingError",
     "NotDeployedError",
+    "NotReviewedError",
+    "Operation",
+    "OperationInProgressError",
     "OperationNotFoundError",
     "OperationSummary",
     "OperationsNotClosedError",
@@ -59,12 +74,17 @@ __all__ = [
     "RowDiff",
     "PendingChangesError",
     "ReviewChangedError",
+    "ReviewFinishedError",
+    "Reviewer",
+    "Result",
     "SessionChangedError",
     "SessionNotInTransactionError",
     "ShadowedNamesError",
     "StaleOverlayError",
     "TableNotFoundError",
     "TransactionAware",
+    "TransactionEndedError",
+    "UnsupportedConnectionError",
     "UnsupportedTableError",
     "commit_cow_operations_schema",
     "cow_migration",
