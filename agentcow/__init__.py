@@ -24,6 +24,7 @@ from agentcow.errors import (
     ShadowedNamesError,
     StaleOverlayError,
     TableNotFoundError,
+    TenantIsolationError,
     UnsupportedTableError,
 )
 from agentcow.executor import TransactionAware
@@ -55,6 +56,7 @@ __all__ = [
     "ShadowedNamesError",
     "StaleOverlayError",
     "TableNotFoundError",
+    "TenantIsolationError",
     "TransactionAware",
     "UnsupportedTableError",
     "commit_cow_operations_schema",

@@ -13,6 +13,7 @@ has aborted).
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -36,6 +37,7 @@ from agentcow.errors import (
     OperationNotFoundError,
     SessionChangedError,
     TableNotFoundError,
+    TenantIsolationError,
     UnsupportedTableError,
 )
 from agentcow.executor import Executor, TransactionAware
@@ -48,6 +50,8 @@ IdLike = str | uuid.UUID
 T = TypeVar("T")
 Watched = list[tuple[str, str]]
 
+#: The block's error when the session holds versions outside its tenant (_tenant_checks.sql).
+TENANT_MESSAGE = "agentcow: the session holds rows outside its tenant"
 #: The block's error when the session is no longer the one the call planned for.
 SESSION_CHANGED_MESSAGE = "agentcow: the session changed while the call was being prepared"
 #: Plans a call makes before giving up on a session that keeps changing under it.
@@ -92,6 +96,7 @@ def _commit_statement(
         on_conflict=on_conflict,
         conflict_message=CONFLICT_MESSAGE,
         conflict_limit=CONFLICT_LIMIT,
+        tenant_message=TENANT_MESSAGE,
         **_exclusive_context(executor, state),
     )
 
@@ -220,11 +225,27 @@ async def _commit(
     try:
         await run_atomically(executor, statements)
     except Exception as error:
+        _raise_outside_tenant(error)
         found = conflicts_in_error(error)
         if found is None:
             raise
         raise CommitConflictError(_conflict_message(found, on_conflict), found) from error
     return chosen
+
+
+def _raise_outside_tenant(error: BaseException) -> None:
+    """The commit block's tenant re-check (sql/_tenant_checks.sql) as TenantIsolationError."""
+    fields = postgres_error_fields(error)
+    if fields is None or fields[:2] != ("42501", TENANT_MESSAGE):
+        return
+    rows = json.loads(fields[2])
+    shown = "; ".join(f"{row['table']} {row['key']}" for row in rows[:5])
+    raise TenantIsolationError(
+        f"nothing committed: the session is bound to a tenant but holds versions outside it "
+        f"({shown}{' ...' if len(rows) > 5 else ''}): versions its write triggers would have "
+        "refused, written around them. Discard the session",
+        rows,
+    ) from error
 
 
 def _conflict_message(conflicts: Sequence[Conflict], policy: ConflictPolicy) -> str:
