@@ -420,6 +420,18 @@ AS $fn$
     WHERE s.session_id = NULLIF(pg_catalog.current_setting('app.session_id', true), '')::uuid
 $fn$;
 
+-- The tenant the current transaction's session is bound to, as a view that every role may
+-- read (it shows no more than session_tenant() does): the views of tables with a tenant
+-- column read it in a scalar subquery (an initplan, once per statement), where the planner
+-- expands it into one probe of the registry's key. A call of session_tenant() there costs
+-- more: PostgreSQL 15-17 parse and plan a SQL function's body again for each statement
+-- (about 0.15 ms per call on PostgreSQL 15, where a point read takes 0.05 ms).
+CREATE VIEW agentcow.session_binding WITH (security_barrier) AS
+SELECT s.tenant FROM agentcow.sessions s
+WHERE s.session_id OPERATOR(pg_catalog.=)
+      NULLIF(pg_catalog.current_setting('app.session_id', true), '')::uuid;
+GRANT SELECT ON agentcow.session_binding TO PUBLIC;
+
 -- The tenant _session is bound to (NULL: none, or not recorded): for the write triggers,
 -- which check each row against the session it is written in (a statement can move
 -- app.session_id from its own WHERE clause), and for commits, which run outside the session.

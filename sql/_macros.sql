@@ -244,10 +244,10 @@ INSERT INTO {{ t.base|qualified }} AS b ({{ t.writable_columns|columns }})
 
 {#- Tenant isolation (TableDescription.tenancy). The tenant of the statement's session as the
     tenant column's type (NULL: no session, or one bound to no tenant), read once per
-    statement: a scalar subquery becomes an initplan, and compared with the column it is an
-    index condition. -#}
+    statement: a scalar subquery becomes an initplan (a probe of the registry's key through
+    agentcow.session_binding), and compared with the column it is an index condition. -#}
 {% macro statement_tenant(t) -%}
-(SELECT agentcow.session_tenant()::{{ t.tenant_type|catalog }})
+(SELECT s.tenant::{{ t.tenant_type|catalog }} FROM agentcow.session_binding s)
 {%- endmacro %}
 
 {#- Rows of fk's child table, in the base, that reference prefix's key values and belong to

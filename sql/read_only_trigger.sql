@@ -9,7 +9,7 @@ CREATE FUNCTION {{ t.function(names.read_only_function)|qualified }}() RETURNS t
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 AS {{ tag }}
 BEGIN
-    IF pg_catalog.pg_trigger_depth() = 1 AND agentcow.session_tenant() IS NOT NULL THEN
+    IF pg_catalog.pg_trigger_depth() = 1 AND (SELECT s.tenant FROM agentcow.session_binding s) IS NOT NULL THEN
         {{ raise_read_only(t) }};
     END IF;
     RETURN NULL;

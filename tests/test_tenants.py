@@ -232,6 +232,11 @@ async def test_a_tenant_sees_only_its_rows(agent: Any) -> None:
     async with agent.transaction():  # bound to no tenant: every row, as before
         await enter(agent, new_id(), tenant=None)
         assert await rows(agent, "SELECT count(*) FROM customers") == [(4,)]
+    # the binding the views read: the current session's alone
+    async with agent.transaction():
+        await enter(agent, new_id(), tenant=2)
+        assert await rows(agent, "SELECT * FROM agentcow.session_binding") == [("2",)]
+    assert await rows(agent, "SELECT * FROM agentcow.session_binding") == []
 
 
 async def test_other_tenants_rows_do_not_exist_for_updates_and_deletes(
