@@ -264,6 +264,31 @@ async def test_other_tenants_rows_do_not_exist_for_updates_and_deletes(
         ]
 
 
+async def test_an_append_only_table_is_isolated(conn: Any, database: TestDatabase) -> None:
+    """A table without a key (a log): its base arm is split by tenant as a keyed one's."""
+    executor = await deploy(conn)
+    await conn.execute(
+        "CREATE TABLE events (tenant_id int NOT NULL, what text);"
+        "INSERT INTO events VALUES (1, 'mine'), (2, 'theirs')"
+    )
+    await ac.enable_cow(executor, "events", tenant_column="tenant_id", layout=LAYOUT)
+    await create_login_role(database, AGENT)
+    await grant_agent(conn, AGENT, ["events"])
+    agent = await connect_as(database, AGENT)
+    try:
+        async with agent.transaction():
+            await enter(agent, new_id())
+            await agent.execute("INSERT INTO events VALUES (1, 'new')")
+            assert sorted(await rows(agent, "SELECT what FROM events")) == [("mine",), ("new",)]
+            error = await failure(agent, "INSERT INTO events VALUES (2, 'into theirs')")
+            assert isinstance(error, asyncpg.InsufficientPrivilegeError)
+        async with agent.transaction():
+            await enter(agent, new_id(), tenant=None)
+            assert await rows(agent, "SELECT count(*) FROM events") == [(2,)]
+    finally:
+        await agent.close()
+
+
 # ---------------------------------------------------------------------------------------
 # Writing: refused at the statement
 # ---------------------------------------------------------------------------------------
