@@ -6,8 +6,9 @@ conflict checks.
 """
 
 from agentcow.commit import commit_cow_operations_schema, discard_cow_operations_schema
-from agentcow.conflicts import Conflict, get_cow_conflicts
+from agentcow.conflicts import Cascade, Conflict, get_cow_conflicts
 from agentcow.errors import (
+    CascadeConflictError,
     CommitConflictError,
     CowError,
     DependencyCycleError,
@@ -19,6 +20,7 @@ from agentcow.errors import (
     OperationsNotClosedError,
     OverlayMissingError,
     PendingChangesError,
+    ReviewChangedError,
     SessionChangedError,
     SessionNotInTransactionError,
     ShadowedNamesError,
@@ -32,16 +34,21 @@ from agentcow.operations import OperationSummary, get_operation_summaries
 from agentcow.postgres import *  # noqa: F403
 from agentcow.postgres import __all__ as _postgres_all
 from agentcow.refresh import cow_migration, refresh_cow
+from agentcow.review import ChangeSet, DiffType, RowDiff, diff
 from agentcow.upgrade import upgrade_cow_tables
 
 __version__ = "0.3.0"
 
 __all__ = [
     *_postgres_all,
+    "Cascade",
+    "CascadeConflictError",
+    "ChangeSet",
     "CommitConflictError",
     "Conflict",
     "CowError",
     "DependencyCycleError",
+    "DiffType",
     "InvalidIdError",
     "InvalidIdentifierError",
     "KitVersionError",
@@ -50,7 +57,9 @@ __all__ = [
     "OperationSummary",
     "OperationsNotClosedError",
     "OverlayMissingError",
+    "RowDiff",
     "PendingChangesError",
+    "ReviewChangedError",
     "SessionChangedError",
     "SessionNotInTransactionError",
     "ShadowedNamesError",
@@ -61,6 +70,7 @@ __all__ = [
     "UnsupportedTableError",
     "commit_cow_operations_schema",
     "cow_migration",
+    "diff",
     "discard_cow_operations_schema",
     "get_cow_conflicts",
     "get_operation_summaries",

@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 
 import agentcow as ac
 from agentcow.catalog import registered_tables
+from agentcow.review import diff
 from tests.conftest import TestDatabase
 from tests.helpers import (
     LAYOUT,
@@ -449,6 +450,26 @@ async def test_commit_applies_the_tenants_rows(agent: Any, conn: Any) -> None:
     assert await fetch(conn, f"SELECT id FROM {base_table('orders')} ORDER BY id") == [
         (101,),
         (111,),
+    ]
+
+
+async def test_a_reviewed_tenant_session_commits_what_the_diff_showed(
+    agent: Any, conn: Any
+) -> None:
+    session = new_id()
+    async with agent.transaction():
+        await enter(agent, session)
+        await agent.execute("UPDATE customers SET email = upper(email)")  # tenant 1's two
+        await agent.execute("DELETE FROM orders WHERE customer_id = 11")  # tenant 2's: none
+    changes = await diff(ex(conn), session)
+    assert changes.summary == {"INSERT": 0, "UPDATE": 2, "DELETE": 0}
+    assert {d.pk["id"] for d in changes.diffs} == {1, 2}
+    await ac.commit_cow_session_schema(ex(conn), session, expected=changes.fingerprint)
+    assert await fetch(conn, f"SELECT email FROM {base_table('customers')} ORDER BY id") == [
+        ("A@X",),
+        ("B@X",),
+        ("c@x",),
+        ("d@x",),
     ]
 
 
