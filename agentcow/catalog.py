@@ -11,12 +11,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from agentcow.description import (
+    NO_TENANCY,
     Check,
     Column,
     ForeignKey,
     RegisteredTable,
     Relation,
     TableDescription,
+    Tenancy,
     UniqueKey,
 )
 from agentcow.errors import (
@@ -27,6 +29,7 @@ from agentcow.errors import (
 )
 from agentcow.executor import Executor
 from agentcow.templates import render
+from agentcow.tenancy import tenant_column_type
 from agentcow.versions import KIT_VERSION, OBJECTS_VERSION
 
 
@@ -78,6 +81,7 @@ async def describe_stored(
         key_columns=entry.pk_columns,
         overlay_schema=entry.overlay_schema,
         relation_name=entry.base_name,
+        tenancy=entry.tenancy,
     )
 
 
@@ -134,8 +138,10 @@ async def registered_tables(
 ) -> list[RegisteredTable]:
     rows = await executor.execute(render("registry.sql", schema=schema, table=table))
     return [
-        RegisteredTable(schema, name, base, changes, tuple(pk), tuple(fks), version, overlay)
-        for name, base, changes, pk, fks, version, overlay in rows
+        RegisteredTable(
+            schema, name, base, changes, tuple(pk), tuple(fks), version, overlay, tenant, read_only
+        )
+        for name, base, changes, pk, fks, version, overlay, tenant, read_only in rows
     ]
 
 
@@ -175,9 +181,12 @@ async def describe_table(
     key_columns: Sequence[str] | None = None,
     overlay_schema: str | None = None,
     relation_name: str | None = None,
+    tenancy: Tenancy = NO_TENANCY,
 ) -> TableDescription:
     """Describe ``schema.name`` as stored in ``relation_name`` (the base table once enabled:
-    see :func:`describe_registered`), for the layout ``overlay_schema`` says.
+    see :func:`describe_registered`), for the layout ``overlay_schema`` says and the tenant
+    isolation ``tenancy`` says (checked at enable by :func:`agentcow.tenancy.tenancy_reasons`;
+    ``tenant_type`` stays None when the column is missing).
 
     Without a primary key, a NOT NULL unique key stands in for it (see :func:`_row_key`):
     ``key_columns`` picks which."""
@@ -221,6 +230,8 @@ async def describe_table(
         nulls_not_distinct,
         other_pk_cols,
         other_overlay_schema,
+        other_tenant_column,
+        other_tenant_type,
     ) in await executor.execute(render("catalog_constraints.sql", **context)):
         if side == "own" and kind == "p":
             primary_key = UniqueKey(conname, tuple(cols))
@@ -247,8 +258,14 @@ async def describe_table(
                 other_is_cow=other_is_cow,
                 other_pk_columns=tuple(other_pk_cols),
                 other_overlay_schema=other_overlay_schema,
+                other_tenant_column=other_tenant_column,
+                other_tenant_type=other_tenant_type,
             )
             (fks if own else incoming).append(fk)
+    tenant_type = None
+    if tenancy.column is not None:
+        found = await tenant_column_type(executor, relation.oid, tenancy.column)
+        tenant_type = found[0] if found else None
     lookup_columns: tuple[str, ...] = ()
     if primary_key is None:
         primary_key = _row_key(uniques, columns, key_columns)
@@ -269,6 +286,8 @@ async def describe_table(
         referenced_by=tuple(incoming),
         lookup_columns=lookup_columns,
         overlay_schema=overlay_schema,
+        tenancy=tenancy,
+        tenant_type=tenant_type,
     )
 
 

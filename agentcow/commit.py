@@ -14,6 +14,7 @@ has aborted).
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -41,6 +42,7 @@ from agentcow.errors import (
     ReviewChangedError,
     SessionChangedError,
     TableNotFoundError,
+    TenantIsolationError,
     UnsupportedTableError,
 )
 from agentcow.executor import Executor, TransactionAware
@@ -53,6 +55,8 @@ IdLike = str | uuid.UUID
 T = TypeVar("T")
 Watched = list[tuple[str, str]]
 
+#: The block's error when the session holds versions outside its tenant (_tenant_checks.sql).
+TENANT_MESSAGE = "agentcow: the session holds rows outside its tenant"
 #: The block's error when the session is no longer the one the call planned for.
 SESSION_CHANGED_MESSAGE = "agentcow: the session changed while the call was being prepared"
 #: The block's error when the chosen versions are not those a reviewer approved.
@@ -101,6 +105,7 @@ def _commit_statement(
         on_conflict=on_conflict,
         conflict_message=CONFLICT_MESSAGE,
         conflict_limit=CONFLICT_LIMIT,
+        tenant_message=TENANT_MESSAGE,
         approved=approved,
         approval_message=REVIEW_CHANGED_MESSAGE,
         allow_cascades=allow_cascades,
@@ -239,6 +244,7 @@ async def _commit(
     try:
         await run_atomically(executor, statements)
     except Exception as error:
+        _raise_outside_tenant(error)
         if _review_changed(error):
             raise ReviewChangedError(_REVIEW_CHANGED) from error
         cascades = cascades_in_error(error)
@@ -249,6 +255,21 @@ async def _commit(
             raise
         raise CommitConflictError(_conflict_message(found, on_conflict), found) from error
     return chosen
+
+
+def _raise_outside_tenant(error: BaseException) -> None:
+    """The commit block's tenant re-check (sql/_tenant_checks.sql) as TenantIsolationError."""
+    fields = postgres_error_fields(error)
+    if fields is None or fields[:2] != ("42501", TENANT_MESSAGE):
+        return
+    rows = json.loads(fields[2])
+    shown = "; ".join(f"{row['table']} {row['key']}" for row in rows[:5])
+    raise TenantIsolationError(
+        f"nothing committed: the session is bound to a tenant but holds versions outside it "
+        f"({shown}{' ...' if len(rows) > 5 else ''}): versions its write triggers would have "
+        "refused, written around them. Discard the session",
+        rows,
+    ) from error
 
 
 _REVIEW_CHANGED = (

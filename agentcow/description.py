@@ -29,6 +29,19 @@ class Column:
 
 
 @dataclass(frozen=True)
+class Tenancy:
+    """How sessions bound to a tenant may use a table: ``column`` holds each row's tenant (they
+    see and write only their tenant's rows; None: the table is shared), and ``read_only``
+    refuses their writes (shared reference data)."""
+
+    column: str | None = None
+    read_only: bool = False
+
+
+NO_TENANCY = Tenancy()
+
+
+@dataclass(frozen=True)
 class UniqueKey:
     name: str
     columns: tuple[str, ...]
@@ -67,6 +80,10 @@ class ForeignKey:
     other_pk_columns: tuple[str, ...] = ()
     #: the overlay schema of the other table, when it is COW-enabled in the overlay layout
     other_overlay_schema: str | None = None
+    #: the tenant column of the other table and its type (as
+    #: :attr:`TableDescription.tenant_type`), when it is COW-enabled with one
+    other_tenant_column: str | None = None
+    other_tenant_type: str | None = None
 
     def _stored_name(self, table: str) -> str:
         """The other table's rows live in its base: renamed in the rename layout only."""
@@ -175,6 +192,22 @@ class TableDescription:
     """Append-only tables: columns leading a btree index, so that a write without a session,
     which finds its stored row by value, probes an index instead of scanning the table."""
     overlay_schema: str | None = None
+    tenancy: Tenancy = NO_TENANCY
+    #: the type of the tenant column, by schema and name (catalog_tenant_column.sql)
+    tenant_type: str | None = None
+
+    @property
+    def writes_check_tenants(self) -> bool:
+        """Its write trigger reads the tenant of the session: the table is isolated or
+        read-only for tenants, or a referential action may reach an isolated child."""
+        return bool(
+            self.tenancy.column
+            or self.tenancy.read_only
+            or any(
+                fk.other_tenant_column and {fk.on_delete, fk.on_update} & {"c", "n", "d"}
+                for fk in self.referenced_by
+            )
+        )
 
     @property
     def kit_schema(self) -> str:
@@ -298,6 +331,12 @@ class RegisteredTable:
     objects_version: str
     #: None in the rename layout
     overlay_schema: str | None = None
+    tenant_column: str | None = None
+    tenant_read_only: bool = False
+
+    @property
+    def tenancy(self) -> Tenancy:
+        return Tenancy(self.tenant_column, self.tenant_read_only)
 
     @property
     def changes(self) -> tuple[str, str]:

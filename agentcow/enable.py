@@ -14,15 +14,16 @@ from agentcow.catalog import (
     require_kit,
     table_dependents,
 )
-from agentcow.description import Grant, RegisteredTable, TableDescription
+from agentcow.description import NO_TENANCY, Grant, RegisteredTable, TableDescription, Tenancy
 from agentcow.errors import PendingChangesError, TableNotFoundError, UnsupportedTableError
 from agentcow.executor import Executor
 from agentcow.grants import grant_statements, read_grants
-from agentcow.identifiers import derived_name
+from agentcow.identifiers import derived_name, quote_ident
 from agentcow.naming import LAYOUTS, OVERLAY_SUFFIX, Layout, is_reserved_column, object_names
 from agentcow.neighbours import neighbour_statements, seen_after
 from agentcow.script import run_atomically
 from agentcow.templates import dollar_tag, render, render_statements
+from agentcow.tenancy import tenancy_reasons
 from agentcow.twins import after, overlaid_tables, twin_script
 
 _KIND_NAMES = {
@@ -167,6 +168,7 @@ def cow_objects(
         *render_statements(
             "fk_statement_checks.sql", t=t, names=names, tag=dollar_tag(), replace=False
         ),
+        *render_statements("read_only_trigger.sql", t=t, names=names, tag=dollar_tag()),
         *render_statements("ownership.sql", t=t, functions=_created_functions(t)),
     ]
 
@@ -184,6 +186,8 @@ def _created_functions(t: TableDescription) -> list[str]:
         functions.append(names.statement_check_function)
     if t.identity_columns:
         functions.append(names.identity_function)
+    if t.tenancy.read_only:
+        functions.append(names.read_only_function)
     return functions
 
 
@@ -206,16 +210,22 @@ async def prepare_enable(
     schema: str,
     allow_deferred_fks: bool,
     layout: Layout = "rename",
+    tenancy: Tenancy = NO_TENANCY,
 ) -> PlannedEnable:
-    """Check that the table can be enabled (else :class:`UnsupportedTableError`)."""
+    """Check that the table can be enabled with ``tenancy`` (else
+    :class:`UnsupportedTableError`)."""
     overlay = overlay_schema_of(schema, layout)
+    if tenancy.column is not None:
+        quote_ident(tenancy.column)  # InvalidIdentifierError before it nears SQL
     t = await describe_table(
-        executor, schema, table_name, key_columns=pk_cols, overlay_schema=overlay
+        executor, schema, table_name, key_columns=pk_cols, overlay_schema=overlay, tenancy=tenancy
     )
     # views over the table: refused in the rename layout (they would read the base); the
     # overlay layout makes twins of them (agentcow.twins)
     dependents = () if overlay else await table_dependents(executor, t)
     reasons = _unsupported_reasons(t, pk_cols, dependents) + await _taken_names(executor, t)
+    if t.relation.kind == "r":
+        reasons += await tenancy_reasons(executor, t)
     if overlay:
         reasons += await _overlay_schema_reasons(executor, schema, overlay)
     if reasons:
@@ -289,9 +299,12 @@ async def enable_cow(
     allow_deferred_fks: bool = False,
     *,
     layout: Layout = "rename",
+    tenant_column: str | None = None,
+    read_only_for_tenants: bool = False,
 ) -> None:
     """Put ``schema.table_name`` under copy-on-write; a no-op when it already is, in that
-    layout (in the other: :class:`UnsupportedTableError`).
+    layout and with that tenant isolation (else :class:`UnsupportedTableError`: disable
+    first).
 
     ``layout="rename"`` (agent-cow's): the table becomes ``<name>_base`` and a view takes its
     name, for every client. ``layout="overlay"``: the table stays as it is for production;
@@ -304,20 +317,33 @@ async def enable_cow(
 
     With ``allow_deferred_fks``, the table's NOT DEFERRABLE foreign keys become DEFERRABLE
     INITIALLY IMMEDIATE (and go back on disable), so commits can defer them.
+
+    ``tenant_column`` (NOT NULL) holds each row's tenant: a session bound to a tenant
+    (``apply_cow_variables(..., tenant_id=...)``) sees only its tenant's rows, and a write
+    that would leave its tenant fails at the statement (42501). ``read_only_for_tenants``
+    refuses every write of such sessions (shared reference tables).
     """
     await require_kit(executor)
     overlay = overlay_schema_of(schema, layout)
+    tenancy = Tenancy(tenant_column, read_only_for_tenants)
     for entry in await registered_tables(executor, schema, table_name):
-        if entry.overlay_schema == overlay:
+        if entry.overlay_schema == overlay and entry.tenancy == tenancy:
             return
         where = f"{schema}.{table_name}"
-        reason = (
-            f"it is COW-enabled in the {'overlay' if entry.overlay_schema else 'rename'} "
-            "layout already; disable COW first to change its layout"
-        )
+        if entry.overlay_schema != overlay:
+            reason = (
+                f"it is COW-enabled in the {'overlay' if entry.overlay_schema else 'rename'} "
+                "layout already; disable COW first to change its layout"
+            )
+        else:
+            reason = (
+                f"it is COW-enabled already with tenant_column={entry.tenant_column!r}, "
+                f"read_only_for_tenants={entry.tenant_read_only}; disable COW first to change "
+                "its tenant isolation"
+            )
         raise UnsupportedTableError(f"cannot enable COW on {where}: {reason}", {where: [reason]})
     planned = await prepare_enable(
-        executor, table_name, pk_cols, schema, allow_deferred_fks, layout
+        executor, table_name, pk_cols, schema, allow_deferred_fks, layout, tenancy
     )
     await run_atomically(executor, await enable_script(executor, [planned]))
 

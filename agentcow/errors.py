@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from agentcow.conflicts import Cascade, Conflict
@@ -104,6 +104,19 @@ class SessionChangedError(CowError):
     ``sqlstate`` is serialization_failure: call again."""
 
     sqlstate = "40001"
+
+
+class TenantIsolationError(CowError):
+    """A commit found versions of a session bound to a tenant outside that tenant (in another
+    tenant's rows, or in a table read-only for tenants), which its write triggers would
+    have refused; nothing was applied. ``rows`` names some of them (``{"table", "key"}``).
+    ``sqlstate`` is insufficient_privilege, as row-level security's."""
+
+    sqlstate = "42501"
+
+    def __init__(self, message: str, rows: Sequence[dict[str, Any]]) -> None:
+        super().__init__(message)
+        self.rows = list(rows)
 
 
 class ReviewChangedError(CowError):

@@ -29,10 +29,13 @@ class ObjectNames:
     statement_start_trigger: str
     statement_end_trigger: str
     identity_function: str
+    read_only_function: str
+    read_only_trigger: str
 
     @property
     def functions(self) -> tuple[str, ...]:
         return (
+            self.read_only_function,
             self.floor_function,
             self.write_function,
             self.parent_check_function,
@@ -53,6 +56,8 @@ def object_names(table: str) -> ObjectNames:
         statement_start_trigger="agentcow_statement_start",
         statement_end_trigger="agentcow_statement_end",
         identity_function=derived_name(table, "_cow_identity"),
+        read_only_function=derived_name(table, "_cow_read_only"),
+        read_only_trigger="agentcow_read_only",
     )
 
 

@@ -30,6 +30,8 @@ def _seen(fk: ForeignKey, other: tuple[str, str], changes: Changes) -> ForeignKe
         other_is_cow=enabled is not None,
         other_pk_columns=enabled.pk_columns if enabled else (),
         other_overlay_schema=enabled.overlay_schema if enabled else None,
+        other_tenant_column=enabled.tenancy.column if enabled else None,
+        other_tenant_type=enabled.tenant_type if enabled else None,
     )
 
 

@@ -67,6 +67,11 @@ async def _refresh_statements(
     reserved = [c for c in now if is_reserved_column(c)]
     if reserved:
         reasons.append(f"agentcow reserves the names of its columns {reserved}")
+    if entry.tenant_column is not None and t.tenant_type is None:
+        reasons.append(
+            f"its tenant column {entry.tenant_column!r} is gone: an overlay without it would "
+            "show every tenant's rows; disable COW and enable it again"
+        )
     if reasons:
         raise UnsupportedTableError(
             f"cannot refresh {where}: {'; '.join(reasons)}", {where: reasons}

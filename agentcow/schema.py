@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from agentcow.catalog import registered_tables, require_kit
+from collections.abc import Collection
+
+from agentcow.catalog import find_relation, registered_tables, require_kit
+from agentcow.description import Tenancy
 from agentcow.enable import PlannedEnable, disable_script, enable_script, prepare_enable
 from agentcow.errors import InvalidIdentifierError, UnsupportedTableError
 from agentcow.executor import Executor
 from agentcow.naming import Layout
 from agentcow.script import run_atomically
 from agentcow.templates import render
+from agentcow.tenancy import TenantColumns, schema_tenancies, tenant_column_type
 
 
 async def enable_cow_schema(
@@ -18,9 +22,16 @@ async def enable_cow_schema(
     allow_deferred_fks: bool = False,
     *,
     layout: Layout = "rename",
+    tenant_columns: TenantColumns = None,
+    read_only_for_tenants: Collection[str] = (),
 ) -> list[str]:
     """Enable COW on every plain table of ``schema`` not yet enabled; returns those tables.
     ``layout``: as for ``enable_cow``.
+
+    Tenant isolation (see ``enable_cow``): ``tenant_columns`` is a column name, the tenant
+    column of every table that has it, or a mapping of table name to its tenant column;
+    ``read_only_for_tenants`` names the tables that sessions bound to a tenant may only
+    read. Tables with neither are shared by every tenant, for reading and writing.
 
     All tables are checked first and enabled in one transaction: if some cannot be enabled,
     one :class:`UnsupportedTableError` names each of them with its reasons (``.reasons``)
@@ -31,12 +42,15 @@ async def enable_cow_schema(
     enabled_already = {t.name for t in await registered_tables(executor, schema)}
     rows = await executor.execute(render("plain_tables.sql", schema=schema))
     names = [name for (name,) in rows if name not in exclude and name not in enabled_already]
+    tenancies = await _tenancies(executor, schema, names, tenant_columns, read_only_for_tenants)
     planned: list[PlannedEnable] = []
     refused: dict[str, list[str]] = {}
     for name in names:
         try:
             planned.append(
-                await prepare_enable(executor, name, None, schema, allow_deferred_fks, layout)
+                await prepare_enable(
+                    executor, name, None, schema, allow_deferred_fks, layout, tenancies[name]
+                )
             )
         except UnsupportedTableError as error:
             refused.update(error.reasons)
@@ -51,6 +65,24 @@ async def enable_cow_schema(
         )
     await run_atomically(executor, await enable_script(executor, planned))
     return names
+
+
+async def _tenancies(
+    executor: Executor,
+    schema: str,
+    names: list[str],
+    tenant_columns: TenantColumns,
+    read_only_for_tenants: Collection[str],
+) -> dict[str, Tenancy]:
+    """The tenant isolation of each table to enable; a single column name is looked up in
+    each table's columns."""
+    columns: dict[str, Collection[str]] = {name: () for name in names}
+    if isinstance(tenant_columns, str):
+        for name in names:
+            relation = await find_relation(executor, schema, name)
+            if relation and await tenant_column_type(executor, relation.oid, tenant_columns):
+                columns[name] = (tenant_columns,)
+    return schema_tenancies(columns, tenant_columns, read_only_for_tenants)
 
 
 async def disable_cow_schema(

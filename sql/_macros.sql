@@ -241,3 +241,67 @@ INSERT INTO {{ t.base|qualified }} AS b ({{ t.writable_columns|columns }})
             RETURNING {{ t.column_names|columns('b') }} INTO NEW;
             RETURN NEW;
 {%- endmacro %}
+
+{#- Tenant isolation (TableDescription.tenancy). The tenant of the statement's session as the
+    tenant column's type (NULL: no session, or one bound to no tenant), read once per
+    statement: a scalar subquery becomes an initplan (a probe of the registry's key through
+    agentcow.session_binding), and compared with the column it is an index condition. -#}
+{% macro statement_tenant(t) -%}
+(SELECT s.tenant::{{ t.tenant_type|catalog }} FROM agentcow.session_binding s)
+{%- endmacro %}
+
+{#- Rows of fk's child table, in the base, that reference prefix's key values and belong to
+    another tenant than _cow_tenant (a tenant-bound session never holds versions of those). -#}
+{% macro other_tenants_children(fk, prefix) -%}
+(_cow_tenant IS NOT NULL
+         AND EXISTS (SELECT FROM {{ fk.child_base|qualified }} r
+                     WHERE {{ match('r', prefix, fk.child_columns, fk.parent_columns) }}
+                       AND r.{{ fk.other_tenant_column|ident }} IS DISTINCT FROM _cow_tenant::{{ fk.other_tenant_type|catalog }}))
+{%- endmacro %}
+
+{% macro raise_read_only(t) -%}
+RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
+            MESSAGE = {{ ('agentcow: table "' ~ t.name ~ '" is read-only for sessions bound to a tenant')|literal }},
+            HINT = 'Shared reference data: write it without a tenant-bound session.',
+            TABLE = {{ t.name|literal }}, SCHEMA = {{ t.schema|literal }}
+{%- endmacro %}
+
+{#- A row written by a tenant-bound session must belong to its tenant (as row-level
+    security's WITH CHECK: before NOT NULL and CHECK); OLD too, for a statement that moved
+    app.session_id from its WHERE clause after the view read the row. A read-only table
+    refuses every row such a session writes. -#}
+{% macro check_tenant(t) -%}
+{% if t.tenancy.read_only %}
+    IF _cow_tenant IS NOT NULL THEN
+        {{ raise_read_only(t) }};
+    END IF;
+{% endif %}
+{% if t.tenancy.column %}
+{% set tenant = t.tenancy.column %}
+    IF _cow_tenant IS NOT NULL THEN
+        IF TG_OP <> 'INSERT' AND OLD.{{ tenant|ident }} IS DISTINCT FROM _cow_tenant::{{ t.tenant_type|catalog }} THEN
+            RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
+                MESSAGE = {{ ('row of table "' ~ t.name ~ '" belongs to another tenant than the session')|literal }},
+                TABLE = {{ t.name|literal }}, SCHEMA = {{ t.schema|literal }};
+        END IF;
+        IF TG_OP <> 'DELETE' AND NEW.{{ tenant|ident }} IS DISTINCT FROM _cow_tenant::{{ t.tenant_type|catalog }} THEN
+            RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
+                MESSAGE = {{ ('new row violates tenant isolation for table "' ~ t.name ~ '"')|literal }},
+                HINT = {{ ('A session bound to a tenant writes only rows whose ' ~ tenant ~ ' is its tenant.')|literal }},
+                TABLE = {{ t.name|literal }}, SCHEMA = {{ t.schema|literal }};
+        END IF;
+    END IF;
+{% endif %}
+{%- endmacro %}
+
+{#- A referential action (CASCADE, SET NULL, SET DEFAULT) of a tenant-bound session must not
+    reach rows of another tenant: refused at the statement, as its WITH CHECK would. -#}
+{% macro refuse_cascade_across_tenants(t, fk) -%}
+{% if fk.other_tenant_column %}
+        IF {{ other_tenants_children(fk, 'OLD') }} THEN
+            RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
+                MESSAGE = {{ ('update or delete on table "' ~ t.name ~ '" violates tenant isolation: foreign key "' ~ fk.name ~ '" of table "' ~ fk.child_table ~ '" would reach rows of another tenant')|literal }},
+                TABLE = {{ fk.child_table|literal }}, SCHEMA = {{ fk.child_schema|literal }}, CONSTRAINT = {{ fk.name|literal }};
+        END IF;
+{% endif %}
+{%- endmacro %}

@@ -41,7 +41,14 @@ SELECT con.side,
        false AS nulls_not_distinct
 {% endif %},
        COALESCE(oreg.pk_cols::text[], ARRAY[]::text[]) AS other_pk_columns,
-       oreg.overlay_schema::text AS other_overlay_schema
+       oreg.overlay_schema::text AS other_overlay_schema,
+       oreg.tenant_column::text AS other_tenant_column,
+       -- as catalog_tenant_column.sql prints it
+       (SELECT pg_catalog.quote_ident(tn.nspname) || '.' || pg_catalog.quote_ident(ty.typname)
+        FROM pg_catalog.pg_attribute a
+        JOIN pg_catalog.pg_type ty ON ty.oid = a.atttypid
+        JOIN pg_catalog.pg_namespace tn ON tn.oid = ty.typnamespace
+        WHERE a.attrelid = ocl.oid AND a.attname = oreg.tenant_column) AS other_tenant_type
 FROM con
 LEFT JOIN pg_catalog.pg_class ocl
        ON ocl.oid = CASE WHEN con.side = 'own' THEN con.confrelid ELSE con.conrelid END

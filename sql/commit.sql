@@ -19,6 +19,8 @@
     then applies whatever remains unconditionally (parents' upserts first, children's deletes
     first), which raises the error a plain table would if no order can work, and forgets the
     applied versions. Rows already stored as the session has them are left alone.
+    A session bound to a tenant is re-checked, and its writes kept, inside the tenant
+    (_tenant_checks.sql).
 
     Tables without unique or foreign keys need no schedule: they get the final pass only.
     So do append-only tables (no key): their chosen rows are appended, in session order, in
@@ -46,6 +48,7 @@
 {% from '_macros.sql' import match, row, any_null, key_index, any_index %}
 {% import '_conflicts.sql' as conflicts %}
 {% from '_session_state.sql' import begin_exclusive, end_exclusive %}
+{% import '_tenant_checks.sql' as tenants %}
 {% macro base(t) %}{{ t.base|qualified }}{% endmacro %}
 {% macro changes(t) %}{{ t.changes|qualified }}{% endmacro %}
 {% macro chosen(alias) -%}
@@ -89,7 +92,7 @@ EXISTS (SELECT FROM {{ changes(t) }} x
 {% for key in t.unique_keys %}
            OR {{ row('b', key.columns) }} IS DISTINCT FROM {{ row('c', key.columns) }}
 {% endfor %}
-          )
+          ){{ tenants.only_tenant(t, 'b') }}
 {% for fk in t.referenced_by %}
       AND NOT EXISTS (SELECT FROM {{ fk.child_base|qualified }} r
                       WHERE {{ match('r', 'b', fk.child_columns, fk.parent_columns) }})
@@ -143,7 +146,7 @@ EXISTS (SELECT FROM {{ changes(t) }} x
     WHERE {{ chosen('m') }} AND {{ latest(t, 'm') }} AND {{ match('b', 'm', t.pk_columns) }}
       AND {{ chosen('c') }} AND c._cow_kind IN ('I', 'U') AND {{ latest(t, 'c') }}
       AND NOT EXISTS (SELECT FROM {{ base(t) }} o WHERE {{ match('o', 'c', t.pk_columns) }})
-      AND ({% for key in t.unique_keys %}({{ match('b', 'c', key.columns) }} AND {{ gives_up('m', 'b', key.columns) }}){% if not loop.last %} OR {% endif %}{% endfor %})
+      AND ({% for key in t.unique_keys %}({{ match('b', 'c', key.columns) }} AND {{ gives_up('m', 'b', key.columns) }}){% if not loop.last %} OR {% endif %}{% endfor %}){{ tenants.only_tenant(t, 'b') }}
 {{ ready_conditions(t, 'b') }}
 {% endmacro %}
 
@@ -174,7 +177,7 @@ EXISTS (SELECT FROM {{ changes(t) }} x
     ON CONFLICT ({{ t.pk_columns|columns }}) DO {% if non_key %}UPDATE
     SET ({{ non_key|columns }}) = ROW({{ non_key|columns('EXCLUDED') }})
     {#- compared as text: every type has a text form, not every type has equality (json) #}
-    WHERE ROW({{ non_key|columns('b') }})::text IS DISTINCT FROM ROW({{ non_key|columns('EXCLUDED') }})::text
+    WHERE ROW({{ non_key|columns('b') }})::text IS DISTINCT FROM ROW({{ non_key|columns('EXCLUDED') }})::text{{ tenants.only_tenant(t, 'b') }}
 {% else %}NOTHING{% endif %}
 {% endmacro %}
 
@@ -208,8 +211,11 @@ DECLARE
     _cow_conflicts jsonb := '[]';
     _cow_cascades jsonb := '[]';
     _cow_path text := pg_catalog.current_setting('search_path');
+    _cow_tenant text := agentcow.session_tenant({{ session|catalog }});
+    _cow_outside jsonb;
 BEGIN
 {{ begin_exclusive(session, watched, expected, tables, changed_message, approved, operations, approval_message) }}
+{{ tenants.recheck(tables, session, operations, tenant_message, conflict_limit) }}
 {% if on_conflict != 'overwrite' %}
 {% for t in tables if not t.append_only %}
 {% if on_conflict == 'merge' %}
@@ -272,7 +278,7 @@ BEGIN
     DELETE FROM {{ base(t) }} AS b
     USING {{ changes(t) }} c
     WHERE {{ chosen('c') }} AND c._cow_kind IN ('D', 'M') AND {{ latest(t, 'c') }}
-      AND {{ match('b', 'c', t.pk_columns) }};
+      AND {{ match('b', 'c', t.pk_columns) }}{{ tenants.only_tenant(t, 'b') }};
 {% endfor %}
 {% for t in tables %}
     DELETE FROM {{ changes(t) }} c WHERE {{ chosen('c') }};

@@ -26,5 +26,6 @@ ALTER TABLE {{ t.base|qualified }} ALTER CONSTRAINT {{ name|ident }} DEFERRABLE 
 PERFORM agentcow.register_table({{ t.schema|literal }}, {{ t.name|literal }}, {{ t.base_name|literal }},
                                 {{ t.changes_name|literal }}, ARRAY[{% for c in t.pk_columns %}{{ c|literal }}{% if not loop.last %}, {% endif %}{% endfor %}]::name[],
                                 ARRAY[{% for n in make_deferrable %}{{ n|literal }}{% if not loop.last %}, {% endif %}{% endfor %}]::name[],
-                                {% if t.overlay_schema %}{{ t.overlay_schema|literal }}{% else %}NULL{% endif %})
+                                {% if t.overlay_schema %}{{ t.overlay_schema|literal }}{% else %}NULL{% endif %},
+                                {% if t.tenancy.column %}{{ t.tenancy.column|literal }}{% else %}NULL{% endif %}, {{ t.tenancy.read_only }})
 {% endif %}

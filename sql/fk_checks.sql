@@ -2,10 +2,12 @@
     on the change table with the key's deferrability, so INITIALLY DEFERRED keys are checked at
     commit and SET CONSTRAINTS applies. They read the merged views of the session that wrote
     the row. Other keys are checked at the end of each statement (fk_statement_checks.sql).
+    Tenant isolation: as there (the views hide other tenants' parents; other tenants'
+    children are probed in the child's base).
     replace: only the functions, replacing those a table already has (upgrades). -#}
 {% from '_macros.sql' import match, row, any_null, all_null, key_written, security_definer, key_index,
     session_switch_declarations, switch_to_row_session, switch_back, raise_missing_parent, raise_mixed_nulls,
-    raise_still_referenced %}
+    raise_still_referenced, other_tenants_children %}
 {% set base = t.base|qualified %}
 {% set changes = t.changes|qualified %}
 {% set view = t.view|qualified %}
@@ -70,6 +72,9 @@ CREATE {% if replace %}OR REPLACE {% endif %}FUNCTION {{ t.function(names.childr
 AS {{ tag }}
 DECLARE
     _cow_gone record;
+{% if no_action|selectattr('other_tenant_column')|list %}
+    _cow_tenant text := agentcow.session_tenant(NEW.session_id);
+{% endif %}
 {{ session_switch_declarations() }}
 BEGIN
 {{ switch_to_row_session() }}
@@ -113,7 +118,11 @@ BEGIN
             EXIT checks;  -- nothing to reference, or the key value is present again
         END IF;
         IF EXISTS (SELECT FROM {{ fk.child_view|qualified }} r
-                   WHERE {{ match('r', '_cow_gone', fk.child_columns, fk.parent_columns) }}) THEN
+                   WHERE {{ match('r', '_cow_gone', fk.child_columns, fk.parent_columns) }})
+{% if fk.other_tenant_column %}
+           OR {{ other_tenants_children(fk, '_cow_gone') }}
+{% endif %}
+        THEN
             {{ raise_still_referenced(t, fk, '_cow_gone') }};
         END IF;
         EXIT checks;

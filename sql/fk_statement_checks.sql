@@ -6,9 +6,14 @@
     agentcow.backend_state (agentcow.remember / recall), which no SQL but the owner's
     triggers can change: a mark kept in a setting could be moved by the checked statement
     itself (set_config in its WHERE clause) to skip its checks.
+    A session bound to a tenant sees no parent of another tenant (the parent's view hides
+    them, and so does the probe of its base), and no value of its own is removed while
+    another tenant's children still reference it (the child's base is probed for them: the
+    child's view hides them, where PostgreSQL's checks see every row).
     replace: only the function, replacing the one a table already has (upgrades). -#}
 {% from '_macros.sql' import match, row, any_null, all_null, is_latest, key_written, prior_version,
-    security_definer, raise_missing_parent, raise_mixed_nulls, raise_still_referenced, key_index, seq_index %}
+    security_definer, raise_missing_parent, raise_mixed_nulls, raise_still_referenced, key_index, seq_index,
+    other_tenants_children %}
 {% set changes = t.changes|qualified %}
 {% set view = t.view|qualified %}
 {% set pk = t.pk_columns %}
@@ -49,6 +54,10 @@
 {% set ns.checks = ns.checks + [('missing', fk, none, none)] %}
 {% endfor %}
 {% set checks = ns.checks %}
+{% set ns.tenants = false %}
+{% for kind, fk, event, action in checks if fk.other_tenant_column and kind != 'mixed' %}
+{% set ns.tenants = true %}
+{% endfor %}
 {% if t.parents_checked_per_statement or t.children_checked_per_statement %}
 CREATE {% if replace %}OR REPLACE {% endif %}FUNCTION {{ t.function(names.statement_check_function)|qualified }}() RETURNS trigger
 {{ security_definer() }}
@@ -58,6 +67,9 @@ DECLARE
     _cow_mark bigint;
     _cow_first bigint;  -- the earliest version found breaking a key
     _cow_which integer; -- the check that found it
+{% if ns.tenants %}
+    _cow_tenant text := agentcow.session_tenant(_cow_sid);
+{% endif %}
 {% for check in checks %}
     _cow_row_{{ loop.index0 }} record;
 {% endfor %}
@@ -85,8 +97,12 @@ BEGIN
 {% if action == 'a' or (event == 'update' and (fk.parent_columns|reject('in', pk)|list)) %}
       AND NOT EXISTS (SELECT FROM {{ view|catalog }} v WHERE {{ match('v', 'g', fk.parent_columns) }})
 {% endif %}
-      AND EXISTS (SELECT FROM {{ fk.child_view|qualified }} r
-                  WHERE {{ match('r', 'g', fk.child_columns, fk.parent_columns) }})
+      AND (EXISTS (SELECT FROM {{ fk.child_view|qualified }} r
+                   WHERE {{ match('r', 'g', fk.child_columns, fk.parent_columns) }})
+{% if fk.other_tenant_column %}
+           OR {{ other_tenants_children(fk, 'g') }}
+{% endif %}
+          )
     ORDER BY g._cow_at
     LIMIT 1;
 {% elif kind == 'mixed' %}
@@ -120,7 +136,11 @@ BEGIN
              ORDER BY pc._cow_seq DESC
              LIMIT 1),
             EXISTS (SELECT FROM {{ fk.parent_base|qualified }} p
-                    WHERE {{ match('p', 'c', fk.parent_columns, fk.child_columns) }}))
+                    WHERE {{ match('p', 'c', fk.parent_columns, fk.child_columns) }}
+{% if fk.other_tenant_column %}
+                      AND (_cow_tenant IS NULL OR p.{{ fk.other_tenant_column|ident }} = _cow_tenant::{{ fk.other_tenant_type|catalog }})
+{% endif %}
+                   ))
 {% else %}
       AND NOT EXISTS (SELECT FROM {{ fk.parent_view|qualified }} p
                       WHERE {{ match('p', 'c', fk.parent_columns, fk.child_columns) }}

@@ -20,9 +20,14 @@
     tuples per row, and it hashes or sorts them once instead. (A join, not a UNION ALL with
     an empty function: an Append of small inputs let PostgreSQL 16+ hash the base table in a
     parallel right anti-join.)
+    Tenant isolation (t.tenancy.column): arm 2 serves sessions bound to no tenant, and a
+    fourth arm, sessions bound to one: its base rows are those of the tenant, an index
+    condition on the tenant column (statement_tenant: read once per statement). Both arms
+    are gated by one-time filters, so each statement runs one of them. The session's own
+    versions are its tenant's (the write trigger refuses any other), and commit checks again.
     An append-only table (no key) has a view of its own: view_append.sql.
     replace: replacing the view a table already has (upgrades), whose grants stay. -#}
-{% from '_macros.sql' import match, visible, any_index %}
+{% from '_macros.sql' import match, visible, any_index, statement_tenant %}
 {% set view = t.view|qualified %}
 {% if t.append_only %}
 {% include 'view_append.sql' %}
@@ -42,9 +47,21 @@ UNION ALL
 SELECT {{ t.column_names|columns('b') }}
 FROM {{ t.base|qualified }} b
 WHERE agentcow.session_id() IS NOT NULL
+{% if t.tenancy.column %}
+  AND {{ statement_tenant(t) }} IS NULL
+{% endif %}
   AND NOT EXISTS (SELECT FROM {{ session_rows }} c
                   WHERE {{ match('c', 'b', t.pk_columns) }})
 UNION ALL
+{% if t.tenancy.column %}
+SELECT {{ t.column_names|columns('b') }}
+FROM {{ t.base|qualified }} b
+WHERE agentcow.session_id() IS NOT NULL AND {{ statement_tenant(t) }} IS NOT NULL
+  AND b.{{ t.tenancy.column|ident }} = {{ statement_tenant(t) }}
+  AND NOT EXISTS (SELECT FROM {{ session_rows }} c
+                  WHERE {{ match('c', 'b', t.pk_columns) }})
+UNION ALL
+{% endif %}
 SELECT {{ t.column_names|columns('cur') }}
 FROM (SELECT DISTINCT ON ({{ t.pk_columns|columns('c') }}) c._cow_kind, {{ t.column_names|columns('c') }}
       FROM {{ session_rows }} c

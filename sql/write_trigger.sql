@@ -4,14 +4,15 @@
     Constraint checks run in PostgreSQL's order: NOT NULL and CHECK (evaluated on the version
     just recorded), then keys, then foreign keys (when the statement ends). Their errors are
     PostgreSQL's for the table: same SQLSTATE, message, fields, and a DETAIL that shows only
-    what the calling role may read.
+    what the calling role may read. A session bound to a tenant is kept inside it first, as
+    row-level security's WITH CHECK does (check_tenant, refuse_cascade_across_tenants).
     replace: only the function, replacing the one a table already has (upgrades).
     An append-only table (no key) has a trigger of its own: write_trigger_append.sql. -#}
 {% if t.append_only %}
 {% include 'write_trigger_append.sql' %}
 {% else %}
 {% from '_macros.sql' import refuse_without_session, match, row, any_null, all_null, security_definer, refuse_generated_values,
-    insert_without_session, key_index, unique_index %}
+    insert_without_session, key_index, unique_index, check_tenant, refuse_cascade_across_tenants %}
 {% from '_row_errors.sql' import raise_row_error, raise_duplicate, check_declarations, record_checked %}
 {% set base = t.base|qualified %}
 {% set changes = t.changes|qualified %}
@@ -44,6 +45,7 @@ EXISTS (SELECT FROM {{ fk.child_view|qualified }} r
     triggers for deferrable keys. -#}
 {% macro referential_action(fk, action, new_values) -%}
 {% if action in ('c', 'n', 'd') %}
+{{ refuse_cascade_across_tenants(t, fk) }}
         IF {{ references_exist(fk, 'OLD') }} THEN
             PERFORM agentcow.require_cow_target({{ fk.child_schema|literal }}, {{ fk.child_table|literal }}, {{ fk.name|literal }});
         END IF;
@@ -71,6 +73,7 @@ DECLARE
     _cow_sid uuid := agentcow.session_id();
     _cow_op uuid;
     _cow_at bigint;
+    _cow_tenant text;
 {{ check_declarations(t) }}
 BEGIN
 {{ refuse_generated_values(t) }}
@@ -109,6 +112,10 @@ BEGIN
     -- the session's lock (share mode), for the session this row is written in: a commit of it
     -- waits for this transaction, or this write for the commit (agentcow.share_session)
     PERFORM agentcow.share_session(_cow_sid);
+{% if t.writes_check_tenants %}
+    _cow_tenant := agentcow.session_tenant(_cow_sid);
+{{ check_tenant(t) }}
+{% endif %}
 
     IF TG_OP = 'DELETE' THEN
         {{ record_version('D', 'OLD') }};

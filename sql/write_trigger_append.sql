@@ -16,7 +16,7 @@
     replaces, in the session or at commit.
 
     The generated and identity checks are those of write_trigger.sql. -#}
-{% from '_macros.sql' import refuse_without_session, match, any_null, security_definer, refuse_generated_values, insert_without_session %}
+{% from '_macros.sql' import refuse_without_session, match, any_null, security_definer, refuse_generated_values, insert_without_session, check_tenant %}
 {% from '_row_errors.sql' import raise_row_error, raise_duplicate, check_declarations, record_checked %}
 {% set base = t.base|qualified %}
 {% set changes = t.changes|qualified %}
@@ -39,6 +39,7 @@ DECLARE
     _cow_op uuid;
     _cow_at bigint;
     _cow_stored tid;
+    _cow_tenant text;
 {{ check_declarations(t) }}
 BEGIN
 {{ refuse_generated_values(t) }}
@@ -80,6 +81,10 @@ BEGIN
     -- the session's lock (share mode), for the session this row is written in: a commit of it
     -- waits for this transaction, or this write for the commit (agentcow.share_session)
     PERFORM agentcow.share_session(_cow_sid);
+{% if t.writes_check_tenants %}
+    _cow_tenant := agentcow.session_tenant(_cow_sid);
+{{ check_tenant(t) }}
+{% endif %}
 
     IF TG_OP <> 'INSERT' THEN
         RAISE EXCEPTION USING ERRCODE = 'feature_not_supported',

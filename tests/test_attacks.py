@@ -101,7 +101,7 @@ async def test_a_temporary_table_buys_no_owner_rights(conn: Any, database: TestD
             with pytest.raises(asyncpg.InsufficientPrivilegeError):
                 await agent.execute(
                     f"SELECT agentcow.register_table('{schema}', '{view}', '{base}', "
-                    f"'{changes}', '{{id}}', '{{}}', {overlay})"
+                    f"'{changes}', '{{id}}', '{{}}', {overlay}, NULL, false)"
                 )
         for sql in (
             "SELECT agentcow.remember('identity_1_id', 500)",

@@ -127,12 +127,12 @@ async def test_intruder_cannot_enable_or_register_owner_table(
         with pytest.raises(asyncpg.InsufficientPrivilegeError):
             await intruder.execute(
                 "SELECT agentcow.register_table('public', 'w', 'w', 'u_changes', "
-                "ARRAY['id']::name[], '{}'::name[], NULL)"
+                "ARRAY['id']::name[], '{}'::name[], NULL, NULL, false)"
             )
         with pytest.raises(asyncpg.InsufficientPrivilegeError):
             await intruder.execute(
                 "SELECT agentcow.register_table('public', 'fake', 'u_base', 'u_changes', "
-                "ARRAY['id']::name[], '{}'::name[], NULL)"
+                "ARRAY['id']::name[], '{}'::name[], NULL, NULL, false)"
             )
         # Nor unregister or disable the owner's COW table.
         with pytest.raises(asyncpg.InsufficientPrivilegeError):

@@ -48,18 +48,22 @@ async def _install_kit_010(conn: Any) -> None:
 async def _enable_without_session_lock(conn: Any, table: str) -> list[str]:
     """This package's enable statements (rename layout) less what older kits lack: the
     session lock (layout 0.3.0: the write trigger's lock of each row's session) and the
-    registry's record of the layout (read while describing the table, written by
-    register_table's last argument)."""
-    await conn.execute("ALTER TABLE agentcow.cow_tables ADD COLUMN overlay_schema name")
+    registry's record of the layout and of tenant isolation (read while describing the
+    table, written by register_table's last three arguments)."""
+    added = "overlay_schema name, ADD COLUMN tenant_column name, ADD COLUMN tenant_read_only bool"
+    await conn.execute(f"ALTER TABLE agentcow.cow_tables ADD COLUMN {added}")
     try:
         statements = await enable_script(
             ex(conn), [await prepare_enable(ex(conn), table, None, "public", False)]
         )
     finally:
-        await conn.execute("ALTER TABLE agentcow.cow_tables DROP COLUMN overlay_schema")
+        await conn.execute(
+            "ALTER TABLE agentcow.cow_tables DROP COLUMN overlay_schema, "
+            "DROP COLUMN tenant_column, DROP COLUMN tenant_read_only"
+        )
     row_lock = "PERFORM agentcow.share_session(_cow_sid);"
     assert any(row_lock in s for s in statements)
-    layout = re.compile(r"::name\[\],\s*NULL\)")
+    layout = re.compile(r"::name\[\],\s*NULL,\s*NULL, False\)")
     assert any(layout.search(s) for s in statements)
     return [layout.sub("::name[])", s.replace(row_lock, "")) for s in statements]
 
