@@ -466,3 +466,26 @@ async def test_a_change_table_gives_its_space_back_when_its_sessions_end(
     await ac.commit_cow_session(executor, "t", first)
     assert await changes_count(conn, "t", second) == 1
     assert (await _change_table_space(conn))[0] > 0
+
+
+@pytest.mark.parametrize("action", ["CASCADE", "SET NULL"])
+async def test_a_key_change_that_children_follow_commits(conn: Any, action: str) -> None:
+    """The stored row moves to its new key in place (keeping its unique value, which the
+    new key's version holds too), and the base's own ON UPDATE action rewrites the child, as
+    the session's did."""
+    executor = await make_cow(
+        conn,
+        "CREATE TABLE customers (id int PRIMARY KEY, email text UNIQUE);"
+        "CREATE TABLE orders (id int PRIMARY KEY,"
+        f" customer_id int REFERENCES customers ON UPDATE {action});"
+        "INSERT INTO customers VALUES (1, 'a@x'); INSERT INTO orders VALUES (101, 1)",
+        "customers",
+        "orders",
+    )
+    sid = new_id()
+    async with session(conn, sid):
+        await conn.execute("UPDATE customers SET id = 3 WHERE id = 1")
+        in_session = await fetch(conn, "SELECT id, customer_id FROM orders")
+    await ac.commit_cow_session_schema(executor, sid)
+    assert await fetch(conn, "SELECT id, email FROM customers") == [(3, "a@x")]
+    assert await fetch(conn, "SELECT id, customer_id FROM orders") == in_session
