@@ -13,12 +13,17 @@ from agentcow.errors import (
     DependencyCycleError,
     InvalidIdentifierError,
     InvalidIdError,
+    InvalidPolicyError,
     KitVersionError,
+    ModelConflictError,
     NotDeployedError,
     OperationNotFoundError,
     OperationsNotClosedError,
     OverlayMissingError,
     PendingChangesError,
+    PersonRequiredError,
+    PolicyError,
+    PolicyViolationError,
     ReviewChangedError,
     SessionChangedError,
     SessionNotInTransactionError,
@@ -32,7 +37,16 @@ from agentcow.operations import OperationSummary, get_operation_summaries
 from agentcow.postgres import *  # noqa: F403
 from agentcow.postgres import __all__ as _postgres_all
 from agentcow.refresh import cow_migration, refresh_cow
-from agentcow.review import ChangeSet, DiffType, RowDiff, diff
+from agentcow.review import (
+    ChangeSet,
+    DiffType,
+    Policy,
+    PolicyReport,
+    RowDiff,
+    SafeModel,
+    diff,
+    require_approved,
+)
 from agentcow.upgrade import upgrade_cow_tables
 
 __version__ = "0.3.0"
@@ -47,7 +61,9 @@ __all__ = [
     "DiffType",
     "InvalidIdError",
     "InvalidIdentifierError",
+    "InvalidPolicyError",
     "KitVersionError",
+    "ModelConflictError",
     "NotDeployedError",
     "OperationNotFoundError",
     "OperationSummary",
@@ -55,10 +71,16 @@ __all__ = [
     "OverlayMissingError",
     "RowDiff",
     "PendingChangesError",
+    "PersonRequiredError",
+    "Policy",
+    "PolicyError",
+    "PolicyReport",
+    "PolicyViolationError",
     "ReviewChangedError",
     "SessionChangedError",
     "SessionNotInTransactionError",
     "ShadowedNamesError",
+    "SafeModel",
     "StaleOverlayError",
     "TableNotFoundError",
     "TransactionAware",
@@ -70,5 +92,6 @@ __all__ = [
     "get_cow_conflicts",
     "get_operation_summaries",
     "refresh_cow",
+    "require_approved",
     "upgrade_cow_tables",
 ]
