@@ -13,6 +13,7 @@ import pytest
 from pydantic import Field
 
 import agentcow as ac
+from agentcow.adapters.asyncpg import AsyncpgExecutor
 from agentcow.review import (
     Decision,
     DiffType,
@@ -22,6 +23,7 @@ from agentcow.review import (
     diff,
     require_approved,
 )
+from tests.conftest import TestDatabase
 from tests.helpers import fetch, make_cow, new_id, session
 
 SHOP = """
@@ -516,3 +518,28 @@ async def test_rules_use_pg_catalog_operators_only(conn: Any) -> None:
     policy = Policy.from_mapping({"tables": {"orders": {"rules": ["new.amount >= -50"]}}})
     report = await policy.evaluate(executor, await diff(executor, sid))
     assert [r.passed for r in report.rules] == [True]
+
+
+async def test_a_session_bound_to_a_tenant_is_entered_with_it(conn: Any) -> None:
+    executor = await shop(conn)
+    sid = new_id()
+    async with conn.transaction():
+        await ac.apply_cow_variables(executor, sid, new_id(), tenant_id=7)
+        await conn.execute("DELETE FROM items WHERE id = 1")
+    changes = await diff(executor, sid)
+    policy = Policy.from_mapping({"checks": [{"name": "items", "query": NO_ORDER_WITHOUT_ITEMS}]})
+    with pytest.raises(asyncpg.InsufficientPrivilegeError, match="bound to"):
+        await policy.evaluate(executor, changes)
+    report = await policy.evaluate(executor, changes, tenant_id=7)
+    assert [c.rows for c in report.checks] == [[{"id": 1}]]
+
+
+async def test_a_pool_cannot_hold_the_evaluation(conn: Any, database: TestDatabase) -> None:
+    executor = await shop(conn)
+    sid = new_id()
+    await write(conn, sid, "DELETE FROM items WHERE id = 1")
+    changes = await diff(executor, sid)
+    policy = Policy.from_mapping({"checks": [{"name": "items", "query": NO_ORDER_WITHOUT_ITEMS}]})
+    async with asyncpg.create_pool(database.owner_dsn, min_size=1, max_size=2) as pool:
+        with pytest.raises(ac.PolicyError, match="pool"):
+            await policy.evaluate(AsyncpgExecutor(pool), changes)

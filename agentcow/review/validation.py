@@ -86,23 +86,29 @@ class SafeModel(BaseModel):
     __schema__: ClassVar[str | None] = None
     __registry__: ClassVar[ModelRegistry] = default_registry
 
+    #: Fields declared with an Enum (by the key rows give them) and the Enum of each.
+    __enum_fields__: ClassVar[dict[str, type[enum.Enum]]] = {}
+
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
         super().__pydantic_init_subclass__(**kwargs)
+        cls.__enum_fields__ = {
+            info.alias or name: kind
+            for name, info in cls.model_fields.items()
+            if (kind := _enum_of(info.annotation)) is not None
+        }
         if "__table_name__" in cls.__dict__:
             cls.__registry__.register(cls)
 
     @model_validator(mode="before")
     @classmethod
     def _enum_labels(cls, data: Any) -> Any:
-        if not isinstance(data, Mapping):
+        if not cls.__enum_fields__ or not isinstance(data, Mapping):
             return data
         members = dict(data)
-        for name, info in cls.model_fields.items():
-            key = info.alias or name
-            kind = _enum_of(info.annotation)
+        for key, kind in cls.__enum_fields__.items():
             value = members.get(key)
-            if kind is not None and isinstance(value, str) and not isinstance(value, kind):
+            if isinstance(value, str) and not isinstance(value, kind):
                 with contextlib.suppress(ValueError):  # else left as it is: Pydantic reports it
                     members[key] = kind(value)
         return members
