@@ -3,9 +3,11 @@ and new, checks run in the session's state, models, and the decision that refuse
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Annotated, Any
 
 import asyncpg
@@ -543,3 +545,36 @@ async def test_a_pool_cannot_hold_the_evaluation(conn: Any, database: TestDataba
     async with asyncpg.create_pool(database.owner_dsn, min_size=1, max_size=2) as pool:
         with pytest.raises(ac.PolicyError, match="pool"):
             await policy.evaluate(AsyncpgExecutor(pool), changes)
+
+
+async def test_the_readme_policy(conn: Any) -> None:
+    """The README's policy file loads and judges as the README says."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    (toml,) = re.findall(r"^```toml\n(.*?)^```", readme, flags=re.DOTALL | re.M)
+    policy = Policy.from_toml(toml)
+    executor = await make_cow(
+        conn,
+        "CREATE TABLE orders (id int PRIMARY KEY, status text NOT NULL, total numeric);"
+        "CREATE TABLE order_items (id int PRIMARY KEY, order_id int REFERENCES orders);"
+        "INSERT INTO orders VALUES (1, 'shipped', 5); INSERT INTO order_items VALUES (1, 1)",
+        "orders",
+        "order_items",
+    )
+    sid = new_id()
+    await write(conn, sid, "INSERT INTO orders VALUES (2, 'new', -60)")
+    report = await policy.evaluate(executor, await diff(executor, sid))
+    assert report.reasons == [
+        "orders: 1 row(s) fail rule 'new.total >= -50'",
+        "check 'no order without items' returned 1 row(s)",
+    ]
+    sid = new_id()
+    await write(conn, sid, "UPDATE orders SET total = 6 WHERE id = 1")
+    report = await policy.evaluate(executor, await diff(executor, sid))
+    assert report.reasons == ["orders: 1 row(s) fail rule 'shipped stays shipped'"]
+    sid = new_id()
+    await write(conn, sid, "DELETE FROM order_items")
+    report = await policy.evaluate(executor, await diff(executor, sid))
+    assert report.reasons == [
+        "check 'no order without items' returned 1 row(s)",
+        "order_items: deletes are forbidden (1 row(s))",
+    ]
