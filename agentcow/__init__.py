@@ -6,8 +6,9 @@ conflict checks.
 """
 
 from agentcow.commit import commit_cow_operations_schema, discard_cow_operations_schema
-from agentcow.conflicts import Conflict, get_cow_conflicts
+from agentcow.conflicts import Cascade, Conflict, get_cow_conflicts
 from agentcow.errors import (
+    CascadeConflictError,
     CommitConflictError,
     CowError,
     DependencyCycleError,
@@ -53,6 +54,8 @@ __version__ = "0.3.0"
 
 __all__ = [
     *_postgres_all,
+    "Cascade",
+    "CascadeConflictError",
     "ChangeSet",
     "CommitConflictError",
     "Conflict",

@@ -22,16 +22,20 @@ from typing import TypeVar
 
 from agentcow.catalog import describe_current, registered_tables, require_kit
 from agentcow.conflicts import (
+    CASCADE_MESSAGE,
     CONFLICT_LIMIT,
     CONFLICT_MESSAGE,
+    Cascade,
     Conflict,
     ConflictPolicy,
+    cascades_in_error,
     check_policy,
     conflicts_in_error,
 )
 from agentcow.description import RegisteredTable, TableDescription
 from agentcow.driver_errors import postgres_error_fields
 from agentcow.errors import (
+    CascadeConflictError,
     CommitConflictError,
     DependencyCycleError,
     ReviewChangedError,
@@ -85,6 +89,7 @@ def _commit_statement(
     on_conflict: ConflictPolicy,
     state: tuple[Watched, str],
     approved: str | None,
+    allow_cascades: bool,
 ) -> str:
     """The scheduled commit of sql/commit.sql; ``tables`` parents first."""
     return render(
@@ -98,6 +103,8 @@ def _commit_statement(
         conflict_limit=CONFLICT_LIMIT,
         approved=approved,
         approval_message=REVIEW_CHANGED_MESSAGE,
+        allow_cascades=allow_cascades,
+        cascade_message=CASCADE_MESSAGE,
         **_exclusive_context(executor, state),
     )
 
@@ -197,6 +204,7 @@ async def _commit(
     include_dependencies: bool,
     state: tuple[Watched, str],
     expected: str | None,
+    allow_cascades: bool,
     defer_fk_constraints: bool = False,
 ) -> list[uuid.UUID] | None:
     """Check the choice, then apply it in one atomic statement that locks the base tables,
@@ -218,7 +226,7 @@ async def _commit(
         return chosen
     operations = None if chosen is None else uuid_array_literal(sorted(chosen, key=str))
     statement = _commit_statement(
-        executor, tables, session, operations, on_conflict, state, expected
+        executor, tables, session, operations, on_conflict, state, expected, allow_cascades
     )
     if defer_fk_constraints:
         statements = [
@@ -233,6 +241,9 @@ async def _commit(
     except Exception as error:
         if _review_changed(error):
             raise ReviewChangedError(_REVIEW_CHANGED) from error
+        cascades = cascades_in_error(error)
+        if cascades is not None:
+            raise CascadeConflictError(_cascade_message(cascades), cascades) from error
         found = conflicts_in_error(error)
         if found is None:
             raise
@@ -245,6 +256,19 @@ _REVIEW_CHANGED = (
     "session was written after the review, or operations were added to it); review the "
     "session again"
 )
+
+
+def _cascade_message(cascades: Sequence[Cascade]) -> str:
+    shown = "; ".join(
+        f"{c.table} {c.key or c.row} (through {c.constraint} from {c.parent_table})"
+        for c in cascades[:5]
+    )
+    more = f" and {len(cascades) - 5} more" if len(cascades) > 5 else ""
+    return (
+        f"nothing committed: the commit would write {len(cascades)} row(s) the review did not "
+        f"show, through cascading foreign keys: {shown}{more}. See .cascades; commit with "
+        "allow_cascades=True once they are reviewed, or discard"
+    )
 
 
 def _review_changed(error: BaseException) -> bool:
@@ -330,14 +354,18 @@ async def commit_cow_session(
     *,
     on_conflict: str = "fail",
     expected: str | None = None,
+    allow_cascades: bool = False,
 ) -> None:
     """Apply the session's changes to one table and forget them, atomically.
 
     Rows whose base changed since the session first wrote them are conflicts: by default the
     commit is refused (:class:`CommitConflictError`); ``on_conflict="merge"`` takes both
     sides' changes when they touch different columns; ``"overwrite"`` applies the session's.
-    With ``expected`` (the fingerprint of ``diff(..., table=table_name)``), the changes must
-    be exactly those reviewed, else :class:`ReviewChangedError` and nothing applied.
+    A commit whose deletes or key changes would cascade (through a foreign key's CASCADE,
+    SET NULL or SET DEFAULT) to stored rows no chosen version shows is refused with
+    :class:`CascadeConflictError` naming them, unless ``allow_cascades``. With ``expected``
+    (the fingerprint of ``diff(..., table=table_name)``), the changes must be exactly those
+    reviewed, else :class:`ReviewChangedError` and nothing applied.
     """
     await commit_cow_operations(
         executor,
@@ -348,6 +376,7 @@ async def commit_cow_session(
         schema,
         on_conflict=on_conflict,
         expected=expected,
+        allow_cascades=allow_cascades,
     )
 
 
@@ -369,6 +398,7 @@ async def commit_cow_operations(
     include_dependencies: bool = False,
     on_conflict: str = "fail",
     expected: str | None = None,
+    allow_cascades: bool = False,
 ) -> None:
     """Apply the chosen operations' changes to one table (all of them when None).
 
@@ -395,6 +425,7 @@ async def commit_cow_operations(
             include_dependencies=include_dependencies,
             state=state,
             expected=expected,
+            allow_cascades=allow_cascades,
         )
 
     await _planned(executor, attempt)
@@ -461,6 +492,7 @@ async def commit_cow_session_schema(
     *,
     on_conflict: str = "fail",
     expected: str | None = None,
+    allow_cascades: bool = False,
 ) -> list[str]:
     """Apply the session's changes to every table of the schema in one transaction.
 
@@ -486,6 +518,7 @@ async def commit_cow_session_schema(
             include_dependencies=False,
             state=state,
             expected=expected,
+            allow_cascades=allow_cascades,
             defer_fk_constraints=defer_fk_constraints,
         )
         return [t.name for t in tables]
@@ -503,6 +536,7 @@ async def commit_cow_operations_schema(
     on_conflict: str = "fail",
     defer_fk_constraints: bool = False,
     expected: str | None = None,
+    allow_cascades: bool = False,
 ) -> list[uuid.UUID]:
     """Apply the chosen operations' changes to every table of the schema, atomically.
 
@@ -532,6 +566,7 @@ async def commit_cow_operations_schema(
             include_dependencies=include_dependencies,
             state=state,
             expected=expected,
+            allow_cascades=allow_cascades,
             defer_fk_constraints=defer_fk_constraints,
         )
         return committed or []

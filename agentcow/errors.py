@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from agentcow.conflicts import Conflict
+    from agentcow.conflicts import Cascade, Conflict
     from agentcow.review.policy import PolicyReport
 
 
@@ -155,3 +155,14 @@ class CommitConflictError(CowError):
     def __init__(self, message: str, conflicts: Sequence[Conflict]) -> None:
         super().__init__(message)
         self.conflicts = list(conflicts)
+
+
+class CascadeConflictError(CommitConflictError):
+    """The commit would write stored rows the review did not show, through foreign keys
+    that cascade (``cascades``, see :class:`agentcow.conflicts.Cascade`): for example orders
+    production added under a customer the session deleted. Nothing was committed; commit
+    with ``allow_cascades=True`` once they are reviewed."""
+
+    def __init__(self, message: str, cascades: Sequence[Cascade]) -> None:
+        super().__init__(message, [])
+        self.cascades = list(cascades)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import io
+import json
 import uuid
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
 import pytest
+from rich.console import Console
 
 import agentcow as ac
 from agentcow.review import DiffType, diff
@@ -248,3 +251,154 @@ async def test_a_forged_fingerprint_is_refused_inside_a_transaction(conn: Any) -
         async with conn.transaction():
             await ac.commit_cow_session_schema(executor, sid, expected="0" * 64)
     assert await base_rows(conn) == [(10, "5.00"), (11, "7.50")]
+
+
+CASCADING = """
+CREATE TABLE customers (id int PRIMARY KEY, name text NOT NULL);
+CREATE TABLE orders (id int PRIMARY KEY,
+                     customer_id int REFERENCES customers ON DELETE CASCADE, total int);
+CREATE TABLE notes (id int PRIMARY KEY,
+                    customer_id int REFERENCES customers ON DELETE SET NULL, body text);
+INSERT INTO customers VALUES (1, 'Ada'), (2, 'Bob');
+INSERT INTO orders VALUES (10, 1, 5), (11, 2, 6);
+"""
+
+
+async def test_a_commit_that_would_cascade_to_unseen_rows_is_refused(conn: Any) -> None:
+    executor = await make_cow(conn, CASCADING, "customers", "orders")
+    sid = new_id()
+    async with session(conn, sid):
+        await conn.execute("DELETE FROM customers WHERE id = 1")
+    reviewed = await diff(executor, sid)
+    # The session's delete cascaded to the order it could see: the diff shows it.
+    assert sorted((d.table, d.diff_type.value) for d in reviewed.diffs) == [
+        ("customers", "DELETE"),
+        ("orders", "DELETE"),
+    ]
+    # Production adds an order (and a note, in a table without COW) under that customer.
+    await conn.execute("INSERT INTO orders VALUES (12, 1, 7)")
+    await conn.execute("INSERT INTO notes VALUES (50, 1, 'call back')")
+    with pytest.raises(ac.CascadeConflictError) as refused:
+        await ac.commit_cow_session_schema(executor, sid, expected=reviewed.fingerprint)
+    found = sorted(
+        (c.table, c.constraint, c.parent_table, str(c.key)) for c in refused.value.cascades
+    )
+    assert found == [
+        ("notes", "notes_customer_id_fkey", "customers", "None"),
+        ("orders", "orders_customer_id_fkey", "customers", "{'id': 12}"),
+    ]
+    assert {c.table: c.row["id"] for c in refused.value.cascades} == {"notes": 50, "orders": 12}
+    assert isinstance(refused.value, ac.CommitConflictError)
+    assert await fetch(conn, "SELECT id FROM orders ORDER BY id") == [(10,), (11,), (12,)]
+    assert await fetch(conn, "SELECT customer_id FROM notes") == [(1,)]
+    # Allowed once seen: the base's own keys write them.
+    await ac.commit_cow_session_schema(
+        executor, sid, expected=reviewed.fingerprint, allow_cascades=True
+    )
+    assert await fetch(conn, "SELECT id FROM orders ORDER BY id") == [(11,)]
+    assert await fetch(conn, "SELECT customer_id FROM notes") == [(None,)]
+
+
+async def test_cascades_the_diff_shows_are_not_refused(conn: Any) -> None:
+    executor = await make_cow(conn, CASCADING, "customers", "orders")
+    sid = new_id()
+    async with session(conn, sid):
+        await conn.execute("DELETE FROM customers WHERE id = 2")
+    await ac.commit_cow_session_schema(executor, sid)
+    assert await fetch(conn, "SELECT id FROM orders ORDER BY id") == [(10,)]
+
+
+async def _mixed_session(conn: Any) -> uuid.UUID:
+    sid = new_id()
+    async with session(conn, sid):
+        await conn.execute("INSERT INTO customers VALUES (3, 'O''Brien \"quoted\"')")
+        await conn.execute(
+            "INSERT INTO orders (id, customer_id, total, meta, tags, blob, ratio) VALUES"
+            " (12, 3, 1.25, '{\"k\": [1, 2.5]}', '{a,\"b c\",NULL}', '\\x00ff', 'NaN')"
+        )
+        await conn.execute("UPDATE orders SET total = 9.99, tags = NULL WHERE id = 10")
+        await conn.execute("DELETE FROM orders WHERE id = 11")
+    return sid
+
+
+async def test_json_form(conn: Any) -> None:
+    executor = await shop(conn)
+    sid = await _mixed_session(conn)
+    changes = await diff(executor, sid)
+    document = json.loads(changes.to_json())
+    assert document["format"] == "agentcow.changeset/1"
+    assert document["session_id"] == str(sid)
+    assert document["fingerprint"] == changes.fingerprint
+    assert document["summary"] == {"INSERT": 2, "UPDATE": 1, "DELETE": 1}
+    assert document["tables"]["orders"] == {"INSERT": 1, "UPDATE": 1, "DELETE": 1}
+    rows = {(d["table"], d["type"]): d for d in document["diffs"]}
+    inserted = rows[("orders", "INSERT")]["new"]
+    assert inserted["total"] == "1.25"
+    assert inserted["meta"] == {"k": [1, 2.5]}
+    assert inserted["tags"] == ["a", "b c", None]
+    assert inserted["blob"] == "\\x00ff"
+    assert inserted["ratio"] == "NaN"
+    assert inserted["placed_at"] == "2026-01-02T03:04:05+00:00"
+    update = rows[("orders", "UPDATE")]
+    assert update["pk"] == {"id": 10}
+    assert update["changed_columns"] == ["total", "tags"]
+    assert rows[("orders", "DELETE")]["new"] is None
+
+
+async def test_sql_patch_does_what_the_commit_does(conn: Any) -> None:
+    executor = await shop(conn)
+    sid = await _mixed_session(conn)
+    patch = (await diff(executor, sid)).to_sql()
+    assert patch.startswith("-- agentcow patch")
+    # Run the patch on production, outside any session, and roll it back.
+    statements = [s for s in patch.split(";\n") if s.strip() and not s.startswith("COMMIT")]
+    snapshot = "SELECT to_jsonb(o) FROM orders o ORDER BY id"
+    customers = "SELECT to_jsonb(c) FROM customers c ORDER BY id"
+    tx = conn.transaction()
+    await tx.start()
+    for statement in statements:
+        await conn.execute(
+            statement.replace("BEGIN", "SELECT 1", 1) if "BEGIN" in statement else statement
+        )
+    patched = (await fetch(conn, snapshot), await fetch(conn, customers))
+    await tx.rollback()
+    await ac.commit_cow_session_schema(executor, sid)
+    assert patched == (await fetch(conn, snapshot), await fetch(conn, customers))
+
+
+async def test_plain_text_and_terminal_renderings(conn: Any) -> None:
+    executor = await shop(conn)
+    sid = await _mixed_session(conn)
+    changes = await diff(executor, sid)
+    out = io.StringIO()  # not a terminal: plain text
+    changes.print(out, limit=0)
+    text = out.getvalue()
+    assert "\x1b[" not in text
+    assert "SAFE" in text and str(sid) in text
+    # limit=0 hides inserts and updates, never deletes.
+    assert "- id=11" in text and "1 more insert(s) of orders" in text
+    assert "+ id=12" not in text
+    # Standard output is not a terminal under pytest: display() is plain text too.
+    assert "\x1b[" not in changes.display() and "+ id=12" in changes.display()
+    out = io.StringIO()
+    changes.render(Console(file=out, force_terminal=True, width=200))
+    coloured = out.getvalue()
+    assert "\x1b[" in coloured and "total: " in coloured
+
+
+class _RejectDeletes:
+    def row_findings(self, row: Any) -> list[str]:
+        return ["deletes need a person"] if row.diff_type is DiffType.DELETE else []
+
+    @property
+    def blocking_reasons(self) -> list[str]:
+        return []
+
+
+async def test_a_judgement_marks_rows_and_blocks(conn: Any) -> None:
+    executor = await shop(conn)
+    sid = await _mixed_session(conn)
+    text = (await diff(executor, sid)).display(judgement=_RejectDeletes())
+    assert "BLOCKED" in text and "SAFE" not in text
+    assert "FAIL id=11" in text and "PASS id=12" in text
+    assert "orders id=11: deletes need a person" in text

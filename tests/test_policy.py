@@ -578,3 +578,40 @@ async def test_the_readme_policy(conn: Any) -> None:
         "check 'no order without items' returned 1 row(s)",
         "order_items: deletes are forbidden (1 row(s))",
     ]
+
+
+async def test_a_report_marks_the_rows_of_a_rendering(conn: Any) -> None:
+    executor = await shop(conn)
+    registry = ModelRegistry()
+
+    class Item(SafeModel):
+        __registry__ = registry
+        __table_name__ = "items"
+        id: int
+        order_id: int
+        qty: Annotated[int, Field(le=10)]
+
+    sid = new_id()
+    await write(
+        conn,
+        sid,
+        "UPDATE orders SET amount = -100 WHERE id = 1",
+        "UPDATE orders SET amount = 25 WHERE id = 2",
+        "UPDATE items SET qty = 50 WHERE id = 3",
+        "INSERT INTO orders VALUES (9, 1, 'new')",
+    )
+    changes = await diff(executor, sid)
+    policy = Policy.from_mapping({"tables": {"orders": {"rules": ["new.amount >= old.amount"]}}})
+    report = await policy.evaluate(executor, changes, registry=registry)
+    text = changes.display(judgement=report)
+    assert "FAIL id=1" in text and "PASS id=2" in text and "FAIL id=3" in text
+    assert "PASS id=9" not in text and "FAIL id=9" not in text  # no rule applies to it
+    assert "orders id=1: rule 'new.amount >= old.amount'" in text
+    assert "items id=3: qty: Input should be less than or equal to 10" in text
+    assert "BLOCKED" in text and "SAFE" not in text
+    # Needing a person holds the commit back too; an approved report is SAFE.
+    person = Policy.from_mapping({"tables": {"items": {"needs_person": True}}})
+    text = changes.display(judgement=await person.evaluate(executor, changes))
+    assert "BLOCKED" in text and "items: changes always need a person" in text
+    text = changes.display(judgement=await Policy().evaluate(executor, changes))
+    assert "SAFE" in text and "BLOCKED" not in text

@@ -10,10 +10,15 @@ those (a write after the review, a later request writing under an approved opera
 from __future__ import annotations
 
 import enum
+import io
+import json
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from graphlib import CycleError, TopologicalSorter
+from typing import IO, Any
+
+from rich.console import Console
 
 from agentcow.catalog import describe_current, registered_tables, require_kit
 from agentcow.description import TableDescription
@@ -21,6 +26,10 @@ from agentcow.errors import TableNotFoundError
 from agentcow.executor import Executor
 from agentcow.identifiers import uuid_array_literal, uuid_literal, validate_uuid
 from agentcow.operations import close_selection, dependencies_among, require_known
+from agentcow.review import rendering
+from agentcow.review.encoding import json_value
+from agentcow.review.patch import changeset_sql
+from agentcow.review.rendering import Judgement, terminal_console
 from agentcow.review.validation import (
     InvalidRow,
     ModelRegistry,
@@ -33,6 +42,8 @@ from agentcow.script import run_pinned
 from agentcow.templates import render
 
 IdLike = str | uuid.UUID
+#: The version of ChangeSet.to_json's document; a change that breaks readers bumps it.
+JSON_FORMAT = "agentcow.changeset/1"
 
 
 class DiffType(enum.StrEnum):
@@ -71,6 +82,18 @@ class RowDiff:
         return validate_diff(self, registry)
 
 
+@dataclass(frozen=True)
+class TableShape:
+    """What renderings of a table's rows need: its key, each column's value type
+    (``format_type``, domains resolved), and which columns a patch must not write."""
+
+    name: str
+    key_columns: tuple[str, ...]
+    types: dict[str, str]
+    generated: frozenset[str]
+    always_identity: bool
+
+
 @dataclass
 class ChangeSet:
     """The changes a commit of ``operation_ids`` (None: the whole session) would apply to
@@ -82,9 +105,8 @@ class ChangeSet:
     table: str | None
     diffs: list[RowDiff]
     fingerprint: str
-    column_types: dict[str, dict[str, str]] = field(repr=False, default_factory=dict)
-    """Each table's columns and their types (``format_type``, domains resolved)."""
-    key_columns: dict[str, tuple[str, ...]] = field(repr=False, default_factory=dict)
+    tables: dict[str, TableShape] = field(repr=False, default_factory=dict)
+    """The tables in scope, parents before the tables that reference them."""
 
     @property
     def is_empty(self) -> bool:
@@ -120,6 +142,72 @@ class ChangeSet:
         for row in self.diffs:
             grouped.setdefault(row.table, []).append(row)
         return grouped
+
+    def to_json(self, *, indent: int | None = None) -> str:
+        """The documented JSON form (README, "Diff JSON"): ``format`` names its version."""
+        return json.dumps(
+            {
+                "format": JSON_FORMAT,
+                "session_id": str(self.session_id),
+                "schema": self.schema,
+                "table": self.table,
+                "operation_ids": None
+                if self.operation_ids is None
+                else [str(op) for op in self.operation_ids],
+                "fingerprint": self.fingerprint,
+                "summary": self.summary,
+                "tables": self.table_summary(),
+                "diffs": [
+                    {
+                        "table": row.table,
+                        "type": row.diff_type.value,
+                        "pk": _json_row(row.pk),
+                        "old": _json_row(row.old),
+                        "new": _json_row(row.new),
+                        "changed_columns": row.changed_columns(),
+                        "operations": [str(op) for op in row.operations],
+                    }
+                    for row in self.diffs
+                ],
+            },
+            indent=indent,
+        )
+
+    def to_sql(self) -> str:
+        """The statements the commit applies, as a patch to read or run (see
+        :func:`agentcow.review.patch.changeset_sql`)."""
+        return changeset_sql(self)
+
+    def print(
+        self,
+        file: IO[str] | None = None,
+        *,
+        judgement: Judgement | None = None,
+        limit: int | None = None,
+    ) -> None:
+        """The dashboard, to ``file`` (standard output by default): colours and PASS/FAIL
+        badges on a terminal, plain text with no escape codes anywhere else. ``limit``
+        shortens inserts and updates per table; deletes are always listed."""
+        self.render(terminal_console(file), judgement=judgement, limit=limit)
+
+    def display(self, *, judgement: Judgement | None = None, limit: int | None = None) -> str:
+        """The dashboard as a string: with colours when standard output is a terminal,
+        plain text otherwise (SafeAgentDB's ``display``)."""
+        buffer = io.StringIO()
+        colours = terminal_console().is_terminal
+        console = (
+            terminal_console(buffer)
+            if not colours
+            else Console(file=buffer, force_terminal=True, highlight=False, soft_wrap=True)
+        )
+        self.render(console, judgement=judgement, limit=limit)
+        return buffer.getvalue()
+
+    def render(
+        self, console: Console, *, judgement: Judgement | None = None, limit: int | None = None
+    ) -> None:
+        """The dashboard on a Rich console of the caller's (its colours, its file)."""
+        rendering.render(self, console, judgement=judgement, limit=limit)
 
     def __iter__(self) -> Iterator[RowDiff]:
         return iter(self.diffs)
@@ -195,9 +283,38 @@ async def diff(
         table=table,
         diffs=diffs,
         fingerprint=fingerprint,
-        column_types=types,
-        key_columns={t.name: t.pk_columns for t in tables},
+        tables={
+            t.name: TableShape(
+                name=t.name,
+                key_columns=t.pk_columns,
+                types=types[t.name],
+                generated=frozenset(c.name for c in t.columns if c.generated),
+                always_identity=bool(t.always_identity_columns),
+            )
+            for t in _parents_first(tables)
+        },
     )
+
+
+def _parents_first(tables: Sequence[TableDescription]) -> list[TableDescription]:
+    """Referenced tables first where the keys allow it (a cycle keeps the given order)."""
+    by_name = {t.name: t for t in tables}
+    sorter: TopologicalSorter[str] = TopologicalSorter()
+    for t in tables:
+        sorter.add(
+            t.name,
+            *(
+                fk.parent_table
+                for fk in t.foreign_keys
+                if fk.parent_schema == t.schema
+                and fk.parent_table in by_name
+                and fk.parent_table != t.name
+            ),
+        )
+    try:
+        return [by_name[name] for name in sorter.static_order()]
+    except CycleError:
+        return list(tables)
 
 
 async def _closed(
@@ -234,6 +351,10 @@ async def _value_types(
         t.name: {c.name: found.get(i, {}).get(c.name, c.type) for c in t.columns}
         for i, t in enumerate(tables, start=1)
     }
+
+
+def _json_row(row: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    return None if row is None else {c: json_value(v) for c, v in row.items()}
 
 
 def _decode_key(

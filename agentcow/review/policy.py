@@ -26,7 +26,7 @@ import tomllib
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from decimal import Decimal
 from pathlib import Path
@@ -56,7 +56,7 @@ from agentcow.errors import (
 from agentcow.executor import Executor, TransactionAware
 from agentcow.identifiers import Sql, uuid_array_literal, uuid_literal
 from agentcow.review.diff import ChangeSet, DiffType, RowDiff
-from agentcow.review.validation import InvalidRow, ModelRegistry, invalid_rows
+from agentcow.review.validation import InvalidRow, ModelRegistry, ValidationResult, validate_diff
 from agentcow.review.values import parse_json
 from agentcow.script import run_pinned
 from agentcow.session import apply_cow_variables
@@ -300,7 +300,11 @@ class Policy(BaseModel):
                 for kind in DiffType
                 if (limit := self.table(name).limit(kind)) is not None
             ],
-            invalid=invalid_rows(changeset.diffs, registry) if self.validate_models else [],
+            validated=(
+                [(row, validate_diff(row, registry)) for row in changeset.diffs]
+                if self.validate_models
+                else []
+            ),
             forbidden=[
                 row
                 for row in changeset.diffs
@@ -353,6 +357,7 @@ class RuleResult:
     diff_type: DiffType
     rule: str
     passed: bool
+    row: RowDiff = field(repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -398,6 +403,20 @@ class PolicyReport:
     needs_person: list[str]
     decision: Decision
     reasons: list[str]
+    findings: dict[str, list[str]] = field(repr=False, default_factory=dict)
+    """Per judged row (:func:`_row_key`): what it failed, empty when it passed."""
+
+    def row_findings(self, row: RowDiff) -> list[str] | None:
+        """What ``row`` failed (rules, its model, a forbidden delete): empty when it passed,
+        None when nothing judged it. With :attr:`blocking_reasons`, a report is the
+        judgement ``ChangeSet.print`` and ``display`` take for their PASS/FAIL badges."""
+        return self.findings.get(_row_key(row))
+
+    @property
+    def blocking_reasons(self) -> list[str]:
+        """Every reason the commit is held back, needs a person included: a rendering says
+        BLOCKED unless the decision is approve, whichever rows it shows."""
+        return self.reasons
 
     @property
     def failed_rules(self) -> list[RuleResult]:
@@ -418,10 +437,23 @@ def _report(
     rules: list[RuleResult],
     checks: list[CheckResult],
     limits: list[LimitResult],
-    invalid: list[InvalidRow],
+    validated: list[tuple[RowDiff, ValidationResult]],
     forbidden: list[RowDiff],
     person: list[str],
 ) -> PolicyReport:
+    invalid = [InvalidRow(row, result) for row, result in validated if not result.ok]
+    findings: dict[str, list[str]] = {}
+    for rule in rules:
+        found = findings.setdefault(_row_key(rule.row), [])
+        if not rule.passed:
+            found.append(f"rule {rule.rule!r}")
+    for row, result in validated:
+        if result.model is not None:
+            findings.setdefault(_row_key(row), []).extend(
+                f"{'.'.join(map(str, error['loc']))}: {error['msg']}" for error in result.errors
+            )
+    for row in forbidden:
+        findings.setdefault(_row_key(row), []).append("deletes are forbidden")
     failed = Counter((r.table, r.rule) for r in rules if not r.passed)
     refused = Counter(invalid_row.row.table for invalid_row in invalid)
     deleted = Counter(row.table for row in forbidden)
@@ -455,7 +487,14 @@ def _report(
         needs_person=person,
         decision=decision,
         reasons=reasons,
+        findings=findings,
     )
+
+
+def _row_key(row: RowDiff) -> str:
+    """A row of a review by table and key (by its values in a table without a key),
+    whichever ChangeSet object holds it."""
+    return json.dumps([row.table, row.pk or row.new], sort_keys=True, default=str)
 
 
 _PAST = {DiffType.INSERT: "inserted", DiffType.UPDATE: "updated", DiffType.DELETE: "deleted"}
@@ -588,7 +627,7 @@ async def _rule_results(
     for position, *outcomes in sorted(found, key=lambda found_row: int(found_row[0])):
         row = rows[int(position) - 1]
         results += [
-            RuleResult(row.table, row.pk, row.diff_type, rule.name, bool(passed))
+            RuleResult(row.table, row.pk, row.diff_type, rule.name, bool(passed), row)
             for rule, passed in zip(rules, outcomes, strict=True)
             if passed is not None
         ]
