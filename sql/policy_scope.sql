@@ -3,7 +3,7 @@
     evaluation enters the session first (entering records it in the registry, a write),
     then makes the rest read-only (read_only). -#}
 {% if step == 'begin' %}
-BEGIN ISOLATION LEVEL REPEATABLE READ
+BEGIN
 {% elif step == 'rollback' %}
 ROLLBACK
 {% elif step == 'savepoint' %}

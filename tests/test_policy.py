@@ -3,6 +3,7 @@ and new, checks run in the session's state, models, and the decision that refuse
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 from datetime import UTC, datetime
@@ -615,3 +616,21 @@ async def test_a_report_marks_the_rows_of_a_rendering(conn: Any) -> None:
     assert "BLOCKED" in text and "items: changes always need a person" in text
     text = changes.display(judgement=await Policy().evaluate(executor, changes))
     assert "SAFE" in text and "BLOCKED" not in text
+
+
+async def test_a_write_during_the_evaluation_voids_it(conn: Any, second_conn: Any) -> None:
+    """The fingerprint is read again after the rules and checks ran: an agent that writes
+    while they run (here during a slow check) does not get a report of rows it changed."""
+    executor = await shop(conn)
+    sid = new_id()
+    await write(conn, sid, "UPDATE orders SET amount = 0 WHERE id = 1")
+    changes = await diff(executor, sid)
+    slow = Policy.from_mapping(
+        {"checks": [{"name": "slow", "query": "SELECT 1 WHERE pg_sleep(1)::text = 'x'"}]}
+    )
+    evaluation = asyncio.ensure_future(slow.evaluate(executor, changes))
+    await asyncio.sleep(0.3)
+    assert not evaluation.done()
+    await write(second_conn, sid, "UPDATE orders SET amount = -100 WHERE id = 1")
+    with pytest.raises(ac.ReviewChangedError):
+        await evaluation

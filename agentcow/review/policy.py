@@ -45,7 +45,7 @@ from pydantic import (
 from sqlglot import exp
 
 from agentcow.catalog import describe_current, registered_tables, require_kit
-from agentcow.description import TableDescription
+from agentcow.description import RegisteredTable, TableDescription
 from agentcow.errors import (
     InvalidPolicyError,
     PersonRequiredError,
@@ -269,15 +269,19 @@ class Policy(BaseModel):
         versions are no longer those of ``changeset`` (diff again), and
         :class:`~agentcow.errors.PolicyError` when the policy names a table that is not
         COW-enabled in its schema."""
-        described = await self._described(executor, changeset)
+        entries = await self._entries(executor, changeset)
         by_table = changeset.by_table()
         rules: list[RuleResult] = []
         checks: list[CheckResult] = []
         ruled = [name for name in by_table if self.table(name).rules]
         if ruled or self.checks:
+            described = {
+                entry.name: await describe_current(executor, changeset.schema, entry)
+                for entry in entries
+            }
+            tables = list(described.values())
             async with _reading(executor):
                 await _enter(executor, changeset, tenant_id)
-                tables = list(described.values())
                 await _same_versions(executor, tables, changeset)
                 for name in ruled:
                     rules += await _rule_results(
@@ -313,9 +317,7 @@ class Policy(BaseModel):
             person=[name for name in by_table if self.table(name).needs_person],
         )
 
-    async def _described(
-        self, executor: Executor, changeset: ChangeSet
-    ) -> dict[str, TableDescription]:
+    async def _entries(self, executor: Executor, changeset: ChangeSet) -> list[RegisteredTable]:
         """The tables the changeset was read from (all the schema's, or its one table); a
         policy that names a table the schema has not COW-enabled is refused, rather than
         its rules silently applying to nothing."""
@@ -328,11 +330,7 @@ class Policy(BaseModel):
                 f"schema {changeset.schema}: fix the names, or evaluate the review of the "
                 "schema they are in"
             )
-        return {
-            entry.name: await describe_current(executor, changeset.schema, entry)
-            for entry in entries
-            if changeset.table is None or entry.name == changeset.table
-        }
+        return [e for e in entries if changeset.table is None or e.name == changeset.table]
 
 
 # ---------------------------------------------------------------------------------------
@@ -528,8 +526,10 @@ async def _step(executor: Executor, step: str) -> None:
 
 @contextlib.asynccontextmanager
 async def _reading(executor: Executor) -> AsyncIterator[None]:
-    """A transaction of the evaluation's own (REPEATABLE READ: every statement sees the same
-    versions) when the executor runs alone, else a savepoint in the caller's; rolled back."""
+    """A transaction of the evaluation's own when the executor runs alone, else a savepoint
+    in the caller's; rolled back either way. (Not REPEATABLE READ: entering the session may
+    update its registry row, which an agent's transaction may be updating too; the
+    fingerprint read before and after the statements keeps them on the reviewed versions.)"""
     own = isinstance(executor, TransactionAware) and executor.runs_alone()
     await _step(executor, "begin" if own else "savepoint")
     try:
