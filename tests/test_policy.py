@@ -4,6 +4,7 @@ and new, checks run in the session's state, models, and the decision that refuse
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import uuid
 from datetime import UTC, datetime
@@ -503,6 +504,23 @@ def test_loading_a_policy() -> None:
             Policy.from_mapping(bad)
     with pytest.raises(ac.InvalidPolicyError, match="TOML"):
         Policy.from_toml("tables = [")
+
+
+def test_loading_a_policy_file(tmp_path: Path) -> None:
+    as_dict = {"tables": {"orders": {"forbid_deletes": True, "rules": ["new.amount > 0"]}}}
+    (tmp_path / "policy.json").write_text(json.dumps(as_dict))
+    (tmp_path / "policy.toml").write_text(
+        '[tables.orders]\nforbid_deletes = true\nrules = ["new.amount > 0"]\n'
+    )
+    expected = Policy.from_mapping(as_dict)
+    assert Policy.from_file(tmp_path / "policy.json") == expected
+    assert Policy.from_file(str(tmp_path / "policy.toml")) == expected
+    (tmp_path / "policy.yaml").write_text("tables: {}")
+    with pytest.raises(ac.InvalidPolicyError, match=r"\.toml or \.json"):
+        Policy.from_file(tmp_path / "policy.yaml")
+    (tmp_path / "broken.json").write_text("{")
+    with pytest.raises(ac.InvalidPolicyError, match="JSON"):
+        Policy.from_file(tmp_path / "broken.json")
 
 
 async def test_rules_use_pg_catalog_operators_only(conn: Any) -> None:
