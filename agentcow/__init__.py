@@ -5,11 +5,13 @@ the error classes and what agentcow adds: operation summaries, schema-wide cherr
 conflict checks.
 """
 
+from agentcow.agent import CowSession, Operation, Result
 from agentcow.commit import commit_cow_operations_schema, discard_cow_operations_schema
 from agentcow.conflicts import Cascade, Conflict, get_cow_conflicts
 from agentcow.errors import (
     CascadeConflictError,
     CommitConflictError,
+    ConnectionBusyError,
     CowError,
     DependencyCycleError,
     InvalidIdentifierError,
@@ -17,7 +19,10 @@ from agentcow.errors import (
     InvalidPolicyError,
     KitVersionError,
     ModelConflictError,
+    NotBlockingError,
     NotDeployedError,
+    NotReviewedError,
+    OperationInProgressError,
     OperationNotFoundError,
     OperationsNotClosedError,
     OverlayMissingError,
@@ -26,11 +31,14 @@ from agentcow.errors import (
     PolicyError,
     PolicyViolationError,
     ReviewChangedError,
+    ReviewFinishedError,
     SessionChangedError,
     SessionNotInTransactionError,
     ShadowedNamesError,
     StaleOverlayError,
     TableNotFoundError,
+    TransactionEndedError,
+    UnsupportedConnectionError,
     UnsupportedTableError,
 )
 from agentcow.executor import TransactionAware
@@ -48,6 +56,7 @@ from agentcow.review import (
     diff,
     require_approved,
 )
+from agentcow.review.reviewer import Reviewer
 from agentcow.upgrade import upgrade_cow_tables
 
 __version__ = "0.3.0"
@@ -58,8 +67,10 @@ __all__ = [
     "CascadeConflictError",
     "ChangeSet",
     "CommitConflictError",
+    "ConnectionBusyError",
     "Conflict",
     "CowError",
+    "CowSession",
     "DependencyCycleError",
     "DiffType",
     "InvalidIdError",
@@ -67,7 +78,11 @@ __all__ = [
     "InvalidPolicyError",
     "KitVersionError",
     "ModelConflictError",
+    "NotBlockingError",
     "NotDeployedError",
+    "NotReviewedError",
+    "Operation",
+    "OperationInProgressError",
     "OperationNotFoundError",
     "OperationSummary",
     "OperationsNotClosedError",
@@ -80,6 +95,9 @@ __all__ = [
     "PolicyReport",
     "PolicyViolationError",
     "ReviewChangedError",
+    "ReviewFinishedError",
+    "Reviewer",
+    "Result",
     "SessionChangedError",
     "SessionNotInTransactionError",
     "ShadowedNamesError",
@@ -87,6 +105,8 @@ __all__ = [
     "StaleOverlayError",
     "TableNotFoundError",
     "TransactionAware",
+    "TransactionEndedError",
+    "UnsupportedConnectionError",
     "UnsupportedTableError",
     "commit_cow_operations_schema",
     "cow_migration",

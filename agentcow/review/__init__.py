@@ -13,6 +13,7 @@ from agentcow.review.policy import (
     TablePolicy,
     require_approved,
 )
+from agentcow.review.reviewer import Reviewer
 from agentcow.review.validation import (
     InvalidRow,
     ModelRegistry,
@@ -34,6 +35,7 @@ __all__ = [
     "ModelRegistry",
     "Policy",
     "PolicyReport",
+    "Reviewer",
     "RowDiff",
     "RowRule",
     "RuleResult",
