@@ -16,7 +16,9 @@ from agentcow.errors import (
     DependencyCycleError,
     InvalidIdentifierError,
     InvalidIdError,
+    InvalidPolicyError,
     KitVersionError,
+    ModelConflictError,
     NotBlockingError,
     NotDeployedError,
     NotReviewedError,
@@ -25,6 +27,9 @@ from agentcow.errors import (
     OperationsNotClosedError,
     OverlayMissingError,
     PendingChangesError,
+    PersonRequiredError,
+    PolicyError,
+    PolicyViolationError,
     ReviewChangedError,
     ReviewFinishedError,
     SessionChangedError,
@@ -42,7 +47,16 @@ from agentcow.operations import OperationSummary, get_operation_summaries
 from agentcow.postgres import *  # noqa: F403
 from agentcow.postgres import __all__ as _postgres_all
 from agentcow.refresh import cow_migration, refresh_cow
-from agentcow.review import ChangeSet, DiffType, RowDiff, diff
+from agentcow.review import (
+    ChangeSet,
+    DiffType,
+    Policy,
+    PolicyReport,
+    RowDiff,
+    SafeModel,
+    diff,
+    require_approved,
+)
 from agentcow.review.reviewer import Reviewer
 from agentcow.upgrade import upgrade_cow_tables
 
@@ -62,7 +76,9 @@ __all__ = [
     "DiffType",
     "InvalidIdError",
     "InvalidIdentifierError",
+    "InvalidPolicyError",
     "KitVersionError",
+    "ModelConflictError",
     "NotBlockingError",
     "NotDeployedError",
     "NotReviewedError",
@@ -74,6 +90,11 @@ __all__ = [
     "OverlayMissingError",
     "RowDiff",
     "PendingChangesError",
+    "PersonRequiredError",
+    "Policy",
+    "PolicyError",
+    "PolicyReport",
+    "PolicyViolationError",
     "ReviewChangedError",
     "ReviewFinishedError",
     "Reviewer",
@@ -81,6 +102,7 @@ __all__ = [
     "SessionChangedError",
     "SessionNotInTransactionError",
     "ShadowedNamesError",
+    "SafeModel",
     "StaleOverlayError",
     "TableNotFoundError",
     "TenantIsolationError",
@@ -95,5 +117,6 @@ __all__ = [
     "get_cow_conflicts",
     "get_operation_summaries",
     "refresh_cow",
+    "require_approved",
     "upgrade_cow_tables",
 ]

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from agentcow.conflicts import Cascade, Conflict
+    from agentcow.review.policy import PolicyReport
 
 
 class CowError(Exception):
@@ -96,6 +97,36 @@ class OverlayMissingError(CowError):
 class StaleOverlayError(OverlayMissingError):
     """A column an overlay reads (``.tables``) was dropped, renamed or given another type
     since the overlay was made: its owner calls ``refresh_cow``."""
+
+
+class ModelConflictError(CowError, ValueError):
+    """A second SafeModel class was registered for a table that has one: unregister the
+    first (``ModelRegistry.unregister``), or give one of them ``__schema__``."""
+
+
+class InvalidPolicyError(CowError, ValueError):
+    """A policy cannot be loaded: a key it does not know, a negative limit, a rule that is
+    not one SQL expression or a check that is not one query. The message lists each."""
+
+
+class PolicyError(CowError):
+    """A policy cannot be applied to a review: it names a table that is not COW-enabled in
+    the review's schema, or the executor cannot hold a transaction (a pool)."""
+
+
+class PolicyViolationError(CowError):
+    """A review fails its policy (a row rule, a check, a model, a limit or a forbidden
+    delete): the commit is refused as a whole. ``report`` is the
+    :class:`~agentcow.review.policy.PolicyReport` that says what failed."""
+
+    def __init__(self, message: str, report: PolicyReport) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+class PersonRequiredError(PolicyViolationError):
+    """The review passes its policy but changes a table that always needs a person:
+    commit only once one approved it (``require_approved(report, person_approved=True)``)."""
 
 
 class SessionChangedError(CowError):

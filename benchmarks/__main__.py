@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import asyncpg
 
-from benchmarks import append_only, commit_scale, pgbench, review, write_latency
+from benchmarks import append_only, commit_scale, pgbench, policy, review, write_latency
 from benchmarks.cases import Bench, Repeats, check_session_view, run_all
 from benchmarks.explain import session_plans
 from benchmarks.operations import operations
@@ -100,6 +100,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         keyless = asyncio.run(append_only.measure(server.dsn, 3 if args.quick else 7))
         progress("reviewing a session of 10k changed rows")
         reviewing = asyncio.run(review.measure(server.dsn, 1 if args.quick else 3))
+        progress("policy evaluation on a session of 10k changed rows")
+        policies = asyncio.run(policy.measure(server.dsn, 1 if args.quick else 5))
         traffic = None
         if pgbench.PGBENCH.exists():
             progress("pgbench: production traffic and agent-shaped sessions")
@@ -119,6 +121,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "medians:"
     )
     print(review.report(reviewing))
+    print(
+        "\nPolicy evaluation, a session of 10k changed rows (python -m benchmarks.policy), medians:"
+    )
+    print(policy.report(policies))
     print()
     print(pgbench.report(traffic) if traffic else f"pgbench: {pgbench.PGBENCH} not found, skipped")
     return 0

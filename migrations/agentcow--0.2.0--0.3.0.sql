@@ -273,6 +273,18 @@ BEGIN
 END
 $fn$;
 
+-- Runs the query of a policy check (agentcow.review.policy) with the caller's rights and
+-- search_path (in the session under review: the agent's names): EXECUTE takes exactly one
+-- statement, so a check's text cannot add statements of its own whatever protocol the
+-- driver speaks. The caller gives the column definition list. Not SECURITY DEFINER.
+CREATE FUNCTION agentcow.policy_query(_query text) RETURNS SETOF record
+LANGUAGE plpgsql
+AS $fn$
+BEGIN
+    RETURN QUERY EXECUTE _query;
+END
+$fn$;
+
 -- The search_path of a session, which apply_cow_variables sets as it enters one: the
 -- caller's (_path: current_schemas(false)) with the overlay schema of each of its schemas just
 -- before that schema, so that the agent's unqualified names reach the merged views of

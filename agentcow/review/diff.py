@@ -30,6 +30,13 @@ from agentcow.review import rendering
 from agentcow.review.encoding import json_value
 from agentcow.review.patch import changeset_sql
 from agentcow.review.rendering import Judgement, terminal_console
+from agentcow.review.validation import (
+    InvalidRow,
+    ModelRegistry,
+    ValidationResult,
+    invalid_rows,
+    validate_diff,
+)
 from agentcow.review.values import Decoder, decode_row, decoder, parse_json
 from agentcow.script import run_pinned
 from agentcow.templates import render
@@ -68,6 +75,11 @@ class RowDiff:
         if self.old is None or self.new is None:
             return list((self.new or self.old or {}).keys())
         return [name for name, value in self.new.items() if self.old.get(name) != value]
+
+    def validate(self, registry: ModelRegistry | None = None) -> ValidationResult:
+        """The final image checked against its table's SafeModel (see
+        :mod:`agentcow.review.validation`); a delete has none, nothing is checked."""
+        return validate_diff(self, registry)
 
 
 @dataclass(frozen=True)
@@ -115,6 +127,15 @@ class ChangeSet:
             counts = tables.setdefault(row.table, {kind.value: 0 for kind in DiffType})
             counts[row.diff_type.value] += 1
         return tables
+
+    @property
+    def is_valid(self) -> bool:
+        """Every final image passes its table's SafeModel (default registry)."""
+        return not self.validate_all()
+
+    def validate_all(self, registry: ModelRegistry | None = None) -> list[InvalidRow]:
+        """The rows whose final image their table's SafeModel refuses (empty: all valid)."""
+        return invalid_rows(self.diffs, registry)
 
     def by_table(self) -> dict[str, list[RowDiff]]:
         grouped: dict[str, list[RowDiff]] = {}
