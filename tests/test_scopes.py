@@ -406,3 +406,38 @@ async def test_readme_async_example(conn: Any, database: TestDatabase) -> None:
         (2, "35.50"),
     ]
     assert await fetch(conn, f"SELECT count(*) FROM {changes_table('orders')}") == [(0,)]
+
+
+async def test_reviewer_with_a_policy(target: Any, conn: Any) -> None:
+    """The policy judges the reviewed diff; a block or a needed person refuses the commit,
+    which is then not the review's terminal action."""
+    agent = ac.CowSession(target)
+    good, _bad = await _agent_work(agent)
+    policy = ac.Policy.from_mapping(
+        {"tables": {"t": {"forbid_deletes": True, "rules": ["new.v <> 'forbidden'"]}}}
+    )
+    reviewer = ac.Reviewer(target, agent.session_id, policy=policy)
+    with pytest.raises(ac.NotReviewedError):
+        await reviewer.check()
+    await reviewer.diff()
+    report = await reviewer.check()
+    assert report.decision.value == "block"
+    with pytest.raises(ac.PolicyViolationError) as refused:
+        await reviewer.commit()
+    assert refused.value.report.decision == report.decision
+    assert await base_rows(conn) == [(1, "one"), (2, "two")]
+    await reviewer.diff([good])
+    assert (await reviewer.check([good])).decision.value == "approve"
+    assert await reviewer.commit([good]) == {"t": 2}
+    assert await base_rows(conn) == [(1, "ONE"), (2, "two"), (3, "new")]
+
+
+async def test_reviewer_policy_needing_a_person(target: Any, conn: Any) -> None:
+    agent = ac.CowSession(target)
+    good, _ = await _agent_work(agent)
+    policy = ac.Policy.from_mapping({"tables": {"t": {"needs_person": True}}})
+    reviewer = ac.Reviewer(target, agent.session_id, policy=policy)
+    await reviewer.diff([good])
+    with pytest.raises(ac.PersonRequiredError):
+        await reviewer.commit([good])
+    assert await reviewer.commit([good], person_approved=True) == {"t": 2}

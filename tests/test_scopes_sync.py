@@ -287,3 +287,16 @@ def test_readme_sync_example(owner: Any, database: TestDatabase) -> None:
         f"SELECT id, total::text FROM {base_table('orders')} ORDER BY id".encode()
     ).fetchall()
     assert rows == [(1, "90.00"), (2, "35.50")]
+
+
+def test_reviewer_with_a_policy(target: Any, owner: Any) -> None:
+    agent = acs.CowSession(target)
+    agent.execute("DELETE FROM t WHERE id = 2")
+    policy = ac.Policy.from_mapping({"tables": {"t": {"forbid_deletes": True}}})
+    reviewer = acs.Reviewer(target, agent.session_id, policy=policy)
+    reviewer.diff()
+    assert reviewer.check().decision.value == "block"
+    with pytest.raises(ac.PolicyViolationError):
+        reviewer.commit()
+    assert base_rows(owner) == ORIGINAL
+    assert reviewer.discard() == {"t": 1}

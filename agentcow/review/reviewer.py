@@ -33,6 +33,7 @@ from agentcow.operations import (
     get_operation_summaries,
 )
 from agentcow.review.diff import ChangeSet, RowDiff, diff
+from agentcow.review.policy import Policy, PolicyReport, require_approved
 
 IdLike = str | uuid.UUID
 Selection = frozenset[uuid.UUID] | None
@@ -70,10 +71,20 @@ class Reviewer:
     own). Read as much as needed (operations, dependencies, diffs, conflicts), then commit
     or discard once."""
 
-    def __init__(self, connection: object, session_id: IdLike, *, schema: str = "public") -> None:
+    def __init__(
+        self,
+        connection: object,
+        session_id: IdLike,
+        *,
+        schema: str = "public",
+        policy: Policy | None = None,
+        tenant_id: object = None,
+    ) -> None:
         self._source = async_source(connection)
         self.session_id = validate_uuid(session_id, "session id")
         self.schema = schema
+        self.policy = policy
+        self.tenant_id = tenant_id
         self._reviewed: dict[Selection, ChangeSet] = {}
         self._finished: str | None = None
 
@@ -109,6 +120,23 @@ class Reviewer:
             lambda ex: get_cow_conflicts(ex, self.session_id, operation_ids, schema=self.schema)
         )
 
+    async def check(self, operation_ids: Sequence[IdLike] | None = None) -> PolicyReport:
+        """The policy's judgement of the diff of this selection (taken first, as for a
+        commit); without a policy, the row models' alone (an empty :class:`Policy`)."""
+        reviewed = self._reviewed_for(_selection(operation_ids))
+        policy = self.policy or Policy()
+        return await self._run(lambda ex: policy.evaluate(ex, reviewed, tenant_id=self.tenant_id))
+
+    def _reviewed_for(self, chosen: Selection) -> ChangeSet:
+        reviewed = self._reviewed.get(chosen)
+        if reviewed is None:
+            what = "the session" if chosen is None else "these operations"
+            raise NotReviewedError(
+                f"{what} were not reviewed: call diff() with the same selection first, "
+                "then commit what it showed"
+            )
+        return reviewed
+
     def _finish(self) -> None:
         if self._finished is not None:
             raise ReviewFinishedError(
@@ -123,6 +151,7 @@ class Reviewer:
         on_conflict: str = "fail",
         allow_cascades: bool = False,
         defer_fk_constraints: bool = False,
+        person_approved: bool = False,
     ) -> dict[str, int]:
         """Apply what :meth:`diff` of the same selection showed, atomically across tables;
         returns the rows applied per table. Refused, with nothing applied, when no such diff
@@ -130,16 +159,15 @@ class Reviewer:
         (:class:`ReviewChangedError`), on conflicts (:class:`CommitConflictError`,
         ``on_conflict`` as for ``commit_cow_session_schema``), and when foreign keys would
         cascade to stored rows the diff does not show (:class:`CascadeConflictError`)
-        unless ``allow_cascades``."""
+        unless ``allow_cascades``. With a policy, the diff is judged first
+        (:meth:`check`): a block refuses the commit (:class:`PolicyViolationError`, with the
+        report), and so does a decision that needs a person unless ``person_approved``
+        (:class:`PersonRequiredError`)."""
         self._finish()
         chosen = _selection(operation_ids)
-        reviewed = self._reviewed.get(chosen)
-        if reviewed is None:
-            what = "the session" if chosen is None else "these operations"
-            raise NotReviewedError(
-                f"{what} were not reviewed: call diff() with the same selection first, "
-                "then commit what it showed"
-            )
+        reviewed = self._reviewed_for(chosen)
+        if self.policy is not None:
+            require_approved(await self.check(operation_ids), person_approved=person_approved)
 
         async def commit(ex: Executor) -> None:
             if chosen is None:

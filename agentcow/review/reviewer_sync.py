@@ -15,6 +15,7 @@ from agentcow.connections import blocking_source
 from agentcow.operations import Dependency, OperationSummary
 from agentcow.review import reviewer as _async
 from agentcow.review.diff import ChangeSet
+from agentcow.review.policy import Policy, PolicyReport
 
 IdLike = str | uuid.UUID
 
@@ -23,8 +24,22 @@ class Reviewer:
     """A review of ``session_id`` over a psycopg or SQLAlchemy sync connection, pool or
     engine; see the async :class:`agentcow.review.reviewer.Reviewer`."""
 
-    def __init__(self, connection: object, session_id: IdLike, *, schema: str = "public") -> None:
-        self._reviewer = _async.Reviewer(blocking_source(connection), session_id, schema=schema)
+    def __init__(
+        self,
+        connection: object,
+        session_id: IdLike,
+        *,
+        schema: str = "public",
+        policy: Policy | None = None,
+        tenant_id: object = None,
+    ) -> None:
+        self._reviewer = _async.Reviewer(
+            blocking_source(connection),
+            session_id,
+            schema=schema,
+            policy=policy,
+            tenant_id=tenant_id,
+        )
         self.session_id = self._reviewer.session_id
         self.schema = schema
 
@@ -40,6 +55,9 @@ class Reviewer:
     def conflicts(self, operation_ids: Sequence[IdLike] | None = None) -> list[Conflict]:
         return run_blocking(self._reviewer.conflicts(operation_ids))
 
+    def check(self, operation_ids: Sequence[IdLike] | None = None) -> PolicyReport:
+        return run_blocking(self._reviewer.check(operation_ids))
+
     def commit(
         self,
         operation_ids: Sequence[IdLike] | None = None,
@@ -47,6 +65,7 @@ class Reviewer:
         on_conflict: str = "fail",
         allow_cascades: bool = False,
         defer_fk_constraints: bool = False,
+        person_approved: bool = False,
     ) -> dict[str, int]:
         return run_blocking(
             self._reviewer.commit(
@@ -54,6 +73,7 @@ class Reviewer:
                 on_conflict=on_conflict,
                 allow_cascades=allow_cascades,
                 defer_fk_constraints=defer_fk_constraints,
+                person_approved=person_approved,
             )
         )
 
