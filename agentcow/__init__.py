@@ -8,9 +8,11 @@ conflict checks.
 from agentcow.commit import commit_cow_operations_schema, discard_cow_operations_schema
 from agentcow.conflicts import Conflict, get_cow_conflicts
 from agentcow.errors import (
+    AlreadyUndoneError,
     CommitConflictError,
     CowError,
     DependencyCycleError,
+    HistoryNotFoundError,
     InvalidIdentifierError,
     InvalidIdError,
     KitVersionError,
@@ -31,16 +33,28 @@ from agentcow.operations import OperationSummary, get_operation_summaries
 from agentcow.postgres import *  # noqa: F403
 from agentcow.postgres import __all__ as _postgres_all
 from agentcow.refresh import cow_migration, refresh_cow
+from agentcow.registry import (
+    DroppedSession,
+    SessionRecord,
+    SessionState,
+    gc_sessions,
+    list_sessions,
+    set_history_retention,
+)
+from agentcow.undo import Undone, undo
 from agentcow.upgrade import upgrade_cow_tables
 
 __version__ = "0.3.0"
 
 __all__ = [
     *_postgres_all,
+    "AlreadyUndoneError",
     "CommitConflictError",
     "Conflict",
     "CowError",
     "DependencyCycleError",
+    "DroppedSession",
+    "HistoryNotFoundError",
     "InvalidIdError",
     "InvalidIdentifierError",
     "KitVersionError",
@@ -52,16 +66,23 @@ __all__ = [
     "PendingChangesError",
     "SessionChangedError",
     "SessionNotInTransactionError",
+    "SessionRecord",
+    "SessionState",
     "ShadowedNamesError",
     "StaleOverlayError",
     "TableNotFoundError",
     "TransactionAware",
+    "Undone",
     "UnsupportedTableError",
     "commit_cow_operations_schema",
     "cow_migration",
     "discard_cow_operations_schema",
+    "gc_sessions",
     "get_cow_conflicts",
     "get_operation_summaries",
+    "list_sessions",
     "refresh_cow",
+    "set_history_retention",
+    "undo",
     "upgrade_cow_tables",
 ]

@@ -118,3 +118,13 @@ class CommitConflictError(CowError):
     def __init__(self, message: str, conflicts: Sequence[Conflict]) -> None:
         super().__init__(message)
         self.conflicts = list(conflicts)
+
+
+class HistoryNotFoundError(CowError, LookupError):
+    """A session has no committed history to undo in the tables the caller owns: it never
+    committed there, or its history is past the retention (``set_history_retention``)."""
+
+
+class AlreadyUndoneError(CowError):
+    """The rows an undo would revert were undone already (by an earlier or a concurrent
+    undo); nothing was undone by this call."""

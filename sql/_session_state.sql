@@ -14,14 +14,17 @@
     only (nothing an agent created runs with the caller's rights); the session and the base
     tables written are locked (agentcow.lock_for_commit: no agent write of the session is in
     flight or can start, and no deadlock); then the session must still be the one planned
-    for, else the caller plans again. Declares _cow_path, restored by end_exclusive(). -#}
+    for, else the caller plans again (unless watched is empty: an undo's session, which only
+    its own block writes). Declares _cow_path, restored by end_exclusive(). -#}
 {% macro begin_exclusive(session, watched, expected, bases, changed_message) -%}
     PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
     PERFORM agentcow.lock_for_commit({{ session|catalog }}, ARRAY[{% for t in bases %}{{ t.base|qualified|literal }}{% if not loop.last %}, {% endif %}{% endfor %}]::pg_catalog.regclass[]);
+{% if watched %}
     IF {{ fingerprint(watched, session) }} IS DISTINCT FROM {{ expected|literal }} THEN
         RAISE EXCEPTION USING ERRCODE = 'serialization_failure', MESSAGE = {{ changed_message|literal }},
             HINT = 'The session gained or lost versions after the call read it; call again.';
     END IF;
+{% endif %}
 {%- endmacro %}
 
 {#- The end of a commit or discard block: each change table it left empty (no version of any

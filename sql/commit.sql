@@ -42,6 +42,7 @@
 {% from '_macros.sql' import match, row, any_null, key_index, any_index %}
 {% import '_conflicts.sql' as conflicts %}
 {% from '_session_state.sql' import begin_exclusive, end_exclusive %}
+{% import '_history.sql' as history %}
 {% macro base(t) %}{{ t.base|qualified }}{% endmacro %}
 {% macro changes(t) %}{{ t.changes|qualified }}{% endmacro %}
 {% macro chosen(alias) -%}
@@ -170,6 +171,8 @@ DECLARE
     _cow_rows bigint;
     _cow_conflicts jsonb := '[]';
     _cow_path text := pg_catalog.current_setting('search_path');
+    _cow_commit bigint := pg_catalog.nextval('agentcow.change_seq');
+    _cow_history boolean := agentcow.history_on();
 BEGIN
 {{ begin_exclusive(session, watched, expected, tables, changed_message) }}
 {% if on_conflict != 'overwrite' %}
@@ -194,6 +197,9 @@ BEGIN
             HINT = 'Commit with on_conflict => merge or overwrite, or discard the operations.';
     END IF;
 {% endif %}
+{% for t in tables %}
+{{ history.record_before(t, session, chosen, latest) }}
+{% endfor %}
 {% if scheduled %}
     LOOP
         _cow_progress := 0;
@@ -223,7 +229,9 @@ BEGIN
       AND {{ match('b', 'c', t.pk_columns) }};
 {% endfor %}
 {% for t in tables %}
+{{ history.record_after(t) }}
     DELETE FROM {{ changes(t) }} c WHERE {{ chosen('c') }};
 {% endfor %}
+{{ history.end_session(session, tables, true) }}
 {{ end_exclusive(tables, reclaim) }}
 END

@@ -1,0 +1,293 @@
+"""History of commits and undo: what a commit wrote is kept, and undo puts the rows back where
+the base still holds what the commit wrote."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+import pytest
+
+import agentcow as ac
+from tests.conftest import TestDatabase
+from tests.helpers import (
+    base_table,
+    connect_as,
+    create_login_role,
+    ex,
+    fetch,
+    fetch_sorted,
+    grant_agent,
+    make_cow,
+    new_id,
+    session,
+)
+
+DDL = """
+CREATE TABLE t (id int PRIMARY KEY, v text, n int NOT NULL DEFAULT 0, d numeric, j jsonb,
+                tags text[], g int GENERATED ALWAYS AS (n * 2) STORED);
+INSERT INTO t (id, v, n, d, j, tags) VALUES
+    (1, 'a', 1, 1.50, '{"x": [1, 2]}', '{x,y}'), (2, 'b', 2, NULL, NULL, NULL),
+    (3, 'c', 3, 0.10, '[]', '{}');
+"""
+
+FK_DDL = """
+CREATE TABLE parent (id int PRIMARY KEY, name text);
+CREATE TABLE child (id int PRIMARY KEY, parent_id int NOT NULL REFERENCES parent, note text);
+INSERT INTO parent VALUES (1, 'one');
+INSERT INTO child VALUES (1, 1, 'first');
+"""
+
+
+async def rows(conn: Any, table: str = "t") -> list[tuple[Any, ...]]:
+    return await fetch_sorted(conn, f"SELECT * FROM {base_table(table)}")
+
+
+async def record(executor: Any, sid: Any) -> ac.SessionRecord:
+    (found,) = [r for r in await ac.list_sessions(executor) if r.session_id == sid]
+    return found
+
+
+async def write(conn: Any, sid: Any, *statements: str, op: Any = None) -> Any:
+    async with session(conn, sid, op or new_id()) as operation:
+        for statement in statements:
+            await conn.execute(statement)
+    return operation
+
+
+async def test_undo_restores_what_the_commit_changed(conn: Any) -> None:
+    executor = await make_cow(conn, DDL, "t")
+    before = await rows(conn)
+    sid = new_id()
+    await write(
+        conn,
+        sid,
+        "UPDATE t SET v = 'changed', n = 10, d = 2.250, j = '{\"y\": null}', tags = '{z}' "
+        "WHERE id = 1",
+        "DELETE FROM t WHERE id = 2",
+        "INSERT INTO t (id, v) VALUES (4, 'new')",
+        "UPDATE t SET id = 5 WHERE id = 3",
+    )
+    await ac.commit_cow_session(executor, "t", sid)
+    assert await rows(conn) != before
+    done = await ac.undo(executor, sid)
+    assert await rows(conn) == before
+    assert done.session_id == sid and done.rows == {"t": 5}
+    # the undo is a committed session of its own: undoing it redoes the commit
+    await ac.undo(executor, done.undo_session_id)
+    assert await fetch_sorted(conn, f"SELECT id, v FROM {base_table('t')}") == [
+        (1, "changed"),
+        (4, "new"),
+        (5, "c"),
+    ]
+
+
+async def test_undoing_twice_is_refused(conn: Any) -> None:
+    executor = await make_cow(conn, DDL, "t")
+    sid = new_id()
+    op = await write(conn, sid, "UPDATE t SET v = 'x' WHERE id = 1")
+    await ac.commit_cow_session(executor, "t", sid)
+    await ac.undo(executor, sid)
+    with pytest.raises(ac.AlreadyUndoneError, match="undone already"):
+        await ac.undo(executor, sid)
+    with pytest.raises(ac.AlreadyUndoneError, match="undone already"):
+        await ac.undo(executor, sid, operation_ids=[op])
+    (undone,) = await ac.list_sessions(executor, state="undone")
+    assert undone.session_id == sid and undone.undone_by == "agentcow_owner"
+
+
+async def test_a_session_without_history(conn: Any) -> None:
+    executor = await make_cow(conn, DDL, "t")
+    sid = new_id()
+    await write(conn, sid, "UPDATE t SET v = 'x' WHERE id = 1")
+    with pytest.raises(ac.HistoryNotFoundError):
+        await ac.undo(executor, sid)  # not committed yet
+    await ac.commit_cow_session(executor, "t", sid)
+    with pytest.raises(ac.OperationNotFoundError):
+        await ac.undo(executor, sid, operation_ids=[new_id()])
+
+
+async def test_undo_of_some_operations(conn: Any) -> None:
+    executor = await make_cow(conn, DDL, "t")
+    sid = new_id()
+    first = await write(conn, sid, "UPDATE t SET v = 'first' WHERE id = 1")
+    second = await write(conn, sid, "INSERT INTO t (id, v) VALUES (4, 'second')")
+    third = await write(conn, sid, "DELETE FROM t WHERE id = 3")
+    await ac.commit_cow_session(executor, "t", sid)
+    done = await ac.undo(executor, sid, operation_ids=[second, third])
+    assert set(done.operation_ids) == {second, third}
+    assert await fetch_sorted(conn, f"SELECT id, v FROM {base_table('t')}") == [
+        (1, "first"),
+        (2, "b"),
+        (3, "c"),
+    ]
+    assert (await record(executor, sid)).state == "committed"  # the first stays committed
+    await ac.undo(executor, sid, operation_ids=[first])
+    assert (await record(executor, sid)).state == "undone"
+
+
+async def test_undo_takes_the_operations_that_built_on_the_chosen_ones(conn: Any) -> None:
+    executor = await make_cow(conn, DDL + FK_DDL, "t", "parent", "child")
+    sid = new_id()
+    inserted = await write(conn, sid, "INSERT INTO t (id, v) VALUES (4, 'new')")
+    updated = await write(conn, sid, "UPDATE t SET v = 'newer' WHERE id = 4")
+    parent = await write(conn, sid, "INSERT INTO parent VALUES (2, 'two')")
+    child = await write(conn, sid, "INSERT INTO child VALUES (2, 2, 'second')")
+    alone = await write(conn, sid, "UPDATE t SET v = 'alone' WHERE id = 1")
+    await ac.commit_cow_session_schema(executor, sid)
+    before = {name: await rows(conn, name) for name in ("t", "parent", "child")}
+    for chosen, missing in (([inserted], {updated}), ([parent], {child})):
+        with pytest.raises(ac.OperationsNotClosedError) as refused:
+            await ac.undo(executor, sid, operation_ids=chosen)
+        assert set(refused.value.missing) == missing
+    assert {name: await rows(conn, name) for name in before} == before
+    done = await ac.undo(executor, sid, operation_ids=[inserted, parent], include_dependents=True)
+    assert set(done.operation_ids) == {inserted, updated, parent, child}
+    assert await fetch_sorted(conn, f"SELECT id, v FROM {base_table('t')}") == [
+        (1, "alone"),
+        (2, "b"),
+        (3, "c"),
+    ]
+    assert await rows(conn, "parent") == [(1, "one")]
+    assert await rows(conn, "child") == [(1, 1, "first")]
+    # the child alone can go: nothing built on it
+    assert alone not in done.operation_ids
+
+
+async def test_undo_respects_foreign_keys(conn: Any) -> None:
+    """Parents and children inserted together go children first; deleted together, come
+    back parents first."""
+    executor = await make_cow(conn, FK_DDL, "parent", "child")
+    sid = new_id()
+    await write(
+        conn,
+        sid,
+        "INSERT INTO parent VALUES (2, 'two')",
+        "INSERT INTO child VALUES (2, 2, 'second')",
+        "DELETE FROM child WHERE id = 1",
+        "DELETE FROM parent WHERE id = 1",
+    )
+    await ac.commit_cow_session_schema(executor, sid)
+    assert await rows(conn, "parent") == [(2, "two")]
+    await ac.undo(executor, sid)
+    assert await rows(conn, "parent") == [(1, "one")]
+    assert await rows(conn, "child") == [(1, 1, "first")]
+
+
+async def test_rows_changed_since_the_commit_are_conflicts(conn: Any) -> None:
+    executor = await make_cow(conn, DDL, "t")
+    sid = new_id()
+    await write(
+        conn,
+        sid,
+        "UPDATE t SET v = 'session', n = 10 WHERE id = 1",
+        "INSERT INTO t (id, v) VALUES (4, 'new')",
+    )
+    await ac.commit_cow_session(executor, "t", sid)
+    await conn.execute("UPDATE t SET n = 20 WHERE id = 1")  # production
+    with pytest.raises(ac.CommitConflictError, match="nothing undone") as refused:
+        await ac.undo(executor, sid)
+    (conflict,) = refused.value.conflicts
+    assert conflict.key == {"id": 1} and conflict.columns == ("n",)
+    assert conflict.base_then is not None and conflict.base_then["n"] == 10
+    assert conflict.base_now is not None and conflict.base_now["n"] == 20
+    assert conflict.session is not None and conflict.session["n"] == 1
+    assert await fetch_sorted(conn, f"SELECT id, v, n FROM {base_table('t')}") == [
+        (1, "session", 20),
+        (2, "b", 2),
+        (3, "c", 3),
+        (4, "new", 0),
+    ]
+    with pytest.raises(ac.CommitConflictError, match="cannot be merged"):
+        await ac.undo(executor, sid, on_conflict="merge")
+    await conn.execute("UPDATE t SET n = 10 WHERE id = 1")
+    await conn.execute("UPDATE t SET d = 9 WHERE id = 1")  # not a column undone
+    await ac.undo(executor, sid, on_conflict="merge")
+    assert await fetch_sorted(conn, f"SELECT id, v, n, d FROM {base_table('t')}") == [
+        (1, "a", 1, Decimal(9)),
+        (2, "b", 2, None),
+        (3, "c", 3, Decimal("0.10")),
+    ]
+
+
+async def test_overwrite_restores_anyway(conn: Any) -> None:
+    executor = await make_cow(conn, DDL, "t")
+    before = await rows(conn)
+    sid = new_id()
+    await write(conn, sid, "UPDATE t SET v = 'session' WHERE id = 1", "DELETE FROM t WHERE id = 2")
+    await ac.commit_cow_session(executor, "t", sid)
+    await conn.execute("UPDATE t SET v = 'production' WHERE id = 1")
+    await conn.execute("INSERT INTO t (id, v) VALUES (2, 'production')")
+    await ac.undo(executor, sid, on_conflict="overwrite")
+    assert await rows(conn) == before
+
+
+async def test_a_failed_commit_records_no_history(conn: Any) -> None:
+    executor = await make_cow(conn, DDL, "t")
+    sid = new_id()
+    await write(conn, sid, "UPDATE t SET v = 'session' WHERE id = 1")
+    await conn.execute("UPDATE t SET v = 'production' WHERE id = 1")
+    with pytest.raises(ac.CommitConflictError):
+        await ac.commit_cow_session(executor, "t", sid)
+    assert await conn.fetchval("SELECT count(*) FROM agentcow.history") == 0
+
+
+async def test_retention(conn: Any) -> None:
+    executor = await make_cow(conn, DDL, "t")
+    await ac.set_history_retention(executor, timedelta(0))
+    sid = new_id()
+    await write(conn, sid, "UPDATE t SET v = 'x' WHERE id = 1")
+    await ac.commit_cow_session(executor, "t", sid)
+    with pytest.raises(ac.HistoryNotFoundError):
+        await ac.undo(executor, sid)  # history off
+    await ac.set_history_retention(executor, timedelta(hours=1))
+    old, new = new_id(), new_id()
+    await write(conn, old, "UPDATE t SET v = 'old' WHERE id = 2")
+    await ac.commit_cow_session(executor, "t", old)
+    await conn.execute("UPDATE agentcow.history SET committed_at = now() - interval '2 hours'")
+    await write(conn, new, "UPDATE t SET v = 'new' WHERE id = 3")
+    await ac.commit_cow_session(executor, "t", new)  # prunes what is past the retention
+    assert await fetch(conn, "SELECT session_id FROM agentcow.history") == [(new,)]
+    with pytest.raises(ac.HistoryNotFoundError):
+        await ac.undo(executor, old)
+    await ac.set_history_retention(executor, None)
+    await conn.execute("UPDATE agentcow.history SET committed_at = now() - interval '20 years'")
+    await ac.gc_sessions(executor, older_than=timedelta(days=1))
+    await ac.undo(executor, new)  # kept forever
+
+
+async def test_agents_cannot_read_write_or_undo_history(conn: Any, database: TestDatabase) -> None:
+    executor = await make_cow(conn, DDL, "t")
+    await create_login_role(database, "history_agent")
+    await grant_agent(conn, "history_agent", ["t"])
+    sid = new_id()
+    await write(conn, sid, "UPDATE t SET v = 'x' WHERE id = 1")
+    await ac.commit_cow_session(executor, "t", sid)
+    agent = await connect_as(database, "history_agent")
+    try:
+        assert await agent.fetch("SELECT * FROM agentcow.history") == []
+        for statement in (
+            "INSERT INTO agentcow.history (commit_id, session_id, relation, schema_name, "
+            f"table_name, key, operation_ids) SELECT 1, '{sid}', oid, 'public', 't', '{{}}', "
+            f"'{{}}' FROM pg_class WHERE oid = '{base_table('t')}'::regclass",
+            f"SELECT agentcow.end_session('{sid}', false, false, "
+            f"ARRAY['{base_table('t')}'::regclass::oid])",
+            f"SELECT agentcow.record_undo('{sid}', '{new_id()}', "
+            f"ARRAY['{base_table('t')}'::regclass::oid])",
+            "UPDATE agentcow.settings SET history_retention = NULL",
+        ):
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                await agent.execute(statement)
+        assert await agent.execute("UPDATE agentcow.history SET after = NULL") == "UPDATE 0"
+        assert await agent.execute("DELETE FROM agentcow.history") == "DELETE 0"
+        # it finds no history to undo, no session, and may not read the change tables
+        with pytest.raises(ac.HistoryNotFoundError):
+            await ac.undo(ex(agent), sid)
+        assert await agent.fetch("SELECT * FROM agentcow.session_info()") == []
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await ac.list_sessions(ex(agent))
+    finally:
+        await agent.close()
+    assert await conn.fetchval("SELECT count(*) FROM agentcow.history WHERE after IS NOT NULL") == 1
