@@ -188,7 +188,8 @@ def _choose(
     if not entries:
         raise HistoryNotFoundError(
             f"session {session_id} has no committed history in these tables (never committed, "
-            "history past its retention or turned off, or tables the caller does not own)"
+            "its commits changed no row, history past its retention or turned off, or tables "
+            "the caller does not own)"
         )
     live = [e for e in entries if not e.undone]
     if operation_ids is None:
@@ -207,8 +208,8 @@ def _choose(
     unknown = [op for op in operation_ids if op not in all_ops]
     if unknown:
         raise OperationNotFoundError(
-            f"session {session_id} committed no operation {', '.join(map(str, unknown))} "
-            "in these tables"
+            f"no row session {session_id} committed in these tables belongs to operation(s) "
+            f"{', '.join(map(str, unknown))} (never committed, or their writes changed no row)"
         )
     closed = close_selection(
         operation_ids,

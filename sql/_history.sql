@@ -14,7 +14,8 @@ CASE WHEN {{ alias|catalog }}.{{ t.pk_columns[0]|ident }} IS NULL THEN NULL ELSE
 {#- Before the commit applies anything (and after merge rewrote the versions): each key's
     stored row and the operations that wrote the key. ``chosen`` and ``latest`` are the
     commit's macros. Keys whose stored row is already what the session has are left out:
-    the commit does not touch them. -#}
+    the commit does not touch them. A whole-row reference is to an alias no column can
+    shadow (_cow_base). -#}
 {% macro record_before(t, session, chosen, latest) -%}
 {% if not t.append_only %}
     IF _cow_history THEN
@@ -22,16 +23,16 @@ CASE WHEN {{ alias|catalog }}.{{ t.pk_columns[0]|ident }} IS NULL THEN NULL ELSE
         SELECT _cow_commit, {{ session|catalog }}, {{ t.base|qualified|literal }}::pg_catalog.regclass::pg_catalog.oid,
                {{ t.schema|literal }}, {{ t.name|literal }},
                pg_catalog.jsonb_build_object({% for column in t.pk_columns %}{{ column|literal }}, c.{{ column|ident }}{% if not loop.last %}, {% endif %}{% endfor %}),
-               {{ image(t, 'b') }},
+               {{ image(t, '_cow_base') }},
                ARRAY(SELECT DISTINCT o.operation_id FROM {{ t.changes|qualified }} o
                      WHERE {{ chosen('o') }} AND {{ match('o', 'c', t.pk_columns) }} AND {{ key_index('o') }})
         FROM {{ t.changes|qualified }} c
-        LEFT JOIN {{ t.base|qualified }} b ON {{ match('b', 'c', t.pk_columns) }}
+        LEFT JOIN {{ t.base|qualified }} _cow_base ON {{ match('_cow_base', 'c', t.pk_columns) }}
         WHERE {{ chosen('c') }} AND {{ latest(t, 'c') }}
           AND NOT (CASE WHEN c._cow_kind IN ('I', 'U')
-                        THEN b.{{ t.pk_columns[0]|ident }} IS NOT NULL
-                             AND ROW({{ t.writable_columns|columns('b') }})::text = ROW({{ t.writable_columns|columns('c') }})::text
-                        ELSE b.{{ t.pk_columns[0]|ident }} IS NULL END);
+                        THEN _cow_base.{{ t.pk_columns[0]|ident }} IS NOT NULL
+                             AND ROW({{ t.writable_columns|columns('_cow_base') }})::text = ROW({{ t.writable_columns|columns('c') }})::text
+                        ELSE _cow_base.{{ t.pk_columns[0]|ident }} IS NULL END);
     END IF;
 {% endif %}
 {%- endmacro %}
@@ -41,10 +42,10 @@ CASE WHEN {{ alias|catalog }}.{{ t.pk_columns[0]|ident }} IS NULL THEN NULL ELSE
 {% if not t.append_only %}
     IF _cow_history THEN
         UPDATE agentcow.history h SET after = a.after
-        FROM (SELECT r.history_id, {{ image(t, 'b') }} AS after
+        FROM (SELECT r.history_id, {{ image(t, '_cow_base') }} AS after
               FROM agentcow.history r
               CROSS JOIN LATERAL pg_catalog.jsonb_populate_record(NULL::{{ t.row_type|qualified }}, r.key) k
-              JOIN {{ t.base|qualified }} b ON {{ match('b', 'k', t.pk_columns) }}
+              JOIN {{ t.base|qualified }} _cow_base ON {{ match('_cow_base', 'k', t.pk_columns) }}
               WHERE r.commit_id = _cow_commit AND r.relation = {{ t.base|qualified|literal }}::pg_catalog.regclass::pg_catalog.oid) a
         WHERE h.history_id = a.history_id;
     END IF;

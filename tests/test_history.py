@@ -3,15 +3,22 @@ the base still holds what the commit wrote."""
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 import asyncpg
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import agentcow as ac
+from agentcow.operations import with_dependencies
+from tests.cherry_pick_programs import sessions
 from tests.conftest import TestDatabase
+from tests.differential_programs import Program
+from tests.differential_support import COW, base_snapshot
 from tests.helpers import (
     base_table,
     connect_as,
@@ -24,6 +31,7 @@ from tests.helpers import (
     new_id,
     session,
 )
+from tests.test_cherry_pick import CherryPick, _drawn, note
 
 DDL = """
 CREATE TABLE t (id int PRIMARY KEY, v text, n int NOT NULL DEFAULT 0, d numeric, j jsonb,
@@ -291,3 +299,70 @@ async def test_agents_cannot_read_write_or_undo_history(conn: Any, database: Tes
     finally:
         await agent.close()
     assert await conn.fetchval("SELECT count(*) FROM agentcow.history WHERE after IS NOT NULL") == 1
+
+
+# ---------------------------------------------------------------------------------------
+# Differential: commit, then undo, against plain replays
+# ---------------------------------------------------------------------------------------
+
+EXAMPLES = int(os.environ.get("AGENTCOW_UNDO_EXAMPLES", "40"))
+
+
+class CommitThenUndo(CherryPick):
+    """A random session (tests/cherry_pick_programs.py) committed in part, then undone in
+    part and then whole: each undo leaves the base as a plain copy replayed with what is
+    still committed."""
+
+    async def run(self) -> None:
+        await self.seed()
+        await self.run_session()
+        before = await base_snapshot(self.conn)
+        present = await ac.get_session_operations(self.ex, self.session, schema=COW)
+        dependencies = await ac.get_operation_dependencies(self.ex, self.session, schema=COW)
+        committed = with_dependencies(self.pick(present), dependencies)
+        if not committed:
+            return
+        await ac.commit_cow_operations_schema(self.ex, self.session, list(committed), COW)
+        # operations whose writes changed no row left no history: nothing to undo there
+        recorded = await self.conn.fetchval(
+            "SELECT array_agg(DISTINCT o) FROM agentcow.history, unnest(operation_ids) o "
+            "WHERE session_id = $1",
+            self.session,
+        )
+        chosen = self.pick(sorted(recorded or [], key=str))
+        kept = set(committed)
+        if chosen:
+            done = await ac.undo(
+                self.ex,
+                self.session,
+                operation_ids=list(chosen),
+                schema=COW,
+                include_dependents=True,
+            )
+            assert chosen <= set(done.operation_ids) <= committed
+            kept -= set(done.operation_ids)
+            expected = await self.replay(kept)
+            base = await base_snapshot(self.conn)
+            if base != expected:
+                self.fail(f"base after undoing {self.names(done.operation_ids)}", expected, base)
+            note(f"undid {len(done.operation_ids)} of {len(committed)}")
+        if kept and await self.replay(kept) != before:
+            await ac.undo(self.ex, self.session, schema=COW)
+        base = await base_snapshot(self.conn)
+        if base != before:
+            self.fail("base after undoing everything", before, base)
+
+
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+    print_blob=True,
+)
+@given(program=sessions(), data=st.data())
+async def test_undo_matches_plain_replay(twins: Any, program: Program, data: st.DataObject) -> None:
+    runner = CommitThenUndo(twins, program, _drawn(data))
+    try:
+        await runner.run()
+    finally:
+        await ac.discard_cow_session_schema(runner.ex, runner.session, schema=COW)
