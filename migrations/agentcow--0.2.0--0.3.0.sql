@@ -516,7 +516,8 @@ INSERT INTO agentcow.settings (history_retention) VALUES (interval '30 days');
 GRANT SELECT ON agentcow.settings TO PUBLIC;
 
 -- Committed rows, one per key and commit: the base row before the commit and after it (NULL:
--- no row), as JSON of the table's row type, and the operations of the session that wrote the
+-- no row), as JSON of the table's row type (json, not jsonb: a json column's text comes back
+-- exactly as it was), and the operations of the session that wrote the
 -- key. Written by the commit block as the table's owner, just before the applied versions
 -- are forgotten; read by undo. Rows changed by a cascade or a trigger of the base are not
 -- here. Every role may try, row-level security lets each one reach the rows of the tables it
@@ -529,8 +530,8 @@ CREATE TABLE agentcow.history (
     schema_name name NOT NULL,
     table_name name NOT NULL,
     key jsonb NOT NULL,
-    before jsonb,
-    after jsonb,
+    before json,
+    after json,
     operation_ids uuid[] NOT NULL,
     committed_at timestamptz NOT NULL DEFAULT now(),
     committed_by name NOT NULL DEFAULT session_user,

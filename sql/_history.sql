@@ -8,7 +8,7 @@
 {#- a base row (alias) as JSON of the table's row type: in the overlay layout, the columns
     the overlay knows (as the conflict checks compare them); NULL when there is no row -#}
 {% macro image(t, alias) -%}
-CASE WHEN {{ alias|catalog }}.{{ t.pk_columns[0]|ident }} IS NULL THEN NULL ELSE pg_catalog.to_jsonb({% if t.overlay_schema %}ROW({{ t.column_names|columns(alias) }})::{{ t.row_type|qualified }}{% else %}{{ alias|catalog }}{% endif %}) END
+CASE WHEN {{ alias|catalog }}.{{ t.pk_columns[0]|ident }} IS NULL THEN NULL ELSE pg_catalog.to_json({% if t.overlay_schema %}ROW({{ t.column_names|columns(alias) }})::{{ t.row_type|qualified }}{% else %}{{ alias|catalog }}{% endif %}) END
 {%- endmacro %}
 
 {#- Before the commit applies anything (and after merge rewrote the versions): each key's

@@ -19,7 +19,7 @@ BEGIN
     SELECT {{ undo_session|catalog }}, {{ undo_operation|catalog }},
            CASE WHEN k.before IS NULL THEN 'D' WHEN k.after IS NULL THEN 'I' ELSE 'U' END,
            {{ t.writable_columns|columns('r') }},
-           CASE WHEN k.after IS NOT NULL THEN pg_catalog.jsonb_populate_record(NULL::{{ t.row_type|qualified }}, k.after) END
+           CASE WHEN k.after IS NOT NULL THEN pg_catalog.json_populate_record(NULL::{{ t.row_type|qualified }}, k.after) END
     FROM (SELECT DISTINCT ON (h.key) h.key,
                  pg_catalog.first_value(h.before) OVER w AS before,
                  pg_catalog.last_value(h.after) OVER w AS after
@@ -28,7 +28,7 @@ BEGIN
             AND h.relation = {{ t.base|qualified|literal }}::pg_catalog.regclass::pg_catalog.oid
           WINDOW w AS (PARTITION BY h.key ORDER BY h.history_id
                        ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)) k
-    CROSS JOIN LATERAL pg_catalog.jsonb_populate_record(NULL::{{ t.row_type|qualified }}, coalesce(k.before, k.after)) r;
+    CROSS JOIN LATERAL pg_catalog.json_populate_record(NULL::{{ t.row_type|qualified }}, coalesce(k.before, k.after)) r;
 {% endfor %}
 {{ commit }};
     PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);

@@ -35,10 +35,11 @@ from tests.test_cherry_pick import CherryPick, _drawn, note
 
 DDL = """
 CREATE TABLE t (id int PRIMARY KEY, v text, n int NOT NULL DEFAULT 0, d numeric, j jsonb,
-                tags text[], g int GENERATED ALWAYS AS (n * 2) STORED);
-INSERT INTO t (id, v, n, d, j, tags) VALUES
-    (1, 'a', 1, 1.50, '{"x": [1, 2]}', '{x,y}'), (2, 'b', 2, NULL, NULL, NULL),
-    (3, 'c', 3, 0.10, '[]', '{}');
+                tags text[], g int GENERATED ALWAYS AS (n * 2) STORED, raw json, at timestamptz);
+INSERT INTO t (id, v, n, d, j, tags, raw, at) VALUES
+    (1, 'a', 1, 1.50, '{"x": [1, 2]}', '{x,y}', '{"b":1,  "b": 2}', '2024-02-29 12:00:00.1234+05'),
+    (2, 'b', 2, NULL, NULL, NULL, NULL, NULL),
+    (3, 'c', 3, 0.10, '[]', '{}', '[ ]', 'infinity');
 """
 
 FK_DDL = """
@@ -72,8 +73,8 @@ async def test_undo_restores_what_the_commit_changed(conn: Any) -> None:
     await write(
         conn,
         sid,
-        "UPDATE t SET v = 'changed', n = 10, d = 2.250, j = '{\"y\": null}', tags = '{z}' "
-        "WHERE id = 1",
+        "UPDATE t SET v = 'changed', n = 10, d = 2.250, j = '{\"y\": null}', tags = '{z}', "
+        "raw = '{}', at = now() WHERE id = 1",
         "DELETE FROM t WHERE id = 2",
         "INSERT INTO t (id, v) VALUES (4, 'new')",
         "UPDATE t SET id = 5 WHERE id = 3",
