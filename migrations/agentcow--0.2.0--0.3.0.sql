@@ -540,7 +540,6 @@ CREATE TABLE agentcow.history (
     undo_session uuid
 );
 CREATE INDEX ON agentcow.history (session_id);
-CREATE INDEX ON agentcow.history (commit_id, relation);
 CREATE INDEX ON agentcow.history (committed_at);
 ALTER TABLE agentcow.history ENABLE ROW LEVEL SECURITY;
 CREATE POLICY table_owners ON agentcow.history

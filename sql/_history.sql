@@ -1,9 +1,9 @@
 {#- What a commit block records (see agentcow.history and agentcow.end_session in the 0.3.0
     migration): the base row before and after the commit for each key it applies, and how
-    the session stands once it is done. The block declares _cow_commit (the commit's id) and
-    _cow_history (whether history is kept). Append-only tables (no key) are not recorded:
+    the session stands once it is done. The block declares _cow_commit (the commit's id),
+    _cow_history (whether history is kept) and the variables of declare(). Append-only tables (no key) are not recorded:
     nothing tells their rows apart for an undo. -#}
-{% from '_macros.sql' import match, key_index %}
+{% from '_macros.sql' import match %}
 
 {#- a base row (alias) as JSON of the table's row type: in the overlay layout, the columns
     the overlay knows (as the conflict checks compare them); NULL when there is no row -#}
@@ -11,43 +11,69 @@
 CASE WHEN {{ alias|catalog }}.{{ t.pk_columns[0]|ident }} IS NULL THEN NULL ELSE pg_catalog.to_json({% if t.overlay_schema %}ROW({{ t.column_names|columns(alias) }})::{{ t.row_type|qualified }}{% else %}{{ alias|catalog }}{% endif %}) END
 {%- endmacro %}
 
-{#- Before the commit applies anything (and after merge rewrote the versions): each key's
-    stored row and the operations that wrote the key. ``chosen`` and ``latest`` are the
-    commit's macros. Keys whose stored row is already what the session has are left out:
-    the commit does not touch them. A whole-row reference is to an alias no column can
-    shadow (_cow_base). -#}
-{% macro record_before(t, session, chosen, latest) -%}
+{#- The block's variables for table number i: the key columns and the stored row before the
+    commit of each key it applies, captured by record_before and written by record_after. -#}
+{% macro declare(tables) -%}
+{% for t in tables if not t.append_only %}
+{% set i = loop.index %}
+{% for column in t.columns if column.name in t.pk_columns %}
+    _cow_h{{ i }}_{{ t.pk_columns.index(column.name) }} {{ column.type|catalog }}[];
+{% endfor %}
+    _cow_h{{ i }}_before pg_catalog.json[];
+{% endfor %}
+{%- endmacro %}
+
+{#- the latest chosen version c of each key (one ordered pass: the key index read backwards) -#}
+{% macro latest_versions(t, chosen) -%}
+(SELECT DISTINCT ON ({{ t.pk_columns|columns('v') }}) v.*
+ FROM {{ t.changes|qualified }} v
+ WHERE {{ chosen('v') }}
+ ORDER BY {% for column in t.pk_columns %}v.{{ column|ident }} DESC, {% endfor %}v._cow_seq DESC)
+{%- endmacro %}
+
+{#- the stored row of key (alias's key columns) as JSON of the row type, or NULL: a probe of
+    the base's primary key per row (a join would hash the whole base table) -#}
+{% macro stored_image(t, alias) -%}
+(SELECT {{ image(t, '_cow_base') }} FROM {{ t.base|qualified }} _cow_base WHERE {{ match('_cow_base', alias, t.pk_columns) }})
+{%- endmacro %}
+
+{#- Before the commit applies anything (and after merge rewrote the versions): the key and
+    the stored row of each key the commit applies, into the block's variables. Keys whose
+    stored row is already the session's row (or, for a removal, no row) are left out: the
+    commit does not touch them. ``chosen`` is the commit's macro; i the table's number in
+    declare(). A whole-row reference is to an alias no column can shadow (_cow_base). -#}
+{% macro record_before(t, i, chosen) -%}
 {% if not t.append_only %}
     IF _cow_history THEN
-        INSERT INTO agentcow.history (commit_id, session_id, relation, schema_name, table_name, key, before, operation_ids)
-        SELECT _cow_commit, {{ session|catalog }}, {{ t.base|qualified|literal }}::pg_catalog.regclass::pg_catalog.oid,
-               {{ t.schema|literal }}, {{ t.name|literal }},
-               pg_catalog.jsonb_build_object({% for column in t.pk_columns %}{{ column|literal }}, c.{{ column|ident }}{% if not loop.last %}, {% endif %}{% endfor %}),
-               {{ image(t, '_cow_base') }},
-               ARRAY(SELECT DISTINCT o.operation_id FROM {{ t.changes|qualified }} o
-                     WHERE {{ chosen('o') }} AND {{ match('o', 'c', t.pk_columns) }} AND {{ key_index('o') }})
-        FROM {{ t.changes|qualified }} c
-        LEFT JOIN {{ t.base|qualified }} _cow_base ON {{ match('_cow_base', 'c', t.pk_columns) }}
-        WHERE {{ chosen('c') }} AND {{ latest(t, 'c') }}
-          AND NOT (CASE WHEN c._cow_kind IN ('I', 'U')
-                        THEN _cow_base.{{ t.pk_columns[0]|ident }} IS NOT NULL
-                             AND ROW({{ t.writable_columns|columns('_cow_base') }})::text = ROW({{ t.writable_columns|columns('c') }})::text
-                        ELSE _cow_base.{{ t.pk_columns[0]|ident }} IS NULL END);
+        SELECT {% for column in t.pk_columns %}pg_catalog.array_agg(c.{{ column|ident }}), {% endfor %}pg_catalog.array_agg(c._cow_before)
+        INTO {% for column in t.pk_columns %}_cow_h{{ i }}_{{ loop.index0 }}, {% endfor %}_cow_h{{ i }}_before
+        FROM (SELECT v.*, {{ stored_image(t, 'v') }} AS _cow_before
+              FROM {{ latest_versions(t, chosen) }} v
+              OFFSET 0) c  -- one probe per key: not flattened into the WHERE clause
+        WHERE NOT (CASE WHEN c._cow_kind IN ('I', 'U')
+                        THEN c._cow_before::text IS NOT DISTINCT FROM pg_catalog.to_json(ROW({{ t.column_names|columns('c') }})::{{ t.row_type|qualified }})::text
+                        ELSE c._cow_before IS NULL END);
     END IF;
 {% endif %}
 {%- endmacro %}
 
-{#- Once the commit applied everything: the stored row of each key recorded before. -#}
-{% macro record_after(t) -%}
+{#- Once the commit applied everything, before its versions are forgotten: one history row
+    per key captured by record_before, with the stored row now and the operations that wrote
+    the key. -#}
+{% macro record_after(t, i, session, chosen) -%}
 {% if not t.append_only %}
     IF _cow_history THEN
-        UPDATE agentcow.history h SET after = a.after
-        FROM (SELECT r.history_id, {{ image(t, '_cow_base') }} AS after
-              FROM agentcow.history r
-              CROSS JOIN LATERAL pg_catalog.jsonb_populate_record(NULL::{{ t.row_type|qualified }}, r.key) k
-              JOIN {{ t.base|qualified }} _cow_base ON {{ match('_cow_base', 'k', t.pk_columns) }}
-              WHERE r.commit_id = _cow_commit AND r.relation = {{ t.base|qualified|literal }}::pg_catalog.regclass::pg_catalog.oid) a
-        WHERE h.history_id = a.history_id;
+        INSERT INTO agentcow.history (commit_id, session_id, relation, schema_name, table_name, key, before, after, operation_ids)
+        SELECT _cow_commit, {{ session|catalog }}, {{ t.base|qualified|literal }}::pg_catalog.regclass::pg_catalog.oid,
+               {{ t.schema|literal }}, {{ t.name|literal }},
+               pg_catalog.jsonb_build_object({% for column in t.pk_columns %}{{ column|literal }}, u.{{ column|ident }}{% if not loop.last %}, {% endif %}{% endfor %}),
+               u._cow_before, {{ stored_image(t, 'u') }}, o._cow_operations
+        FROM ROWS FROM ({% for column in t.pk_columns %}pg_catalog.unnest(_cow_h{{ i }}_{{ loop.index0 }}), {% endfor %}pg_catalog.unnest(_cow_h{{ i }}_before))
+             AS u({{ t.pk_columns|columns }}, _cow_before)
+        JOIN (SELECT {{ t.pk_columns|columns('v') }}, pg_catalog.array_agg(DISTINCT v.operation_id) AS _cow_operations
+              FROM {{ t.changes|qualified }} v
+              WHERE {{ chosen('v') }}
+              GROUP BY {{ t.pk_columns|columns('v') }}) o ON {{ match('o', 'u', t.pk_columns) }};
     END IF;
 {% endif %}
 {%- endmacro %}

@@ -173,6 +173,7 @@ DECLARE
     _cow_path text := pg_catalog.current_setting('search_path');
     _cow_commit bigint := pg_catalog.nextval('agentcow.change_seq');
     _cow_history boolean := agentcow.history_on();
+{{ history.declare(tables) }}
 BEGIN
 {{ begin_exclusive(session, watched, expected, tables, changed_message) }}
 {% if on_conflict != 'overwrite' %}
@@ -198,7 +199,7 @@ BEGIN
     END IF;
 {% endif %}
 {% for t in tables %}
-{{ history.record_before(t, session, chosen, latest) }}
+{{ history.record_before(t, loop.index, chosen) }}
 {% endfor %}
 {% if scheduled %}
     LOOP
@@ -229,7 +230,7 @@ BEGIN
       AND {{ match('b', 'c', t.pk_columns) }};
 {% endfor %}
 {% for t in tables %}
-{{ history.record_after(t) }}
+{{ history.record_after(t, loop.index, session, chosen) }}
     DELETE FROM {{ changes(t) }} c WHERE {{ chosen('c') }};
 {% endfor %}
 {{ history.end_session(session, tables, true) }}
