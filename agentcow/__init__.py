@@ -6,9 +6,10 @@ conflict checks.
 """
 
 from agentcow.commit import commit_cow_operations_schema, discard_cow_operations_schema
-from agentcow.conflicts import Conflict, get_cow_conflicts
+from agentcow.conflicts import Cascade, Conflict, get_cow_conflicts
 from agentcow.errors import (
     AlreadyUndoneError,
+    CascadeConflictError,
     CommitConflictError,
     CowError,
     DependencyCycleError,
@@ -21,6 +22,7 @@ from agentcow.errors import (
     OperationsNotClosedError,
     OverlayMissingError,
     PendingChangesError,
+    ReviewChangedError,
     SessionChangedError,
     SessionNotInTransactionError,
     ShadowedNamesError,
@@ -41,6 +43,7 @@ from agentcow.registry import (
     list_sessions,
     set_history_retention,
 )
+from agentcow.review import ChangeSet, DiffType, RowDiff, diff
 from agentcow.undo import Undone, undo
 from agentcow.upgrade import upgrade_cow_tables
 
@@ -49,12 +52,16 @@ __version__ = "0.3.0"
 __all__ = [
     *_postgres_all,
     "AlreadyUndoneError",
+    "Cascade",
+    "CascadeConflictError",
+    "ChangeSet",
     "CommitConflictError",
     "Conflict",
     "CowError",
     "DependencyCycleError",
     "DroppedSession",
     "HistoryNotFoundError",
+    "DiffType",
     "InvalidIdError",
     "InvalidIdentifierError",
     "KitVersionError",
@@ -63,7 +70,9 @@ __all__ = [
     "OperationSummary",
     "OperationsNotClosedError",
     "OverlayMissingError",
+    "RowDiff",
     "PendingChangesError",
+    "ReviewChangedError",
     "SessionChangedError",
     "SessionNotInTransactionError",
     "SessionRecord",
@@ -76,6 +85,7 @@ __all__ = [
     "UnsupportedTableError",
     "commit_cow_operations_schema",
     "cow_migration",
+    "diff",
     "discard_cow_operations_schema",
     "gc_sessions",
     "get_cow_conflicts",

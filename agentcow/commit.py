@@ -13,6 +13,7 @@ has aborted).
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -21,26 +22,30 @@ from typing import TypeVar
 
 from agentcow.catalog import describe_current, registered_tables, require_kit
 from agentcow.conflicts import (
+    CASCADE_MESSAGE,
     CONFLICT_LIMIT,
     CONFLICT_MESSAGE,
+    Cascade,
     Conflict,
     ConflictPolicy,
+    cascades_in_error,
     check_policy,
     conflicts_in_error,
 )
 from agentcow.description import RegisteredTable, TableDescription
 from agentcow.driver_errors import postgres_error_fields
 from agentcow.errors import (
+    CascadeConflictError,
     CommitConflictError,
     DependencyCycleError,
-    OperationNotFoundError,
+    ReviewChangedError,
     SessionChangedError,
     TableNotFoundError,
     UnsupportedTableError,
 )
 from agentcow.executor import Executor, TransactionAware
 from agentcow.identifiers import Sql, uuid_array_literal, uuid_literal, validate_uuid
-from agentcow.operations import close_selection, dependencies_among, get_session_operations
+from agentcow.operations import close_selection, dependencies_among, require_known
 from agentcow.script import run_atomically
 from agentcow.templates import render
 
@@ -50,6 +55,8 @@ Watched = list[tuple[str, str]]
 
 #: The block's error when the session is no longer the one the call planned for.
 SESSION_CHANGED_MESSAGE = "agentcow: the session changed while the call was being prepared"
+#: The block's error when the chosen versions are not those a reviewer approved.
+REVIEW_CHANGED_MESSAGE = "agentcow: the chosen changes differ from those reviewed"
 #: Plans a call makes before giving up on a session that keeps changing under it.
 PLAN_ATTEMPTS = 5
 
@@ -81,6 +88,8 @@ def _commit_statement(
     operations: Sql | None,
     on_conflict: ConflictPolicy,
     state: tuple[Watched, str],
+    approved: str | None,
+    allow_cascades: bool,
 ) -> str:
     """The scheduled commit of sql/commit.sql; ``tables`` parents first."""
     return render(
@@ -92,6 +101,10 @@ def _commit_statement(
         on_conflict=on_conflict,
         conflict_message=CONFLICT_MESSAGE,
         conflict_limit=CONFLICT_LIMIT,
+        approved=approved,
+        approval_message=REVIEW_CHANGED_MESSAGE,
+        allow_cascades=allow_cascades,
+        cascade_message=CASCADE_MESSAGE,
         **_exclusive_context(executor, state),
     )
 
@@ -190,6 +203,8 @@ async def _commit(
     on_conflict: ConflictPolicy,
     include_dependencies: bool,
     state: tuple[Watched, str],
+    expected: str | None,
+    allow_cascades: bool,
     defer_fk_constraints: bool = False,
 ) -> list[uuid.UUID] | None:
     """Check the choice, then apply it in one atomic statement that locks the base tables,
@@ -206,9 +221,13 @@ async def _commit(
         extend=include_dependencies,
     )
     if not tables or chosen == []:
+        if expected is not None and expected != _nothing_approved(session_id):
+            raise ReviewChangedError(_REVIEW_CHANGED)
         return chosen
-    operations = None if chosen is None else uuid_array_literal(chosen)
-    statement = _commit_statement(executor, tables, session, operations, on_conflict, state)
+    operations = None if chosen is None else uuid_array_literal(sorted(chosen, key=str))
+    statement = _commit_statement(
+        executor, tables, session, operations, on_conflict, state, expected, allow_cascades
+    )
     if defer_fk_constraints:
         statements = [
             render("set_constraints.sql", mode="DEFERRED"),
@@ -220,11 +239,46 @@ async def _commit(
     try:
         await run_atomically(executor, statements)
     except Exception as error:
+        if _review_changed(error):
+            raise ReviewChangedError(_REVIEW_CHANGED) from error
+        cascades = cascades_in_error(error)
+        if cascades is not None:
+            raise CascadeConflictError(_cascade_message(cascades), cascades) from error
         found = conflicts_in_error(error)
         if found is None:
             raise
         raise CommitConflictError(_conflict_message(found, on_conflict), found) from error
     return chosen
+
+
+_REVIEW_CHANGED = (
+    "nothing committed: the chosen changes are not those the fingerprint approved (the "
+    "session was written after the review, or operations were added to it); review the "
+    "session again"
+)
+
+
+def _cascade_message(cascades: Sequence[Cascade]) -> str:
+    shown = "; ".join(
+        f"{c.table} {c.key or c.row} (through {c.constraint} from {c.parent_table})"
+        for c in cascades[:5]
+    )
+    more = f" and {len(cascades) - 5} more" if len(cascades) > 5 else ""
+    return (
+        f"nothing committed: the commit would write {len(cascades)} row(s) the review did not "
+        f"show, through cascading foreign keys: {shown}{more}. See .cascades; commit with "
+        "allow_cascades=True once they are reviewed, or discard"
+    )
+
+
+def _review_changed(error: BaseException) -> bool:
+    fields = postgres_error_fields(error)
+    return fields is not None and fields[:2] == ("55000", REVIEW_CHANGED_MESSAGE)
+
+
+def _nothing_approved(session_id: IdLike) -> str:
+    """The fingerprint of a choice with no versions (sql/_versions.sql, approval_digest)."""
+    return hashlib.sha256(str(validate_uuid(session_id, "session id")).encode()).hexdigest()
 
 
 def _conflict_message(conflicts: Sequence[Conflict], policy: ConflictPolicy) -> str:
@@ -299,15 +353,30 @@ async def commit_cow_session(
     schema: str = "public",
     *,
     on_conflict: str = "fail",
+    expected: str | None = None,
+    allow_cascades: bool = False,
 ) -> None:
     """Apply the session's changes to one table and forget them, atomically.
 
     Rows whose base changed since the session first wrote them are conflicts: by default the
     commit is refused (:class:`CommitConflictError`); ``on_conflict="merge"`` takes both
     sides' changes when they touch different columns; ``"overwrite"`` applies the session's.
+    A commit whose deletes or key changes would cascade (through a foreign key's CASCADE,
+    SET NULL or SET DEFAULT) to stored rows no chosen version shows is refused with
+    :class:`CascadeConflictError` naming them, unless ``allow_cascades``. With ``expected``
+    (the fingerprint of ``diff(..., table=table_name)``), the changes must be exactly those
+    reviewed, else :class:`ReviewChangedError` and nothing applied.
     """
     await commit_cow_operations(
-        executor, table_name, session_id, None, pk_cols, schema, on_conflict=on_conflict
+        executor,
+        table_name,
+        session_id,
+        None,
+        pk_cols,
+        schema,
+        on_conflict=on_conflict,
+        expected=expected,
+        allow_cascades=allow_cascades,
     )
 
 
@@ -328,6 +397,8 @@ async def commit_cow_operations(
     *,
     include_dependencies: bool = False,
     on_conflict: str = "fail",
+    expected: str | None = None,
+    allow_cascades: bool = False,
 ) -> None:
     """Apply the chosen operations' changes to one table (all of them when None).
 
@@ -353,6 +424,8 @@ async def commit_cow_operations(
             on_conflict=policy,
             include_dependencies=include_dependencies,
             state=state,
+            expected=expected,
+            allow_cascades=allow_cascades,
         )
 
     await _planned(executor, attempt)
@@ -411,18 +484,6 @@ async def _schema_plan(
     return state, tables
 
 
-async def _require_known(
-    executor: Executor, session_id: IdLike, operation_ids: Sequence[uuid.UUID], schema: str
-) -> None:
-    known = set(await get_session_operations(executor, session_id, schema))
-    unknown = [str(op) for op in operation_ids if op not in known]
-    if unknown:
-        raise OperationNotFoundError(
-            f"session {session_id} has no operation {', '.join(unknown)} in schema {schema} "
-            "(never written, or already committed or discarded)"
-        )
-
-
 async def commit_cow_session_schema(
     executor: Executor,
     session_id: IdLike,
@@ -430,13 +491,16 @@ async def commit_cow_session_schema(
     defer_fk_constraints: bool = False,
     *,
     on_conflict: str = "fail",
+    expected: str | None = None,
+    allow_cascades: bool = False,
 ) -> list[str]:
     """Apply the session's changes to every table of the schema in one transaction.
 
     Returns the tables committed, in the order their rows were upserted (parents first).
     A foreign-key cycle among them is refused unless ``defer_fk_constraints`` is set (which
     needs the keys to be DEFERRABLE: see ``enable_cow(allow_deferred_fks=True)``).
-    Conflicts are handled as by :func:`commit_cow_session`.
+    Conflicts are handled as by :func:`commit_cow_session`; ``expected`` (the fingerprint of
+    :func:`agentcow.review.diff`) as by :func:`commit_cow_operations_schema`.
     """
     uuid_literal(session_id, "session id")
     policy = check_policy(on_conflict)
@@ -453,6 +517,8 @@ async def commit_cow_session_schema(
             on_conflict=policy,
             include_dependencies=False,
             state=state,
+            expected=expected,
+            allow_cascades=allow_cascades,
             defer_fk_constraints=defer_fk_constraints,
         )
         return [t.name for t in tables]
@@ -469,13 +535,18 @@ async def commit_cow_operations_schema(
     include_dependencies: bool = False,
     on_conflict: str = "fail",
     defer_fk_constraints: bool = False,
+    expected: str | None = None,
+    allow_cascades: bool = False,
 ) -> list[uuid.UUID]:
     """Apply the chosen operations' changes to every table of the schema, atomically.
 
     The choice must be closed under :func:`get_operation_dependencies`: committing it then
     leaves the base as if only those operations had run, in their order. A choice that
     lacks some is refused (:class:`OperationsNotClosedError` names them) unless
-    ``include_dependencies`` adds them. Returns the operations committed.
+    ``include_dependencies`` adds them. With ``expected`` (the fingerprint of
+    ``diff(..., operation_ids=...)`` for the same choice), the changes must be exactly those
+    reviewed, else :class:`ReviewChangedError` and nothing applied. Returns the operations
+    committed.
     """
     uuid_literal(session_id, "session id")
     policy = check_policy(on_conflict)
@@ -483,7 +554,7 @@ async def commit_cow_operations_schema(
 
     async def attempt() -> list[uuid.UUID]:
         state, tables = await _schema_plan(executor, session_id, schema)
-        await _require_known(executor, session_id, chosen, schema)
+        await require_known(executor, session_id, chosen, schema)
         if not defer_fk_constraints:
             tables = _parents_first(tables)
         committed = await _commit(
@@ -494,6 +565,8 @@ async def commit_cow_operations_schema(
             on_conflict=policy,
             include_dependencies=include_dependencies,
             state=state,
+            expected=expected,
+            allow_cascades=allow_cascades,
             defer_fk_constraints=defer_fk_constraints,
         )
         return committed or []
@@ -534,7 +607,7 @@ async def discard_cow_operations_schema(
 
     async def attempt() -> list[uuid.UUID]:
         state, tables = await _schema_plan(executor, session_id, schema)
-        await _require_known(executor, session_id, chosen, schema)
+        await require_known(executor, session_id, chosen, schema)
         discarded = await _discard(
             executor, tables, session_id, chosen, include_dependents=include_dependents, state=state
         )

@@ -52,6 +52,20 @@ class Conflict:
         return "deleted" if self.base_now is None else "updated"
 
 
+@dataclass(frozen=True)
+class Cascade:
+    """A stored row a commit would write through a cascading foreign key (``constraint``,
+    from ``parent_table``) although no chosen version shows it: ``row`` as it is stored,
+    ``key`` its primary key when its table is COW-enabled (else None). Values as in
+    :class:`Conflict`."""
+
+    table: str
+    constraint: str
+    parent_table: str
+    key: dict[str, Any] | None
+    row: dict[str, Any]
+
+
 def check_policy(on_conflict: str) -> ConflictPolicy:
     for policy in CONFLICT_POLICIES:
         if on_conflict == policy:
@@ -65,6 +79,27 @@ def check_policy(on_conflict: str) -> ConflictPolicy:
 CONFLICT_MESSAGE = "agentcow: commit refused, rows changed in the base since the session wrote them"
 #: At most this many conflicts per table travel in that DETAIL (get_cow_conflicts lists all).
 CONFLICT_LIMIT = 1000
+
+
+#: The commit block's error message for unseen cascades; its DETAIL lists them as JSON.
+CASCADE_MESSAGE = "agentcow: commit refused, it would cascade to rows the review did not show"
+
+
+def cascades_in_error(error: BaseException) -> list[Cascade] | None:
+    """The unseen cascades a failed commit block reported, or None for any other error."""
+    fields = postgres_error_fields(error)
+    if fields is None or fields[:2] != ("40001", CASCADE_MESSAGE):
+        return None
+    return [
+        Cascade(
+            table=item["table_name"],
+            constraint=item["constraint_name"],
+            parent_table=item["parent_table"],
+            key=item["key"],
+            row=item["row"],
+        )
+        for item in json.loads(fields[2], parse_float=Decimal)
+    ]
 
 
 def conflict_from_json(item: dict[str, Any]) -> Conflict:

@@ -108,6 +108,20 @@ class ForeignKey:
         )
 
     @property
+    def child_changes(self) -> tuple[str, str]:
+        """The child's change table (keys seen from the parent side, the child COW-enabled)."""
+        return (
+            self.other_overlay_schema or self.child_schema,
+            derived_name(self.child_table, CHANGES_SUFFIX),
+        )
+
+    @property
+    def cascades(self) -> bool:
+        """Removing or changing a referenced value writes the children (CASCADE, SET NULL,
+        SET DEFAULT) rather than failing."""
+        return self.on_delete in ("c", "n", "d") or self.on_update in ("c", "n", "d")
+
+    @property
     def child_base(self) -> tuple[str, str]:
         """The table that stores the child rows: its base table when the child is COW-enabled
         (meaningful for keys seen from the parent side, where the other table is the child)."""

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from agentcow.conflicts import Conflict
+    from agentcow.conflicts import Cascade, Conflict
 
 
 class CowError(Exception):
@@ -106,6 +106,12 @@ class SessionChangedError(CowError):
     sqlstate = "40001"
 
 
+class ReviewChangedError(CowError):
+    """A commit given ``expected=`` (a :class:`~agentcow.review.ChangeSet` fingerprint) found
+    other changes than those reviewed: a write after the review, or a later request writing
+    under an approved operation. Nothing was applied; review the session again."""
+
+
 class CommitConflictError(CowError):
     """The base changed under rows the session wrote; nothing was committed.
 
@@ -118,6 +124,17 @@ class CommitConflictError(CowError):
     def __init__(self, message: str, conflicts: Sequence[Conflict]) -> None:
         super().__init__(message)
         self.conflicts = list(conflicts)
+
+
+class CascadeConflictError(CommitConflictError):
+    """The commit would write stored rows the review did not show, through foreign keys
+    that cascade (``cascades``, see :class:`agentcow.conflicts.Cascade`): for example orders
+    production added under a customer the session deleted. Nothing was committed; commit
+    with ``allow_cascades=True`` once they are reviewed."""
+
+    def __init__(self, message: str, cascades: Sequence[Cascade]) -> None:
+        super().__init__(message, [])
+        self.cascades = list(cascades)
 
 
 class HistoryNotFoundError(CowError, LookupError):

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from agentcow.catalog import describe_current, registered_tables, require_kit
 from agentcow.description import TableDescription
-from agentcow.errors import OperationsNotClosedError
+from agentcow.errors import OperationNotFoundError, OperationsNotClosedError
 from agentcow.executor import Executor
 from agentcow.identifiers import uuid_literal
 from agentcow.script import run_pinned
@@ -61,6 +61,20 @@ async def get_session_operations(
         "operation_id pg_catalog.uuid",
     )
     return [uuid.UUID(str(row[0])) for row in rows]
+
+
+async def require_known(
+    executor: Executor, session_id: IdLike, operation_ids: Sequence[uuid.UUID], schema: str
+) -> None:
+    """Refuses (:class:`OperationNotFoundError`) ids the session never wrote, or whose
+    versions are gone (committed or discarded)."""
+    known = set(await get_session_operations(executor, session_id, schema))
+    unknown = [str(op) for op in operation_ids if op not in known]
+    if unknown:
+        raise OperationNotFoundError(
+            f"session {session_id} has no operation {', '.join(unknown)} in schema {schema} "
+            "(never written, or already committed or discarded)"
+        )
 
 
 async def get_operation_summaries(

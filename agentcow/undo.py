@@ -18,12 +18,19 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from agentcow.commit import _commit_statement, _ids, _parents_first
-from agentcow.conflicts import Conflict, ConflictPolicy, check_policy, conflicts_in_error
+from agentcow.commit import _cascade_message, _commit_statement, _ids, _parents_first
+from agentcow.conflicts import (
+    Conflict,
+    ConflictPolicy,
+    cascades_in_error,
+    check_policy,
+    conflicts_in_error,
+)
 from agentcow.description import TableDescription
 from agentcow.driver_errors import postgres_error_fields
 from agentcow.errors import (
     AlreadyUndoneError,
+    CascadeConflictError,
     CommitConflictError,
     HistoryNotFoundError,
     OperationNotFoundError,
@@ -239,6 +246,7 @@ async def undo(
     schema: str = "public",
     on_conflict: str = "fail",
     include_dependents: bool = False,
+    allow_cascades: bool = False,
 ) -> Undone:
     """Revert what a session committed to ``schema``'s tables (or only the chosen
     operations), atomically: each key gets back the base row it had before the commit (none,
@@ -247,6 +255,8 @@ async def undo(
     (:class:`CommitConflictError`), ``"merge"`` restores the columns nobody changed since,
     ``"overwrite"`` restores anyway. Operations that built on a chosen one must be undone
     with it (:class:`OperationsNotClosedError`, or ``include_dependents=True`` adds them).
+    Removing a row the commit inserted that stored rows now reference through a cascading
+    foreign key is refused (:class:`CascadeConflictError`) unless ``allow_cascades``.
     Undoing rows undone already raises :class:`AlreadyUndoneError`; a session without
     history :class:`HistoryNotFoundError`. Only the tables' owner can undo."""
     session = validate_uuid(session_id, "session id")
@@ -259,7 +269,16 @@ async def undo(
     undo_session, undo_operation = uuid.uuid4(), uuid.uuid4()
     ids = _id_array(e.history_id for e in rows)
     # The undo session is written by this block alone: no digest to check (watched empty).
-    commit = _commit_statement(executor, tables, uuid_literal(undo_session), None, policy, ([], ""))
+    commit = _commit_statement(
+        executor,
+        tables,
+        uuid_literal(undo_session),
+        None,
+        policy,
+        ([], ""),
+        approved=None,
+        allow_cascades=allow_cascades,
+    )
     block = render(
         "undo.sql",
         tables=tables,
@@ -274,6 +293,9 @@ async def undo(
     try:
         await run_atomically(executor, [block])
     except Exception as error:
+        cascades = cascades_in_error(error)
+        if cascades is not None:
+            raise CascadeConflictError(_cascade_message(cascades), cascades) from error
         found = conflicts_in_error(error)
         if found is not None:
             raise CommitConflictError(_conflict_message(found, policy), found) from error

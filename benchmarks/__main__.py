@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import asyncpg
 
-from benchmarks import append_only, commit_scale, pgbench, write_latency
+from benchmarks import append_only, commit_scale, pgbench, review, write_latency
 from benchmarks.cases import Bench, Repeats, check_session_view, run_all
 from benchmarks.explain import session_plans
 from benchmarks.operations import operations
@@ -98,6 +98,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         single = asyncio.run(write_latency.measure(server.dsn, rounds, 100, unique=False))
         progress("a table without a key (append-only in sessions)")
         keyless = asyncio.run(append_only.measure(server.dsn, 3 if args.quick else 7))
+        progress("reviewing a session of 10k changed rows")
+        reviewing = asyncio.run(review.measure(server.dsn, 1 if args.quick else 3))
         traffic = None
         if pgbench.PGBENCH.exists():
             progress("pgbench: production traffic and agent-shaped sessions")
@@ -112,6 +114,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(write_latency.report(single))
     print("\nA table without a key, 100k rows (python -m benchmarks.append_only), medians:")
     print(append_only.report(keyless))
+    print(
+        f"\nReviewing a session of {review.ROWS} changed rows (python -m benchmarks.review), "
+        "medians:"
+    )
+    print(review.report(reviewing))
     print()
     print(pgbench.report(traffic) if traffic else f"pgbench: {pgbench.PGBENCH} not found, skipped")
     return 0

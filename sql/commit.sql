@@ -35,7 +35,11 @@
     'overwrite' applies the session's rows as they are. Locked first, checked after: a base
     write racing the commit either lands before the check (and is seen) or waits for the
     commit to end. The error's DETAIL is a JSON array of the conflicts (at most
-    conflict_limit per table), which the Python API turns into CommitConflictError.
+    conflict_limit per table), which the Python API turns into CommitConflictError. Unless
+    allow_cascades, a commit that removes or changes a referenced value that stored rows no
+    chosen version shows reference through a cascading key (ON DELETE / ON UPDATE CASCADE,
+    SET NULL, SET DEFAULT: they would be written unseen, e.g. an order production added under
+    a customer the session deleted) is refused the same way, with cascade_message.
 
     tables: the dirty tables, parents first; dirty: the same by name; watched, expected: the
     change tables whose versions of the session the caller planned for, and their digest. -#}
@@ -164,18 +168,41 @@
 {% else %}NOTHING{% endif %}
 {% endmacro %}
 
+{#- stored children, on a key that cascades, of the stored rows of t whose referenced values
+    the commit removes, that no chosen version shows: the commit would write them unseen
+    (a session only appends to a keyless table: its stored rows are never shown) -#}
+{% macro unseen_cascades(t, fk) %}
+        SELECT {{ fk.child_table|literal }}::text AS table_name, {{ fk.name|literal }}::text AS constraint_name,
+               {{ t.name|literal }}::text AS parent_table,
+{% if fk.other_pk_columns %}
+               pg_catalog.jsonb_build_object({% for k in fk.other_pk_columns %}{{ k|literal }}::text, r.{{ k|ident }}{% if not loop.last %}, {% endif %}{% endfor %}) AS key,
+{% else %}
+               NULL::jsonb AS key,
+{% endif %}
+               pg_catalog.to_jsonb(r) AS row
+        FROM {{ fk.child_base|qualified }} r
+        JOIN {{ base(t) }} p ON {{ match('r', 'p', fk.child_columns, fk.parent_columns) }}
+        WHERE {{ loses(t, 'p', fk.parent_columns) }}
+{% if fk.other_is_cow and fk.other_pk_columns %}
+          AND NOT EXISTS (SELECT FROM {{ fk.child_changes|qualified }} x
+                          WHERE {{ chosen('x') }} AND {{ match('x', 'r', fk.other_pk_columns) }} AND {{ key_index('x') }})
+{% endif %}
+        LIMIT {{ conflict_limit }}
+{% endmacro %}
+
 {% set scheduled = tables|selectattr('unique_keys')|list or tables|selectattr('foreign_keys')|list
                    or tables|selectattr('referenced_by')|list %}
 DECLARE
     _cow_progress bigint;
     _cow_rows bigint;
     _cow_conflicts jsonb := '[]';
+    _cow_cascades jsonb := '[]';
     _cow_path text := pg_catalog.current_setting('search_path');
     _cow_commit bigint := pg_catalog.nextval('agentcow.change_seq');
     _cow_history boolean := agentcow.history_on();
 {{ history.declare(tables) }}
 BEGIN
-{{ begin_exclusive(session, watched, expected, tables, changed_message) }}
+{{ begin_exclusive(session, watched, expected, tables, changed_message, approved, operations, approval_message) }}
 {% if on_conflict != 'overwrite' %}
 {% for t in tables if not t.append_only %}
 {% if on_conflict == 'merge' %}
@@ -196,6 +223,20 @@ BEGIN
             MESSAGE = {{ conflict_message|literal }},
             DETAIL = _cow_conflicts::text,
             HINT = 'Commit with on_conflict => merge or overwrite, or discard the operations.';
+    END IF;
+{% endif %}
+{% if not allow_cascades %}
+{% for t in tables if not t.append_only %}
+{% for fk in t.referenced_by if fk.cascades %}
+    _cow_cascades := _cow_cascades || coalesce(
+        (SELECT pg_catalog.jsonb_agg(pg_catalog.to_jsonb(k)) FROM ({{ unseen_cascades(t, fk) }}) k), '[]');
+{% endfor %}
+{% endfor %}
+    IF jsonb_array_length(_cow_cascades) > 0 THEN
+        RAISE EXCEPTION USING ERRCODE = 'serialization_failure',
+            MESSAGE = {{ cascade_message|literal }},
+            DETAIL = _cow_cascades::text,
+            HINT = 'Review the rows it would reach (they are not in the diff), then commit with allow_cascades, or discard.';
     END IF;
 {% endif %}
 {% for t in tables %}

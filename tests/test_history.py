@@ -367,3 +367,24 @@ async def test_undo_matches_plain_replay(twins: Any, program: Program, data: st.
         await runner.run()
     finally:
         await ac.discard_cow_session_schema(runner.ex, runner.session, schema=COW)
+
+
+async def test_undo_refuses_to_cascade_to_rows_production_added(conn: Any) -> None:
+    executor = await make_cow(
+        conn,
+        "CREATE TABLE customer (id int PRIMARY KEY);"
+        "CREATE TABLE orders (id int PRIMARY KEY, customer int REFERENCES customer "
+        "ON DELETE CASCADE)",
+        "customer",
+        "orders",
+    )
+    sid = new_id()
+    await write(conn, sid, "INSERT INTO customer VALUES (1)")
+    await ac.commit_cow_session_schema(executor, sid)
+    await conn.execute("INSERT INTO orders VALUES (10, 1)")  # production, under the new row
+    with pytest.raises(ac.CascadeConflictError) as refused:
+        await ac.undo(executor, sid)
+    assert [c.key for c in refused.value.cascades] == [{"id": 10}]
+    assert await rows(conn, "orders") == [(10, 1)]
+    await ac.undo(executor, sid, allow_cascades=True)
+    assert await rows(conn, "customer") == [] and await rows(conn, "orders") == []

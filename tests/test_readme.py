@@ -26,7 +26,9 @@ def readme_example() -> str:
     are tested where their feature is), in order: one example in parts."""
     blocks = re.findall(r"^```python\n(.*?)^```", README.read_text(), flags=re.DOTALL | re.M)
     runnable = [block for block in blocks if "await " in block]
-    assert len(runnable) == 2, "the README should hold the quick start and the review example"
+    assert len(runnable) == 3, (
+        "the README should hold the quick start, the review example and the diff example"
+    )
     return "\n".join(runnable)
 
 
@@ -39,7 +41,7 @@ async def test_readme_example_runs(conn: Any, database: TestDatabase) -> None:
     rows = await conn.fetch("SELECT id, status, total::text FROM orders ORDER BY id")
     assert [tuple(r) for r in rows] == [
         (1, "shipped", "108.00"),
-        (2, "cancelled", "35.50"),
-        (10, "paid", "99.00"),
+        (2, "cancelled", "30.00"),
+        (11, "open", "0.00"),
     ]
     assert await conn.fetchval("SELECT count(*) FROM orders_changes") == 0
