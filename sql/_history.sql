@@ -11,15 +11,17 @@
 CASE WHEN {{ alias|catalog }}.{{ t.pk_columns[0]|ident }} IS NULL THEN NULL ELSE pg_catalog.to_json({% if t.overlay_schema %}ROW({{ t.column_names|columns(alias) }})::{{ t.row_type|qualified }}{% else %}{{ alias|catalog }}{% endif %}) END
 {%- endmacro %}
 
-{#- The block's variables for table number i: the key columns and the stored row before the
+{#- The block's variables for table number i (its position in tables): the key columns and the stored row before the
     commit of each key it applies, captured by record_before and written by record_after. -#}
 {% macro declare(tables) -%}
-{% for t in tables if not t.append_only %}
+{% for t in tables %}
 {% set i = loop.index %}
+{% if not t.append_only %}
 {% for column in t.columns if column.name in t.pk_columns %}
     _cow_h{{ i }}_{{ t.pk_columns.index(column.name) }} {{ column.type|catalog }}[];
 {% endfor %}
     _cow_h{{ i }}_before pg_catalog.json[];
+{% endif %}
 {% endfor %}
 {%- endmacro %}
 

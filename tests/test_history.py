@@ -388,3 +388,16 @@ async def test_undo_refuses_to_cascade_to_rows_production_added(conn: Any) -> No
     assert await rows(conn, "orders") == [(10, 1)]
     await ac.undo(executor, sid, allow_cascades=True)
     assert await rows(conn, "customer") == [] and await rows(conn, "orders") == []
+
+
+async def test_history_beside_an_append_only_table(conn: Any) -> None:
+    """Append-only tables (no key) are not recorded; the keyed tables of the same commit are."""
+    executor = await make_cow(
+        conn, "CREATE TABLE a_log (at int); CREATE TABLE z (id int PRIMARY KEY)", "a_log", "z"
+    )
+    sid = new_id()
+    await write(conn, sid, "INSERT INTO a_log VALUES (1)", "INSERT INTO z VALUES (1)")
+    await ac.commit_cow_session_schema(executor, sid)
+    done = await ac.undo(executor, sid)
+    assert done.rows == {"z": 1}
+    assert await rows(conn, "z") == [] and await rows(conn, "a_log") == [(1,)]
