@@ -5,29 +5,37 @@ the error classes and what agentcow adds: operation summaries, schema-wide cherr
 conflict checks.
 """
 
+from agentcow.agent import CowSession, Operation, Result
 from agentcow.commit import commit_cow_operations_schema, discard_cow_operations_schema
 from agentcow.conflicts import Cascade, Conflict, get_cow_conflicts
 from agentcow.errors import (
     AlreadyUndoneError,
     CascadeConflictError,
     CommitConflictError,
+    ConnectionBusyError,
     CowError,
     DependencyCycleError,
     HistoryNotFoundError,
     InvalidIdentifierError,
     InvalidIdError,
     KitVersionError,
+    NotBlockingError,
     NotDeployedError,
+    NotReviewedError,
+    OperationInProgressError,
     OperationNotFoundError,
     OperationsNotClosedError,
     OverlayMissingError,
     PendingChangesError,
     ReviewChangedError,
+    ReviewFinishedError,
     SessionChangedError,
     SessionNotInTransactionError,
     ShadowedNamesError,
     StaleOverlayError,
     TableNotFoundError,
+    TransactionEndedError,
+    UnsupportedConnectionError,
     UnsupportedTableError,
 )
 from agentcow.executor import TransactionAware
@@ -44,6 +52,7 @@ from agentcow.registry import (
     set_history_retention,
 )
 from agentcow.review import ChangeSet, DiffType, RowDiff, diff
+from agentcow.review.reviewer import Reviewer
 from agentcow.undo import Undone, undo
 from agentcow.upgrade import upgrade_cow_tables
 
@@ -56,8 +65,10 @@ __all__ = [
     "CascadeConflictError",
     "ChangeSet",
     "CommitConflictError",
+    "ConnectionBusyError",
     "Conflict",
     "CowError",
+    "CowSession",
     "DependencyCycleError",
     "DroppedSession",
     "HistoryNotFoundError",
@@ -65,7 +76,11 @@ __all__ = [
     "InvalidIdError",
     "InvalidIdentifierError",
     "KitVersionError",
+    "NotBlockingError",
     "NotDeployedError",
+    "NotReviewedError",
+    "Operation",
+    "OperationInProgressError",
     "OperationNotFoundError",
     "OperationSummary",
     "OperationsNotClosedError",
@@ -73,6 +88,9 @@ __all__ = [
     "RowDiff",
     "PendingChangesError",
     "ReviewChangedError",
+    "ReviewFinishedError",
+    "Reviewer",
+    "Result",
     "SessionChangedError",
     "SessionNotInTransactionError",
     "SessionRecord",
@@ -82,6 +100,8 @@ __all__ = [
     "TableNotFoundError",
     "TransactionAware",
     "Undone",
+    "TransactionEndedError",
+    "UnsupportedConnectionError",
     "UnsupportedTableError",
     "commit_cow_operations_schema",
     "cow_migration",

@@ -145,3 +145,37 @@ class HistoryNotFoundError(CowError, LookupError):
 class AlreadyUndoneError(CowError):
     """The rows an undo would revert were undone already (by an earlier or a concurrent
     undo); nothing was undone by this call."""
+
+
+class UnsupportedConnectionError(CowError, TypeError):
+    """A scope (``CowSession``, ``Reviewer``) was given something it cannot run on: it takes
+    a connection or pool of asyncpg, psycopg 3 or SQLAlchemy (async in ``agentcow``, sync in
+    ``agentcow.sync``)."""
+
+
+class ConnectionBusyError(CowError):
+    """The connection given to a scope has a transaction open: a scope opens and ends its own
+    transactions, so it needs an idle connection (or a pool)."""
+
+
+class TransactionEndedError(CowError):
+    """The agent's SQL ended the operation's transaction (``COMMIT``, ``ROLLBACK``): the
+    statements after it would run outside the session, so none runs."""
+
+
+class OperationInProgressError(CowError):
+    """``operation()`` was opened inside another operation block of the same session."""
+
+
+class NotReviewedError(CowError):
+    """A commit of operations whose diff the reviewer has not taken: call ``diff`` with the
+    same selection first, so that the commit applies exactly what was shown."""
+
+
+class ReviewFinishedError(CowError):
+    """The reviewer already committed or discarded: a review ends with one terminal action."""
+
+
+class NotBlockingError(CowError, RuntimeError):
+    """A synchronous call met an executor or connection that waits for an event loop; the
+    sync API (``agentcow.sync``) needs blocking ones (psycopg or SQLAlchemy sync)."""

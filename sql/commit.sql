@@ -61,13 +61,20 @@
     row or changes them at its key, and no version under a key not stored yet has them
     (move_kept_rows moves b there in place, keeping them). -#}
 {% macro loses(t, alias, columns) -%}
-(EXISTS (SELECT FROM {{ changes(t) }} x
-         WHERE {{ chosen('x') }} AND {{ match('x', alias, t.pk_columns) }} AND {{ latest(t, 'x') }}
-           AND {{ gives_up('x', alias, columns) }})
+({{ leaves(t, alias, columns) }}
  AND NOT EXISTS (SELECT FROM {{ changes(t) }} y
                  WHERE {{ chosen('y') }} AND y._cow_kind IN ('I', 'U') AND {{ latest(t, 'y') }}
                    AND {{ match('y', alias, columns) }}
                    AND NOT EXISTS (SELECT FROM {{ base(t) }} o WHERE {{ match('o', 'y', t.pk_columns) }})))
+{%- endmacro %}
+
+{#- the session's latest version of stored row b's key does not hold b's values of a unique
+    key: they leave that row (for good, or for a row under a new key, see loses); in_place:
+    while the row stays at its key (an I or U version), so the values cannot move with it -#}
+{% macro leaves(t, alias, columns, in_place=false) -%}
+EXISTS (SELECT FROM {{ changes(t) }} x
+        WHERE {{ chosen('x') }} AND {{ match('x', alias, t.pk_columns) }} AND {{ latest(t, 'x') }}
+          AND {% if in_place %}x._cow_kind IN ('I', 'U') AND {% endif %}{{ gives_up('x', alias, columns) }})
 {%- endmacro %}
 
 {#- the latest version x of stored row b's key does not hold b's values of a unique key -#}
@@ -91,8 +98,11 @@
 {% endmacro %}
 
 {#- the conditions for writing change row c over the stored row whose key is stored's: parents
-    stored for good (or already referenced by that stored row: writing c pins nothing new,
-    and may release other parents), unique values free, and no stored child left on a
+    stored for good (a value a stored row carries to a row under a new key, as its key goes,
+    counts: move_kept_rows moves the row with it; a value a stored row that stays at its key
+    gives up to a row under a new key is waited for until it is there, since a child written
+    first would pin it where it is), or already
+    referenced by that stored row (writing c pins nothing new, and may release other parents), unique values free, and no stored child left on a
     value c changes -#}
 {% macro ready_conditions(t, stored) %}
 {% for fk in t.foreign_keys %}
@@ -104,6 +114,7 @@
                       WHERE {{ match('p', 'c', fk.parent_columns, fk.child_columns) }}
 {% if parent and not parent.append_only %}
                         AND NOT {{ loses(parent, 'p', fk.parent_columns) }}
+                        AND NOT {{ leaves(parent, 'p', fk.parent_columns, in_place=true) }}
 {% endif %}
                      ))
 {% endfor %}

@@ -372,9 +372,9 @@ KEY_CHANGES = {
     ),
     # Found by Hypothesis (both layouts): row 3, which child 3 references by id, gives its
     # unique value 3 up, a new row takes it, and the child then references it. The commit
-    # updates the child first (the value is stored, by row 3) and then changes row 3's value
-    # under it: RESTRICT. Committable on a plain table in this order; an open bug of the
-    # commit schedule (SCHEDULE_BUGS).
+    # once updated the child first (the value was stored, by row 3) and then changed row 3's
+    # value under it: RESTRICT. A child now waits until the value sits at the row that keeps
+    # it.
     "a unique value moved to a new row, then a child references it": (
         [
             "INSERT INTO {s}.t (id, k) VALUES (3, 3), (4, 1)",
@@ -400,22 +400,9 @@ UNCOMMITTABLE = {
 }
 
 
-#: Committable sessions the commit schedule still gets wrong: it fails with the base's error.
-SCHEDULE_BUGS = {"a unique value moved to a new row, then a child references it"}
-
-
 def _key_change_marks(name: str) -> list[pytest.MarkDecorator]:
     if name in UNCOMMITTABLE:
         return [pytest.mark.xfail(raises=asyncpg.UniqueViolationError, strict=True)]
-    if name in SCHEDULE_BUGS:
-        return [
-            pytest.mark.xfail(
-                raises=asyncpg.IntegrityConstraintViolationError,
-                strict=True,
-                reason="open bug: the commit writes a child before the unique value it "
-                "references moves to its new row",
-            )
-        ]
     return []
 
 

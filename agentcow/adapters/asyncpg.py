@@ -6,10 +6,13 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import asyncpg
+    from asyncpg.pool import PoolConnectionProxy
 
 
 class AsyncpgExecutor:
-    def __init__(self, connection: asyncpg.Connection | asyncpg.Pool) -> None:
+    def __init__(
+        self, connection: asyncpg.Connection | asyncpg.Pool | PoolConnectionProxy[Any]
+    ) -> None:
         self._connection = connection
 
     async def execute(self, sql: str) -> list[tuple[Any, ...]]:

@@ -1,4 +1,4 @@
-"""Executor over a psycopg 3 async connection."""
+"""Executors over psycopg 3 connections: async, and sync for the blocking API."""
 
 from __future__ import annotations
 
@@ -6,6 +6,14 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import psycopg
+
+
+def _alone(connection: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> bool:
+    """In autocommit mode with no transaction open (else psycopg's is the caller's)."""
+    from psycopg.pq import TransactionStatus
+
+    idle = connection.info.transaction_status == TransactionStatus.IDLE
+    return connection.autocommit and idle
 
 
 class PsycopgExecutor:
@@ -22,8 +30,23 @@ class PsycopgExecutor:
         await self.execute(sql)
 
     def runs_alone(self) -> bool:
-        """In autocommit mode with no transaction open (else psycopg's is the caller's)."""
-        from psycopg.pq import TransactionStatus
+        return _alone(self._connection)
 
-        idle = self._connection.info.transaction_status == TransactionStatus.IDLE
-        return self._connection.autocommit and idle
+
+class PsycopgSyncExecutor:
+    """Over a sync ``psycopg.Connection``: its ``execute`` blocks and never suspends, so the
+    kit's coroutines run on it through :func:`agentcow.blocking.run_blocking`."""
+
+    def __init__(self, connection: psycopg.Connection[Any]) -> None:
+        self._connection = connection
+
+    async def execute(self, sql: str) -> list[tuple[Any, ...]]:
+        with self._connection.cursor() as cursor:
+            cursor.execute(sql.encode())
+            return [tuple(row) for row in cursor.fetchall()] if cursor.description else []
+
+    async def run(self, sql: str) -> None:
+        await self.execute(sql)
+
+    def runs_alone(self) -> bool:
+        return _alone(self._connection)
