@@ -194,9 +194,9 @@ def _choose(
     """The history rows to undo and the operations they belong to, closed under dependents."""
     if not entries:
         raise HistoryNotFoundError(
-            f"session {session_id} has no committed history in these tables (never committed, "
-            "its commits changed no row, history past its retention or turned off, or tables "
-            "the caller does not own)"
+            f"session {session_id} has no committed history in these tables (never committed "
+            "there, history past its retention or turned off, or tables the caller does not "
+            "own)"
         )
     live = [e for e in entries if not e.undone]
     if operation_ids is None:
@@ -216,7 +216,7 @@ def _choose(
     if unknown:
         raise OperationNotFoundError(
             f"no row session {session_id} committed in these tables belongs to operation(s) "
-            f"{', '.join(map(str, unknown))} (never committed, or their writes changed no row)"
+            f"{', '.join(map(str, unknown))}"
         )
     closed = close_selection(
         operation_ids,
@@ -306,7 +306,18 @@ async def undo(
                 "nothing was undone by this call"
             ) from error
         raise
+    return Undone(session, undo_session, tuple(closed), _restored(rows))
+
+
+def _restored(rows: Sequence[_Entry]) -> dict[str, int]:
+    """Keys per table whose row the undo changes: the earliest row before differs from the
+    latest row after (as undo.sql decides)."""
+    spans: dict[tuple[str, str], list[_Entry]] = defaultdict(list)
+    for e in rows:
+        spans[(e.table, json.dumps(e.key, sort_keys=True, default=str))].append(e)
     counts: dict[str, int] = defaultdict(int)
-    for key in {(e.table, json.dumps(e.key, sort_keys=True, default=str)) for e in rows}:
-        counts[key[0]] += 1
-    return Undone(session, undo_session, tuple(closed), dict(counts))
+    for (table, _), entries in spans.items():
+        entries.sort(key=lambda e: e.history_id)
+        if entries[0].before != entries[-1].after:
+            counts[table] += 1
+    return dict(counts)

@@ -40,21 +40,18 @@ CASE WHEN {{ alias|catalog }}.{{ t.pk_columns[0]|ident }} IS NULL THEN NULL ELSE
 {%- endmacro %}
 
 {#- Before the commit applies anything (and after merge rewrote the versions): the key and
-    the stored row of each key the commit applies, into the block's variables. Keys whose
-    stored row is already the session's row (or, for a removal, no row) are left out: the
-    commit does not touch them. ``chosen`` is the commit's macro; i the table's number in
-    declare(). A whole-row reference is to an alias no column can shadow (_cow_base). -#}
+    the stored row of each key the session wrote, into the block's variables. Keys the commit
+    leaves as they are (the session ended with the stored row) are kept too: they tie the
+    operations that wrote them together (a row deleted by one and made again, alike, by
+    another), and undo leaves them alone. ``chosen`` is the commit's macro; i the table's
+    number in declare(). A whole-row reference is to an alias no column can shadow
+    (_cow_base). -#}
 {% macro record_before(t, i, chosen) -%}
 {% if not t.append_only %}
     IF _cow_history THEN
-        SELECT {% for column in t.pk_columns %}pg_catalog.array_agg(c.{{ column|ident }}), {% endfor %}pg_catalog.array_agg(c._cow_before)
+        SELECT {% for column in t.pk_columns %}pg_catalog.array_agg(c.{{ column|ident }}), {% endfor %}pg_catalog.array_agg({{ stored_image(t, 'c') }})
         INTO {% for column in t.pk_columns %}_cow_h{{ i }}_{{ loop.index0 }}, {% endfor %}_cow_h{{ i }}_before
-        FROM (SELECT v.*, {{ stored_image(t, 'v') }} AS _cow_before
-              FROM {{ latest_versions(t, chosen) }} v
-              OFFSET 0) c  -- one probe per key: not flattened into the WHERE clause
-        WHERE NOT (CASE WHEN c._cow_kind IN ('I', 'U')
-                        THEN c._cow_before::text IS NOT DISTINCT FROM pg_catalog.to_json(ROW({{ t.column_names|columns('c') }})::{{ t.row_type|qualified }})::text
-                        ELSE c._cow_before IS NULL END);
+        FROM {{ latest_versions(t, chosen) }} c;
     END IF;
 {% endif %}
 {%- endmacro %}

@@ -28,7 +28,8 @@ BEGIN
             AND h.relation = {{ t.base|qualified|literal }}::pg_catalog.regclass::pg_catalog.oid
           WINDOW w AS (PARTITION BY h.key ORDER BY h.history_id
                        ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)) k
-    CROSS JOIN LATERAL pg_catalog.json_populate_record(NULL::{{ t.row_type|qualified }}, coalesce(k.before, k.after)) r;
+    CROSS JOIN LATERAL pg_catalog.json_populate_record(NULL::{{ t.row_type|qualified }}, coalesce(k.before, k.after)) r
+    WHERE k.before::text IS DISTINCT FROM k.after::text;  -- a key the commits left as it was: nothing to restore
 {% endfor %}
 {{ commit }};
     PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
