@@ -9,11 +9,13 @@ from agentcow.agent import CowSession, Operation, Result
 from agentcow.commit import commit_cow_operations_schema, discard_cow_operations_schema
 from agentcow.conflicts import Cascade, Conflict, get_cow_conflicts
 from agentcow.errors import (
+    AlreadyUndoneError,
     CascadeConflictError,
     CommitConflictError,
     ConnectionBusyError,
     CowError,
     DependencyCycleError,
+    HistoryNotFoundError,
     InvalidIdentifierError,
     InvalidIdError,
     InvalidPolicyError,
@@ -47,6 +49,14 @@ from agentcow.operations import OperationSummary, get_operation_summaries
 from agentcow.postgres import *  # noqa: F403
 from agentcow.postgres import __all__ as _postgres_all
 from agentcow.refresh import cow_migration, refresh_cow
+from agentcow.registry import (
+    DroppedSession,
+    SessionRecord,
+    SessionState,
+    gc_sessions,
+    list_sessions,
+    set_history_retention,
+)
 from agentcow.review import (
     ChangeSet,
     DiffType,
@@ -58,12 +68,14 @@ from agentcow.review import (
     require_approved,
 )
 from agentcow.review.reviewer import Reviewer
+from agentcow.undo import Undone, undo
 from agentcow.upgrade import upgrade_cow_tables
 
 __version__ = "0.3.0"
 
 __all__ = [
     *_postgres_all,
+    "AlreadyUndoneError",
     "Cascade",
     "CascadeConflictError",
     "ChangeSet",
@@ -73,6 +85,8 @@ __all__ = [
     "CowError",
     "CowSession",
     "DependencyCycleError",
+    "DroppedSession",
+    "HistoryNotFoundError",
     "DiffType",
     "InvalidIdError",
     "InvalidIdentifierError",
@@ -101,12 +115,15 @@ __all__ = [
     "Result",
     "SessionChangedError",
     "SessionNotInTransactionError",
+    "SessionRecord",
+    "SessionState",
     "ShadowedNamesError",
     "SafeModel",
     "StaleOverlayError",
     "TableNotFoundError",
     "TenantIsolationError",
     "TransactionAware",
+    "Undone",
     "TransactionEndedError",
     "UnsupportedConnectionError",
     "UnsupportedTableError",
@@ -114,9 +131,13 @@ __all__ = [
     "cow_migration",
     "diff",
     "discard_cow_operations_schema",
+    "gc_sessions",
     "get_cow_conflicts",
     "get_operation_summaries",
+    "list_sessions",
     "refresh_cow",
     "require_approved",
+    "set_history_retention",
+    "undo",
     "upgrade_cow_tables",
 ]

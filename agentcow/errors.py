@@ -181,6 +181,16 @@ class CascadeConflictError(CommitConflictError):
         self.cascades = list(cascades)
 
 
+class HistoryNotFoundError(CowError, LookupError):
+    """A session has no committed history to undo in the tables the caller owns: it never
+    committed there, or its history is past the retention (``set_history_retention``)."""
+
+
+class AlreadyUndoneError(CowError):
+    """The rows an undo would revert were undone already (by an earlier or a concurrent
+    undo); nothing was undone by this call."""
+
+
 class UnsupportedConnectionError(CowError, TypeError):
     """A scope (``CowSession``, ``Reviewer``) was given something it cannot run on: it takes
     a connection or pool of asyncpg, psycopg 3 or SQLAlchemy (async in ``agentcow``, sync in

@@ -454,6 +454,253 @@ AS $fn$
     SELECT s.tenant FROM agentcow.sessions s WHERE s.session_id = _session
 $fn$;
 
+-- Session states, history and undo.
+--
+-- A commit or discard records how the session stands (agentcow.end_session), inside its own
+-- block, so that a failed commit records nothing: 'open' (versions pending, nothing committed
+-- yet), 'partially_committed' (some committed, some pending), 'committed' (something
+-- committed, nothing pending), 'discarded' (nothing committed, nothing pending) and 'undone'
+-- (every row it committed was reverted by agentcow.undo). Who committed is the login role
+-- (session_user: SET ROLE cannot change it).
+ALTER TABLE agentcow.sessions
+    DROP CONSTRAINT sessions_state_check,
+    ADD CONSTRAINT sessions_state_check
+        CHECK (state IN ('open', 'committed', 'partially_committed', 'discarded', 'undone')),
+    ADD COLUMN undone_by name,
+    ADD COLUMN undone_at timestamptz;
+
+-- Whether the login role may act as the owner of every one of _tables, all of them base
+-- tables of COW tables (and at least one): what a role must be to record the end of a
+-- commit, discard or undo. SECURITY DEFINER callers only (they check session_user).
+CREATE FUNCTION agentcow.owns_cow_tables(_tables oid[]) RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+AS $fn$
+    SELECT coalesce(cardinality(_tables), 0) > 0
+       AND NOT EXISTS (
+           SELECT FROM unnest(_tables) AS r(relation)
+           WHERE NOT EXISTS (
+               SELECT FROM agentcow.cow_tables t
+               JOIN pg_namespace n ON n.nspname = t.schema_name
+               JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = t.base_name
+               WHERE c.oid = r.relation AND pg_has_role(session_user, c.relowner, 'USAGE')))
+$fn$;
+REVOKE ALL ON FUNCTION agentcow.owns_cow_tables(oid[]) FROM PUBLIC;
+
+-- Records the end of a commit (_committed) or discard of _session in _tables (their owner
+-- only: the agent can reach no row of the registry); _pending: versions of the session are
+-- left (agentcow.session_pending, which reads the change tables as the caller). A session
+-- that was never entered through apply_cow_variables (raw settings) is recorded here.
+CREATE FUNCTION agentcow.end_session(_session uuid, _committed boolean, _pending boolean, _tables oid[])
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    IF NOT agentcow.owns_cow_tables(_tables) THEN
+        RAISE EXCEPTION 'agentcow: only the owner of a COW table can record the end of a session'
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    INSERT INTO agentcow.sessions (session_id) VALUES (_session) ON CONFLICT (session_id) DO NOTHING;
+    UPDATE agentcow.sessions s
+    SET committed_by = CASE WHEN _committed THEN session_user ELSE s.committed_by END,
+        committed_at = CASE WHEN _committed THEN now() ELSE s.committed_at END,
+        state = CASE WHEN _pending THEN
+                     CASE WHEN _committed OR s.committed_at IS NOT NULL THEN 'partially_committed' ELSE 'open' END
+                ELSE CASE WHEN _committed OR s.committed_at IS NOT NULL THEN 'committed' ELSE 'discarded' END
+                END
+    WHERE s.session_id = _session;
+END
+$fn$;
+
+-- Whether _session holds versions in any change table the caller may read. Not SECURITY
+-- DEFINER: the change tables are their owners'.
+CREATE FUNCTION agentcow.session_pending(_session uuid) RETURNS boolean
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    _changes text;
+    _found boolean;
+BEGIN
+    FOR _changes IN
+        SELECT format('%I.%I', coalesce(t.overlay_schema, t.schema_name), t.changes_name)
+        FROM agentcow.cow_tables t
+        WHERE has_table_privilege(format('%I.%I', coalesce(t.overlay_schema, t.schema_name), t.changes_name), 'SELECT')
+    LOOP
+        EXECUTE format('SELECT EXISTS (SELECT FROM %s c WHERE c.session_id = $1 AND c._cow_seq > 0)', _changes)
+            INTO _found USING _session;
+        IF _found THEN
+            RETURN true;
+        END IF;
+    END LOOP;
+    RETURN false;
+END
+$fn$;
+
+-- The registry as a reviewer reads it: every session, for a role that may act as the owner
+-- of a COW table; nothing for any other role (agents).
+CREATE FUNCTION agentcow.session_info() RETURNS SETOF agentcow.sessions
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $fn$
+    SELECT s.* FROM agentcow.sessions s
+    WHERE EXISTS (SELECT FROM agentcow.cow_tables t
+                  JOIN pg_namespace n ON n.nspname = t.schema_name
+                  JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = t.base_name
+                  WHERE pg_has_role(session_user, c.relowner, 'USAGE'))
+$fn$;
+
+-- Kit-wide settings, changed by the kit's owner (the role that deployed it).
+-- history_retention: how long committed rows are kept for undo; NULL keeps them forever,
+-- zero keeps none (commits then record no history).
+CREATE TABLE agentcow.settings (
+    singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    history_retention interval CHECK (history_retention >= interval '0')
+);
+INSERT INTO agentcow.settings (history_retention) VALUES (interval '30 days');
+GRANT SELECT ON agentcow.settings TO PUBLIC;
+
+-- Committed rows, one per key and commit: the base row before the commit and after it (NULL:
+-- no row), as JSON of the table's row type (json, not jsonb: a json column's text comes back
+-- exactly as it was), and the operations of the session that wrote the
+-- key. Written by the commit block as the table's owner, just before the applied versions
+-- are forgotten; read by undo. Rows changed by a cascade or a trigger of the base are not
+-- here. Every role may try, row-level security lets each one reach the rows of the tables it
+-- may act as the owner of, and no other.
+CREATE TABLE agentcow.history (
+    history_id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    commit_id bigint NOT NULL,
+    session_id uuid NOT NULL,
+    relation oid NOT NULL,
+    schema_name name NOT NULL,
+    table_name name NOT NULL,
+    key jsonb NOT NULL,
+    before json,
+    after json,
+    operation_ids uuid[] NOT NULL,
+    committed_at timestamptz NOT NULL DEFAULT now(),
+    committed_by name NOT NULL DEFAULT session_user,
+    undone_at timestamptz,
+    undone_by name,
+    undo_session uuid
+);
+CREATE INDEX ON agentcow.history (session_id);
+CREATE INDEX ON agentcow.history (committed_at);
+ALTER TABLE agentcow.history ENABLE ROW LEVEL SECURITY;
+CREATE POLICY table_owners ON agentcow.history
+    USING (pg_catalog.pg_has_role(current_user,
+                                  (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = relation),
+                                  'USAGE'));
+GRANT SELECT, INSERT, UPDATE, DELETE ON agentcow.history TO PUBLIC;
+
+-- Whether commits record history (a retention of zero turns it off).
+CREATE FUNCTION agentcow.history_on() RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+AS $fn$ SELECT coalesce((SELECT s.history_retention <> interval '0' FROM agentcow.settings s), true) $fn$;
+
+-- Forgets the caller's history older than the retention (row-level security: the rows of
+-- the caller's tables only). Called at commit and by gc.
+CREATE FUNCTION agentcow.prune_history() RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    _retention interval := (SELECT s.history_retention FROM agentcow.settings s);
+    _rows bigint;
+BEGIN
+    IF _retention IS NULL THEN
+        RETURN 0;
+    END IF;
+    DELETE FROM agentcow.history h WHERE h.committed_at < now() - _retention;
+    GET DIAGNOSTICS _rows = ROW_COUNT;
+    RETURN _rows;
+END
+$fn$;
+
+-- Records an undo of _session (by the undo session _undo, which committed the restored rows)
+-- in the registry: who undid it and when; 'undone' once no row it committed is left to undo.
+CREATE FUNCTION agentcow.record_undo(_session uuid, _undo uuid, _tables oid[]) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    IF NOT agentcow.owns_cow_tables(_tables) THEN
+        RAISE EXCEPTION 'agentcow: only the owner of a COW table can record an undo'
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    INSERT INTO agentcow.sessions (session_id) VALUES (_session) ON CONFLICT (session_id) DO NOTHING;
+    UPDATE agentcow.sessions s
+    SET undone_by = session_user, undone_at = now(),
+        state = CASE WHEN EXISTS (SELECT FROM agentcow.history h
+                                  WHERE h.session_id = _session AND h.undone_at IS NULL)
+                     THEN s.state ELSE 'undone' END
+    WHERE s.session_id = _session;
+    UPDATE agentcow.sessions s SET label = coalesce(s.label, 'undo of ' || _session)
+    WHERE s.session_id = _undo;
+END
+$fn$;
+
+-- Discards the sessions of the registry that stand open (or partially committed) and were
+-- last entered longer than _older_than ago, in the COW tables of _schema the caller owns;
+-- one row per session and table with the versions dropped (table_name NULL, 0: the session
+-- had none there). A session being written is skipped (its lock is not waited for), and a
+-- session is checked again once locked. Not SECURITY DEFINER: it deletes as the caller.
+CREATE FUNCTION agentcow.discard_idle_sessions(_schema name, _older_than interval)
+RETURNS TABLE (session_id uuid, table_name text, versions bigint)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    _session uuid;
+    _table record;
+    _tables oid[];
+    _rows bigint;
+    _any boolean;
+BEGIN
+    SELECT array_agg(c.oid) INTO _tables
+    FROM agentcow.cow_tables t
+    JOIN pg_namespace n ON n.nspname = t.schema_name
+    JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = t.base_name
+    WHERE t.schema_name = _schema AND pg_has_role(current_user, c.relowner, 'USAGE');
+    IF _tables IS NULL THEN
+        RETURN;
+    END IF;
+    FOR _session IN
+        SELECT i.session_id FROM agentcow.session_info() i
+        WHERE i.state IN ('open', 'partially_committed') AND i.last_active_at < now() - _older_than
+        ORDER BY i.session_id
+    LOOP
+        BEGIN
+            PERFORM agentcow.lock_session(_session, true);
+        EXCEPTION WHEN lock_not_available THEN
+            CONTINUE;  -- being written: not abandoned
+        END;
+        CONTINUE WHEN NOT EXISTS (
+            SELECT FROM agentcow.session_info() i
+            WHERE i.session_id = _session AND i.state IN ('open', 'partially_committed')
+              AND i.last_active_at < now() - _older_than);
+        _any := false;
+        FOR _table IN
+            SELECT t.table_name, format('%I.%I', coalesce(t.overlay_schema, t.schema_name), t.changes_name) AS changes
+            FROM agentcow.cow_tables t
+            JOIN pg_namespace n ON n.nspname = t.schema_name
+            JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = t.base_name
+            WHERE c.oid = ANY (_tables)
+            ORDER BY t.table_name
+        LOOP
+            EXECUTE format('DELETE FROM %s c WHERE c.session_id = $1 AND c._cow_seq > 0', _table.changes)
+                USING _session;
+            GET DIAGNOSTICS _rows = ROW_COUNT;
+            IF _rows > 0 THEN
+                _any := true;
+                session_id := _session; table_name := _table.table_name; versions := _rows;
+                RETURN NEXT;
+            END IF;
+        END LOOP;
+        IF NOT _any THEN
+            session_id := _session; table_name := NULL; versions := 0;
+            RETURN NEXT;
+        END IF;
+        PERFORM agentcow.end_session(_session, false, agentcow.session_pending(_session), _tables);
+    END LOOP;
+    PERFORM agentcow.prune_history();
+END
+$fn$;
+
 -- enable and disable call it with the owner's search_path, on which an agent may have
 -- created closer matches for its operators (an = for oid and integer).
 ALTER FUNCTION agentcow.revoke_grants(regclass) SET search_path = pg_catalog, pg_temp;

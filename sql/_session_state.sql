@@ -15,17 +15,20 @@
     only (nothing an agent created runs with the caller's rights); the session and the base
     tables written are locked (agentcow.lock_for_commit: no agent write of the session is in
     flight or can start, and no deadlock); then the session must still be the one planned
-    for, else the caller plans again. With approved (a fingerprint: approval_digest in
+    for, else the caller plans again (unless watched is empty: an undo's session, which only
+    its own block writes). With approved (a fingerprint: approval_digest in
     _versions.sql), the chosen versions of the tables (operations: the choice, none for all)
     must still be the ones a reviewer approved, else nothing is applied (SQLSTATE 55000:
     calling again cannot help). Declares _cow_path, restored by end_exclusive(). -#}
 {% macro begin_exclusive(session, watched, expected, bases, changed_message, approved=none, operations=none, approval_message=none) -%}
     PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
     PERFORM agentcow.lock_for_commit({{ session|catalog }}, ARRAY[{% for t in bases %}{{ t.base|qualified|literal }}{% if not loop.last %}, {% endif %}{% endfor %}]::pg_catalog.regclass[]);
+{% if watched %}
     IF {{ fingerprint(watched, session) }} IS DISTINCT FROM {{ expected|literal }} THEN
         RAISE EXCEPTION USING ERRCODE = 'serialization_failure', MESSAGE = {{ changed_message|literal }},
             HINT = 'The session gained or lost versions after the call read it; call again.';
     END IF;
+{% endif %}
 {% if approved is not none %}
     IF {{ approval_digest(bases, session, operations) }} IS DISTINCT FROM {{ approved|literal }} THEN
         RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',

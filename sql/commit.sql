@@ -49,6 +49,7 @@
 {% import '_conflicts.sql' as conflicts %}
 {% from '_session_state.sql' import begin_exclusive, end_exclusive %}
 {% import '_tenant_checks.sql' as tenants %}
+{% import '_history.sql' as history %}
 {% macro base(t) %}{{ t.base|qualified }}{% endmacro %}
 {% macro changes(t) %}{{ t.changes|qualified }}{% endmacro %}
 {% macro chosen(alias) -%}
@@ -215,6 +216,9 @@ DECLARE
     _cow_path text := pg_catalog.current_setting('search_path');
     _cow_tenant text := agentcow.session_tenant({{ session|catalog }});
     _cow_outside jsonb;
+    _cow_commit bigint := pg_catalog.nextval('agentcow.change_seq');
+    _cow_history boolean := agentcow.history_on();
+{{ history.declare(tables) }}
 BEGIN
 {{ begin_exclusive(session, watched, expected, tables, changed_message, approved, operations, approval_message) }}
 {{ tenants.recheck(tables, session, operations, tenant_message, conflict_limit) }}
@@ -254,6 +258,9 @@ BEGIN
             HINT = 'Review the rows it would reach (they are not in the diff), then commit with allow_cascades, or discard.';
     END IF;
 {% endif %}
+{% for t in tables %}
+{{ history.record_before(t, loop.index, chosen) }}
+{% endfor %}
 {% if scheduled %}
     LOOP
         _cow_progress := 0;
@@ -283,7 +290,9 @@ BEGIN
       AND {{ match('b', 'c', t.pk_columns) }}{{ tenants.only_tenant(t, 'b') }};
 {% endfor %}
 {% for t in tables %}
+{{ history.record_after(t, loop.index, session, chosen) }}
     DELETE FROM {{ changes(t) }} c WHERE {{ chosen('c') }};
 {% endfor %}
+{{ history.end_session(session, tables, true) }}
 {{ end_exclusive(tables, reclaim) }}
 END
