@@ -85,7 +85,7 @@ def _check_pk(entry: RegisteredTable, schema: str, pk_cols: Sequence[str] | None
         )
 
 
-def _commit_statement(
+def commit_statement(
     executor: Executor,
     tables: Sequence[TableDescription],
     session: Sql,
@@ -178,7 +178,7 @@ async def _planned(executor: Executor, attempt: Callable[[], Awaitable[T]]) -> T
     raise AssertionError("unreachable")
 
 
-def _ids(operation_ids: Sequence[IdLike]) -> list[uuid.UUID]:
+def checked_ids(operation_ids: Sequence[IdLike]) -> list[uuid.UUID]:
     """Ids checked before any SQL runs (they are printed into it)."""
     return [validate_uuid(op, "operation id") for op in operation_ids]
 
@@ -230,7 +230,7 @@ async def _commit(
             raise ReviewChangedError(_REVIEW_CHANGED)
         return chosen
     operations = None if chosen is None else uuid_array_literal(sorted(chosen, key=str))
-    statement = _commit_statement(
+    statement = commit_statement(
         executor, tables, session, operations, on_conflict, state, expected, allow_cascades
     )
     if defer_fk_constraints:
@@ -249,7 +249,7 @@ async def _commit(
             raise ReviewChangedError(_REVIEW_CHANGED) from error
         cascades = cascades_in_error(error)
         if cascades is not None:
-            raise CascadeConflictError(_cascade_message(cascades), cascades) from error
+            raise CascadeConflictError(cascade_message(cascades), cascades) from error
         found = conflicts_in_error(error)
         if found is None:
             raise
@@ -279,7 +279,7 @@ _REVIEW_CHANGED = (
 )
 
 
-def _cascade_message(cascades: Sequence[Cascade]) -> str:
+def cascade_message(cascades: Sequence[Cascade]) -> str:
     shown = "; ".join(
         f"{c.table} {c.key or c.row} (through {c.constraint} from {c.parent_table})"
         for c in cascades[:5]
@@ -343,7 +343,7 @@ async def _discard(
     return chosen
 
 
-def _parents_first(tables: Sequence[TableDescription]) -> list[TableDescription]:
+def parents_first(tables: Sequence[TableDescription]) -> list[TableDescription]:
     by_name = {t.name: t for t in tables}
     sorter: TopologicalSorter[str] = TopologicalSorter()
     for t in tables:
@@ -430,7 +430,7 @@ async def commit_cow_operations(
     """
     uuid_literal(session_id, "session id")
     policy = check_policy(on_conflict)
-    chosen = None if operation_ids is None else _ids(operation_ids)
+    chosen = None if operation_ids is None else checked_ids(operation_ids)
 
     async def attempt() -> None:
         entry = await _registered(executor, schema, table_name)
@@ -467,7 +467,7 @@ async def discard_cow_operations(
     with it (or ``include_dependents`` adds them); the others keep their effects.
     """
     uuid_literal(session_id, "session id")
-    chosen = None if operation_ids is None else _ids(operation_ids)
+    chosen = None if operation_ids is None else checked_ids(operation_ids)
 
     async def attempt() -> None:
         entry = await _registered(executor, schema, table_name)
@@ -529,7 +529,7 @@ async def commit_cow_session_schema(
     async def attempt() -> list[str]:
         state, tables = await _schema_plan(executor, session_id, schema)
         if not defer_fk_constraints:
-            tables = _parents_first(tables)
+            tables = parents_first(tables)
         await _commit(
             executor,
             tables,
@@ -571,13 +571,13 @@ async def commit_cow_operations_schema(
     """
     uuid_literal(session_id, "session id")
     policy = check_policy(on_conflict)
-    chosen = _ids(operation_ids)
+    chosen = checked_ids(operation_ids)
 
     async def attempt() -> list[uuid.UUID]:
         state, tables = await _schema_plan(executor, session_id, schema)
         await require_known(executor, session_id, chosen, schema)
         if not defer_fk_constraints:
-            tables = _parents_first(tables)
+            tables = parents_first(tables)
         committed = await _commit(
             executor,
             tables,
@@ -624,7 +624,7 @@ async def discard_cow_operations_schema(
     ``include_dependents`` adds them). Returns the operations discarded.
     """
     uuid_literal(session_id, "session id")
-    chosen = _ids(operation_ids)
+    chosen = checked_ids(operation_ids)
 
     async def attempt() -> list[uuid.UUID]:
         state, tables = await _schema_plan(executor, session_id, schema)

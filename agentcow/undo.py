@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from agentcow.commit import _cascade_message, _commit_statement, _ids, _parents_first
+from agentcow.commit import cascade_message, checked_ids, commit_statement, parents_first
 from agentcow.conflicts import (
     Conflict,
     ConflictPolicy,
@@ -261,15 +261,15 @@ async def undo(
     history :class:`HistoryNotFoundError`. Only the tables' owner can undo."""
     session = validate_uuid(session_id, "session id")
     policy = check_policy(on_conflict)
-    chosen = None if operation_ids is None else _ids(operation_ids)
+    chosen = None if operation_ids is None else checked_ids(operation_ids)
     described = {t.name: t for t in await session_tables(executor, schema)}
     entries = [e for e in await _history(executor, session, schema) if e.table in described]
     rows, closed = _choose(session, entries, chosen, described, include_dependents)
-    tables = _parents_first([described[name] for name in dict.fromkeys(e.table for e in rows)])
+    tables = parents_first([described[name] for name in dict.fromkeys(e.table for e in rows)])
     undo_session, undo_operation = uuid.uuid4(), uuid.uuid4()
     ids = _id_array(e.history_id for e in rows)
     # The undo session is written by this block alone: no digest to check (watched empty).
-    commit = _commit_statement(
+    commit = commit_statement(
         executor,
         tables,
         uuid_literal(undo_session),
@@ -295,7 +295,7 @@ async def undo(
     except Exception as error:
         cascades = cascades_in_error(error)
         if cascades is not None:
-            raise CascadeConflictError(_cascade_message(cascades), cascades) from error
+            raise CascadeConflictError(cascade_message(cascades), cascades) from error
         found = conflicts_in_error(error)
         if found is not None:
             raise CommitConflictError(_conflict_message(found, policy), found) from error
