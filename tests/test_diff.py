@@ -402,3 +402,22 @@ async def test_a_judgement_marks_rows_and_blocks(conn: Any) -> None:
     assert "BLOCKED" in text and "SAFE" not in text
     assert "FAIL id=11" in text and "PASS id=12" in text
     assert "orders id=11: deletes need a person" in text
+
+
+async def test_tables_referencing_each_other_in_a_cycle(conn: Any) -> None:
+    executor = await make_cow(
+        conn,
+        "CREATE TABLE a (id int PRIMARY KEY, b_id int);"
+        "CREATE TABLE b (id int PRIMARY KEY, a_id int REFERENCES a);"
+        "ALTER TABLE a ADD FOREIGN KEY (b_id) REFERENCES b;",
+        "a",
+        "b",
+    )
+    sid = new_id()
+    async with session(conn, sid):
+        await conn.execute("INSERT INTO a VALUES (1, NULL)")
+        await conn.execute("INSERT INTO b VALUES (1, 1)")
+    changes = await diff(executor, sid)
+    assert set(changes.tables) == {"a", "b"}
+    assert "INSERT INTO" in changes.to_sql()
+    assert changes.summary == {"INSERT": 2, "UPDATE": 0, "DELETE": 0}

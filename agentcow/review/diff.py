@@ -15,14 +15,14 @@ import json
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from graphlib import CycleError, TopologicalSorter
 from typing import IO, Any
 
 from rich.console import Console
 
 from agentcow.catalog import describe_current, registered_tables, require_kit
+from agentcow.commit import parents_first
 from agentcow.description import TableDescription
-from agentcow.errors import TableNotFoundError
+from agentcow.errors import DependencyCycleError, TableNotFoundError
 from agentcow.executor import Executor
 from agentcow.identifiers import uuid_array_literal, uuid_literal, validate_uuid
 from agentcow.operations import close_selection, dependencies_among, require_known
@@ -298,22 +298,9 @@ async def diff(
 
 def _parents_first(tables: Sequence[TableDescription]) -> list[TableDescription]:
     """Referenced tables first where the keys allow it (a cycle keeps the given order)."""
-    by_name = {t.name: t for t in tables}
-    sorter: TopologicalSorter[str] = TopologicalSorter()
-    for t in tables:
-        sorter.add(
-            t.name,
-            *(
-                fk.parent_table
-                for fk in t.foreign_keys
-                if fk.parent_schema == t.schema
-                and fk.parent_table in by_name
-                and fk.parent_table != t.name
-            ),
-        )
     try:
-        return [by_name[name] for name in sorter.static_order()]
-    except CycleError:
+        return parents_first(tables)
+    except DependencyCycleError:
         return list(tables)
 
 
