@@ -65,7 +65,7 @@ async def measure(dsn: str, rounds: int, rows: int = ROWS) -> Timings:
             changes.print(io.StringIO())
 
         async def terminal() -> None:
-            changes.display(Console(file=io.StringIO(), force_terminal=True, width=160))
+            changes.render(Console(file=io.StringIO(), force_terminal=True, width=160))
 
         async def to_json() -> None:
             changes.to_json()
