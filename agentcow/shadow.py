@@ -279,8 +279,6 @@ class ShadowDB:
                 first.key if first else {},
                 list(first.columns) if first else [],
             ) from error
-        except CowError:
-            raise
         except Exception as error:
             if _is_integrity_error(error):
                 raise IntegrityViolationError(f"production refused the commit: {error}") from error
