@@ -223,3 +223,20 @@ class ReviewFinishedError(CowError):
 class NotBlockingError(CowError, RuntimeError):
     """A synchronous call met an executor or connection that waits for an event loop; the
     sync API (``agentcow.sync``) needs blocking ones (psycopg or SQLAlchemy sync)."""
+
+
+class GuardRefusal(CowError):
+    """The SQL guard refused an agent's statement before it was sent (nothing ran).
+    ``code`` is a stable reason (``multiple_statements``, ``function_not_allowed``,
+    ``table_not_allowed``...), ``refused`` the fragment refused, ``hint`` what to do
+    instead; ``sqlstate`` is insufficient_privilege."""
+
+    sqlstate = "42501"
+
+    def __init__(self, code: str, message: str, *, refused: str, hint: str) -> None:
+        self.code = code
+        self.message = message
+        self.refused = refused
+        self.hint = hint
+        shown = refused if len(refused) <= 120 else refused[:117] + "..."
+        super().__init__(f"refused by the SQL guard ({code}): {message}: {shown} (hint: {hint})")

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from agentcow.agent import session as _async
+from agentcow.agent.guard import SqlGuard
 from agentcow.blocking import blocking_context, run_blocking
 from agentcow.connections import Result, blocking_source
 
@@ -42,13 +43,22 @@ class CowSession:
         session_id: uuid.UUID | str | None = None,
         tenant_id: object = None,
         label: str | None = None,
+        guard: SqlGuard | None = _async.FROM_CATALOG,
     ) -> None:
         self._session = _async.CowSession(
-            blocking_source(connection), session_id=session_id, tenant_id=tenant_id, label=label
+            blocking_source(connection),
+            session_id=session_id,
+            tenant_id=tenant_id,
+            label=label,
+            guard=guard,
         )
         self.session_id = self._session.session_id
         self.tenant_id = tenant_id
         self.label = label
+
+    @property
+    def guard(self) -> SqlGuard | None:
+        return self._session.guard
 
     def execute(self, statement: Any, params: Any = None) -> Result:
         """Run one statement as an operation of its own (or of the enclosing

@@ -1,0 +1,496 @@
+"""The SQL guard: what an agent's SQL may be before it is sent, checked on the text itself.
+
+One statement, a query or a write (``SELECT``, ``INSERT``, ``UPDATE``, ``DELETE``, ``MERGE``,
+with ``WITH`` around them) of the COW tables and of the read-only tables the caller names,
+calling only functions of an allow-list. The session's binding cannot be changed from SQL
+that passes (no settings, no transaction control, no other statement), nor can the SQL reach
+the kit's objects, the catalogs or anything outside the statement.
+
+Two readings of the text must agree: PostgreSQL's lexer (:mod:`agentcow.agent.sql_lexer`,
+which also counts the statements) and sqlglot's, which parses it. The parse tree says what
+is refused (statements, tables, ``INTO``, row locks); the tokens are checked again for every
+call (``name(``) and operator, so a construct sqlglot reads as something else still meets
+the allow-list by the name PostgreSQL would call.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlglot
+from sqlglot import TokenType, exp
+
+from agentcow.agent.functions import SAFE_FUNCTIONS, SAFE_OPERATORS, words
+from agentcow.agent.sql_lexer import LexError, Token, tokenize
+from agentcow.errors import GuardRefusal
+from agentcow.executor import Executor
+from agentcow.naming import OVERLAY_SUFFIX
+from agentcow.templates import render
+
+_WRITE_KINDS = {"insert", "update", "delete", "merge"}
+_FIRST_WORDS = {"select", "insert", "update", "delete", "merge", "with", "values", "table"}
+_TRANSACTION_WORDS = {
+    "begin", "start", "commit", "end", "rollback", "abort", "savepoint", "release",
+}  # fmt: skip
+_SETTING_WORDS = {"set", "reset", "show"}
+#: Words a ``(`` may follow without a function being called.
+_STRUCTURAL = words(
+    """select from where in exists values as on using and or not any some all array row over
+    filter group by set when then else case returning join lateral conflict distinct rollup
+    cube sets system bernoulli repeatable only is like ilike similar to between symmetric
+    escape union intersect except materialized limit offset having insert for into do
+    numeric decimal varchar char character varying bit varbit time timestamp timestamptz
+    timetz interval float nchar national zone window recursive cast"""
+)
+_REG_TYPES = {
+    "regclass", "regcollation", "regconfig", "regdictionary", "regnamespace", "regoper",
+    "regoperator", "regproc", "regprocedure", "regrole", "regtype",
+}  # fmt: skip
+_LOCK_STRENGTHS = {"update", "share", "no", "key"}
+_SYSTEM_SCHEMAS = {"pg_catalog", "information_schema", "pg_toast"}
+_KIT_SCHEMA = "agentcow"
+_KIT_SUFFIXES = ("_base", "_changes")
+_STRING_TOKENS = {
+    TokenType.STRING, TokenType.BYTE_STRING, TokenType.HEREDOC_STRING,
+    TokenType.NATIONAL_STRING, TokenType.BIT_STRING, TokenType.HEX_STRING,
+    TokenType.UNICODE_STRING, TokenType.RAW_STRING,
+}  # fmt: skip
+_WORD_TEXT = re.compile(r"[A-Za-z_\x80-\U0010ffff][\w$\x80-\U0010ffff]*(?:\s+[A-Za-z_]\w*)*")
+
+_HINTS = {
+    "empty_statement": "send one SQL statement",
+    "multiple_statements": "send one statement per call; several statements that belong "
+    "together go in one operation block",
+    "parse_error": "write the statement in plain PostgreSQL syntax (without U& escapes or "
+    "unusual quoting)",
+    "unicode_escape": "write the characters themselves in the string or identifier",
+    "not_sql_text": "pass the statement as SQL text (or a SQLAlchemy text() or Core statement)",
+    "setting": "settings belong to the application: the session's own are already set",
+    "transaction_control": "each call runs in a transaction of its own; several statements "
+    "that belong together go in one operation block",
+    "statement_not_allowed": "use SELECT, INSERT, UPDATE, DELETE or MERGE (with WITH) on "
+    "the tables you were given",
+    "select_into": "SELECT the rows, or INSERT INTO one of your tables ... SELECT",
+    "locking_clause": "leave out FOR UPDATE/SHARE: the session is your own copy, no other "
+    "agent writes it",
+    "function_not_allowed": "use built-in functions on values (arithmetic, text, dates, "
+    "JSON, aggregates, windows); ask the application to allow this function",
+    "operator_not_allowed": "use the usual operators (comparison, arithmetic, text, JSON, arrays)",
+    "cast_not_allowed": "cast to a data type, not to a catalog reference type",
+    "system_catalog": "ask the application which tables and columns there are",
+    "kit_object": "use the tables by their own names: your changes are kept in the session for you",
+    "table_not_allowed": "use the tables you were given, by their own names",
+    "read_only_table": "this table may be read, not written",
+}
+
+
+@dataclass(frozen=True)
+class TableRef:
+    """A relation a statement names: its schema when written, and its name."""
+
+    schema: str | None
+    name: str
+
+    def __str__(self) -> str:
+        return self.name if self.schema is None else f"{self.schema}.{self.name}"
+
+
+@dataclass(frozen=True)
+class GuardedStatement:
+    """A statement the guard let through: its kind (``select``, ``insert``, ``update``,
+    ``delete``, ``merge``), the tables it reads or writes, those it writes, and the tree."""
+
+    sql: str
+    kind: str
+    tables: frozenset[TableRef]
+    writes: frozenset[TableRef]
+    tree: exp.Expr = field(repr=False, compare=False)
+
+
+def _refuse(code: str, message: str, refused: str) -> GuardRefusal:
+    return GuardRefusal(code, message, refused=refused, hint=_HINTS[code])
+
+
+def _fragment(text: str, start: int, length: int = 80) -> str:
+    return " ".join(text[start : start + length].split())
+
+
+def _name(identifier: Any) -> tuple[str, bool]:
+    """An identifier's name as PostgreSQL resolves it: folded unless quoted."""
+    if isinstance(identifier, exp.Identifier):
+        return (identifier.this if identifier.quoted else identifier.this.lower()), True
+    return str(identifier).lower(), False
+
+
+def _split(name: str) -> TableRef:
+    schema, _, bare = name.rpartition(".")
+    return TableRef(schema or None, bare)
+
+
+class SqlGuard:
+    """Checks an agent's SQL before it is sent (see the module). Names are as the agent
+    writes them, unquoted names lowercase:
+
+    - ``cow_tables``: the COW tables, bare (``"orders"``: also allowed qualified with each
+      of ``schemas``) or qualified (``"sales.orders"``: exactly that);
+    - ``read_only_tables``: other tables the agent may read, not write (same forms);
+    - ``functions``: functions allowed beside the built-in allow-list (bare, or qualified:
+      exactly that call), for example ``"generate_series"`` or ``"app.price_with_tax"``;
+    - ``schemas``: the schemas a bare entry may be qualified with. Leave out the schema of
+      overlay-layout tables (``schemas=()``): qualified, the name reaches the real table.
+    """
+
+    def __init__(
+        self,
+        *,
+        cow_tables: Iterable[str],
+        read_only_tables: Iterable[str] = (),
+        functions: Iterable[str] = (),
+        schemas: Iterable[str] = ("public",),
+    ) -> None:
+        self.cow_tables = frozenset(_split(n) for n in cow_tables)
+        self.read_only_tables = frozenset(_split(n) for n in read_only_tables)
+        self.schemas = frozenset(schemas)
+        self.functions = frozenset(functions)
+        kit = {
+            TableRef(t.schema, t.name + suffix) for t in self.cow_tables for suffix in _KIT_SUFFIXES
+        }
+        bare_kit = {t.name for t in kit}
+        clash = [
+            str(t)
+            for t in self.cow_tables | self.read_only_tables
+            if t in kit or t.name in bare_kit
+        ]
+        if clash:
+            raise ValueError(f"{', '.join(clash)}: the base or change table of a COW table")
+        self._kit_names = bare_kit
+        self._kit_schemas = {_KIT_SCHEMA} | {
+            s + OVERLAY_SUFFIX
+            for s in self.schemas | {t.schema for t in self.cow_tables if t.schema}
+        }
+
+    def __repr__(self) -> str:
+        return (
+            f"SqlGuard(cow_tables={sorted(map(str, self.cow_tables))}, "
+            f"read_only_tables={sorted(map(str, self.read_only_tables))}, "
+            f"functions={sorted(self.functions)}, schemas={sorted(self.schemas)})"
+        )
+
+    # -- the checks ---------------------------------------------------------------------
+
+    def check(self, sql: str) -> GuardedStatement:
+        """The statement, if the guard lets it through; else :class:`GuardRefusal`."""
+        try:
+            read = tokenize(sql)
+        except LexError as error:
+            raise _refuse(error.code, str(error), _fragment(sql, error.start)) from None
+        if read.further:
+            raise _refuse(
+                "multiple_statements",
+                "only one statement is accepted per call",
+                _fragment(sql, read.further[0]),
+            )
+        tokens = read.tokens
+        if not tokens:
+            raise _refuse("empty_statement", "there is no statement", sql.strip())
+        self._check_first_word(sql, tokens[0])
+        tree = self._parse(sql)
+        self._check_same_reading(sql, tokens)
+        kind = self._check_kind(tree)
+        tables, writes = self._check_tree(tree)
+        self._check_tokens(sql, tokens, tree)
+        return GuardedStatement(sql, kind, frozenset(tables), frozenset(writes), tree)
+
+    def _check_first_word(self, sql: str, first: Token) -> None:
+        if first.kind == "punct" and first.text == "(":
+            return
+        word = first.text if first.kind == "word" else ""
+        if word in _FIRST_WORDS:
+            return
+        fragment = _fragment(sql, first.start)
+        if word in _SETTING_WORDS:
+            raise _refuse("setting", f"{word.upper()} of settings is not accepted", fragment)
+        if word in _TRANSACTION_WORDS or fragment.lower().startswith("prepare transaction"):
+            raise _refuse("transaction_control", "transaction control is not accepted", fragment)
+        shown = word.upper() or fragment.split(" ", 1)[0]
+        raise _refuse("statement_not_allowed", f"{shown} statements are not accepted", fragment)
+
+    def _parse(self, sql: str) -> exp.Expr:
+        try:
+            parsed = sqlglot.parse(sql, read="postgres")
+            trees = [t for t in parsed if t is not None and not isinstance(t, exp.Semicolon)]
+        except sqlglot.errors.SqlglotError as error:
+            message = " ".join(str(error).split())[:200]
+            raise _refuse(
+                "parse_error", f"the statement cannot be parsed ({message})", sql
+            ) from None
+        if len(trees) != 1:
+            raise _refuse("multiple_statements", "only one statement is accepted per call", sql)
+        return trees[0]
+
+    def _check_same_reading(self, sql: str, tokens: list[Token]) -> None:
+        """The words, strings and quoted identifiers sqlglot reads are PostgreSQL's."""
+        ours = [_signature(t) for t in tokens if t.kind in ("word", "qident", "string")]
+        theirs = list(_sqlglot_signatures(sql))
+        if ours != theirs:
+            at = next(
+                (i for i, (a, b) in enumerate(zip(ours, theirs, strict=False)) if a != b),
+                min(len(ours), len(theirs)),
+            )
+            start = tokens[0].start
+            for t in tokens:
+                if t.kind in ("word", "qident", "string"):
+                    if at == 0:
+                        start = t.start
+                        break
+                    at -= 1
+            raise _refuse(
+                "parse_error",
+                "the guard's parser and PostgreSQL would read this text differently",
+                _fragment(sql, start),
+            )
+
+    def _check_kind(self, tree: exp.Expr) -> str:
+        if isinstance(tree, exp.Insert | exp.Update | exp.Delete | exp.Merge):
+            return type(tree).__name__.lower()
+        if isinstance(tree, exp.Query | exp.Values):
+            return "select"
+        raise _refuse(
+            "statement_not_allowed",
+            "only SELECT, INSERT, UPDATE, DELETE and MERGE are accepted",
+            tree.sql(dialect="postgres"),
+        )
+
+    def _check_tree(self, tree: exp.Expr) -> tuple[set[TableRef], set[TableRef]]:
+        targets = {id(t) for t in _write_targets(tree)}
+        tables: set[TableRef] = set()
+        writes: set[TableRef] = set()
+        for node in tree.walk():
+            shown = node.sql(dialect="postgres")
+            if isinstance(node, exp.Command | exp.Set | exp.Create | exp.Drop | exp.Copy):
+                raise _refuse("statement_not_allowed", "only one query or write", shown)
+            if isinstance(node, exp.Transaction | exp.Commit | exp.Rollback):
+                raise _refuse("transaction_control", "transaction control is not accepted", shown)
+            if isinstance(node, exp.Into):
+                raise _refuse("select_into", "SELECT INTO creates a table", shown)
+            if isinstance(node, exp.Lock):
+                raise _refuse("locking_clause", "row locks are not accepted", shown)
+            if isinstance(node, exp.Operator):
+                raise _refuse("operator_not_allowed", "OPERATOR() is not accepted", shown)
+            if isinstance(node, exp.Anonymous):
+                self._check_call(node, shown)
+            if isinstance(node, exp.Table) and isinstance(node.this, exp.Identifier):
+                written = id(node) in targets
+                ref = self._check_table(node, written, shown)
+                if ref is not None:
+                    tables.add(ref)
+                    if written:
+                        writes.add(ref)
+        return tables, writes
+
+    def _check_call(self, node: exp.Anonymous, shown: str) -> None:
+        name = node.name.lower()
+        parent = node.parent
+        qualifier = ""
+        if isinstance(parent, exp.Dot) and parent.expression is node:
+            qualifier = parent.this.sql(dialect="postgres").lower()
+            shown = parent.sql(dialect="postgres")
+        if not self._function_allowed(qualifier, name):
+            raise _refuse("function_not_allowed", f"function {name} is not allowed", shown)
+
+    def _function_allowed(self, qualifier: str, name: str) -> bool:
+        if not qualifier:
+            return name in SAFE_FUNCTIONS or name in self.functions
+        return (qualifier == "pg_catalog" and name in SAFE_FUNCTIONS) or (
+            f"{qualifier}.{name}" in self.functions
+        )
+
+    def _check_table(self, node: exp.Table, written: bool, shown: str) -> TableRef | None:
+        name, _ = _name(node.this)
+        schema = _name(node.args["db"])[0] if node.args.get("db") else None
+        if node.args.get("catalog"):
+            raise _refuse("table_not_allowed", "names with a database part are refused", shown)
+        if schema is None and not written and _is_cte(node, name):
+            return None
+        ref = TableRef(schema, name)
+        lowered = (schema or "").lower()
+        if lowered in _SYSTEM_SCHEMAS or lowered.startswith("pg_"):
+            raise _refuse("system_catalog", "system catalogs are not accepted", shown)
+        if lowered in self._kit_schemas or lowered.endswith(OVERLAY_SUFFIX):
+            raise _refuse("kit_object", "agentcow's own objects are not accepted", shown)
+        if self._allowed(ref, self.cow_tables):
+            return ref
+        if self._allowed(ref, self.read_only_tables):
+            if written:
+                raise _refuse("read_only_table", f"{ref} may be read, not written", shown)
+            return ref
+        if name.lower() in self._kit_names or name.lower().endswith(_KIT_SUFFIXES):
+            raise _refuse("kit_object", "the base and change tables are agentcow's", shown)
+        if schema is None and name.lower().startswith("pg_"):
+            raise _refuse("system_catalog", "system catalogs are not accepted", shown)
+        raise _refuse("table_not_allowed", f"table {ref} is not one of the agent's", shown)
+
+    def _allowed(self, ref: TableRef, entries: frozenset[TableRef]) -> bool:
+        if ref in entries:
+            return True
+        return ref.schema in self.schemas and TableRef(None, ref.name) in entries
+
+    def _check_tokens(self, sql: str, tokens: list[Token], tree: exp.Expr) -> None:
+        """Every call and operator PostgreSQL would read, whatever sqlglot made of it."""
+        named = _relation_names(tree)
+        for i, token in enumerate(tokens):
+            following = tokens[i + 1] if i + 1 < len(tokens) else None
+            shown = _fragment(sql, token.start)
+            if token.kind == "op" and token.text not in SAFE_OPERATORS:
+                raise _refuse(
+                    "operator_not_allowed", f"operator {token.text} is not allowed", shown
+                )
+            if token.kind == "word" and token.text in _REG_TYPES:
+                raise _refuse("cast_not_allowed", f"{token.text} reads the catalog", shown)
+            if token.kind == "word" and token.text == "for" and _locks(following):
+                raise _refuse("locking_clause", "row locks are not accepted", shown)
+            if token.kind == "word" and token.text == "operator" and _opens(following):
+                raise _refuse("operator_not_allowed", "OPERATOR() is not accepted", shown)
+            if token.kind in ("word", "qident") and _opens(following):
+                self._check_called(sql, tokens, i, named)
+
+    def _check_called(self, sql: str, tokens: list[Token], i: int, named: set[str]) -> None:
+        token = tokens[i]
+        name = token.text.lower()
+        parts = [name]
+        j = i
+        while j >= 2 and tokens[j - 1].text == "." and tokens[j - 2].kind in ("word", "qident"):
+            parts.insert(0, tokens[j - 2].text.lower())
+            j -= 2
+        shown = _fragment(sql, tokens[j].start)
+        if len(parts) == 1:
+            if token.kind == "word" and name in _STRUCTURAL:
+                return
+            if name in SAFE_FUNCTIONS or name in self.functions or name in named:
+                return
+        elif len(parts) == 2 and self._function_allowed(parts[0], parts[1]):
+            return
+        raise _refuse("function_not_allowed", f"function {'.'.join(parts)} is not allowed", shown)
+
+
+def _locks(token: Token | None) -> bool:
+    return token is not None and token.kind == "word" and token.text in _LOCK_STRENGTHS
+
+
+def _opens(token: Token | None) -> bool:
+    return token is not None and token.kind == "punct" and token.text == "("
+
+
+def _signature(token: Token) -> tuple[str, str]:
+    if token.kind == "string":
+        return ("string", "")
+    return (token.kind, token.text)
+
+
+def _sqlglot_signatures(sql: str) -> Iterator[tuple[str, str]]:
+    try:
+        found = sqlglot.tokenize(sql, read="postgres")
+    except sqlglot.errors.SqlglotError:
+        yield ("error", "")
+        return
+    for t in found:
+        if t.token_type in _STRING_TOKENS:
+            yield ("string", "")
+        elif t.token_type == TokenType.IDENTIFIER:
+            yield ("qident", t.text)
+        elif _WORD_TEXT.fullmatch(t.text):
+            for word in t.text.split():
+                yield ("word", word.lower())
+
+
+def _write_targets(tree: exp.Expr) -> Iterator[exp.Table]:
+    """The tables INSERT, UPDATE, DELETE and MERGE write (never a CTE in PostgreSQL)."""
+    for node in tree.walk():
+        if isinstance(node, exp.Insert | exp.Update | exp.Delete | exp.Merge):
+            target = node.this
+            if isinstance(target, exp.Schema):
+                target = target.this
+            if isinstance(target, exp.Table):
+                yield target
+
+
+def _is_cte(table: exp.Table, name: str) -> bool:
+    """Whether a bare name refers to a CTE in scope: of an enclosing WITH, one defined before
+    the CTE the name is in (or the CTE itself, under RECURSIVE), or any for the main query."""
+    child: exp.Expr = table
+    node = table.parent
+    while node is not None:
+        with_ = node.args.get("with_") or node.args.get("with")
+        if isinstance(with_, exp.With):
+            ctes = list(with_.expressions)
+            names = [_name(c.args["alias"].this)[0] for c in ctes if c.args.get("alias")]
+            if child is with_:
+                inside = _enclosing_cte(table, with_)
+                index = ctes.index(inside) if inside in ctes else len(ctes)
+                visible = names[: index + 1] if with_.args.get("recursive") else names[:index]
+            else:
+                visible = names
+            if name in visible:
+                return True
+        child = node
+        node = node.parent
+    return False
+
+
+def _enclosing_cte(table: exp.Expr, with_: exp.With) -> exp.Expr | None:
+    node: exp.Expr | None = table
+    while node is not None and node.parent is not with_:
+        node = node.parent
+    return node
+
+
+def _relation_names(tree: exp.Expr) -> set[str]:
+    """Names a ``(`` may follow that are no call: tables with a column list, aliases, CTEs."""
+    names: set[str] = set()
+    for node in tree.walk():
+        if isinstance(node, exp.Table | exp.TableAlias) and isinstance(node.this, exp.Identifier):
+            names.add(node.this.this.lower())
+    return names
+
+
+async def guard_from_catalog(
+    executor: Executor,
+    *,
+    read_only_tables: Iterable[str] = (),
+    functions: Iterable[str] = (),
+) -> SqlGuard:
+    """A guard for every COW table the kit's catalog lists: by bare name, and qualified
+    with its schema in the rename layout (in the overlay layout the qualified name is the
+    real table's, so only the bare name is allowed)."""
+    names: list[str] = []
+    for schema, table, overlay in await executor.execute(render("guard_tables.sql")):
+        names.append(str(table))
+        if overlay is None:
+            names.append(f"{schema}.{table}")
+    return SqlGuard(
+        cow_tables=names, read_only_tables=read_only_tables, functions=functions, schemas=()
+    )
+
+
+def sql_text(statement: object) -> str:
+    """The SQL text of a statement: a string, or a SQLAlchemy ``text()`` or Core statement
+    (compiled for PostgreSQL); anything else is refused."""
+    if isinstance(statement, str):
+        return statement
+    sqlalchemy = sys.modules.get("sqlalchemy")
+    if sqlalchemy is not None:
+        if isinstance(statement, sqlalchemy.TextClause):
+            return str(statement.text)
+        if isinstance(statement, sqlalchemy.ClauseElement):
+            from sqlalchemy.dialects import postgresql
+
+            return str(statement.compile(dialect=postgresql.dialect()))  # type: ignore[no-untyped-call]
+    raise _refuse(
+        "not_sql_text",
+        f"a {type(statement).__name__} is not SQL text the guard can check",
+        repr(statement)[:80],
+    )
