@@ -61,6 +61,8 @@ _STRING_TOKENS = {
 }  # fmt: skip
 _WORD_TEXT = re.compile(r"[A-Za-z_\x80-\U0010ffff][\w$\x80-\U0010ffff]*(?:\s+[A-Za-z_]\w*)*")
 
+_PSYCOPG_PLACEHOLDER = re.compile(r"%%|%(?:\([A-Za-z_][A-Za-z0-9_]*\))?[sbt]")
+
 _HINTS = {
     "empty_statement": "send one SQL statement",
     "multiple_statements": "send one statement per call; several statements that belong "
@@ -183,7 +185,9 @@ class SqlGuard:
     # -- the checks ---------------------------------------------------------------------
 
     def check(self, sql: str) -> GuardedStatement:
-        """The statement, if the guard lets it through; else :class:`GuardRefusal`."""
+        """The statement, if the guard lets it through; else :class:`GuardRefusal`.
+        Parameters may be written ``$1``, ``:name`` or psycopg's ``%s`` / ``%(name)s``."""
+        sql = _numbered_parameters(sql)
         try:
             read = tokenize(sql)
         except LexError as error:
@@ -330,7 +334,7 @@ class SqlGuard:
             return ref
         if name.lower() in self._kit_names or name.lower().endswith(_KIT_SUFFIXES):
             raise _refuse("kit_object", "the base and change tables are agentcow's", shown)
-        if schema is None and name.lower().startswith("pg_"):
+        if name.lower().startswith("pg_"):
             raise _refuse("system_catalog", "system catalogs are not accepted", shown)
         raise _refuse("table_not_allowed", f"table {ref} is not one of the agent's", shown)
 
@@ -375,6 +379,22 @@ class SqlGuard:
         elif len(parts) == 2 and self._function_allowed(parts[0], parts[1]):
             return
         raise _refuse("function_not_allowed", f"function {'.'.join(parts)} is not allowed", shown)
+
+
+def _numbered_parameters(sql: str) -> str:
+    """psycopg's placeholders as the ``$n`` psycopg sends for them. Sent as they are (by
+    another driver), PostgreSQL reads ``%(name)s`` as a modulo by a column and a word, so
+    reading it as a parameter hides no call, string or comment: only a plain name."""
+    count = 0
+
+    def number(match: re.Match[str]) -> str:
+        nonlocal count
+        if match.group() == "%%":
+            return "%%"
+        count += 1
+        return f"${count}"
+
+    return _PSYCOPG_PLACEHOLDER.sub(number, sql)
 
 
 def _locks(token: Token | None) -> bool:
