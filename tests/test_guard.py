@@ -8,14 +8,16 @@ from typing import Any
 
 import psycopg
 import pytest
+import sqlalchemy
 
 import agentcow as ac
 from agentcow.adapters.asyncpg import AsyncpgExecutor
 from agentcow.agent import GuardRefusal, SqlGuard, guard_from_catalog
 from agentcow.agent.guard import TableRef, sql_text
+from agentcow.shadow import ShadowDB
 from tests.conftest import TestDatabase
-from tests.helpers import OVERLAY, base_table, make_cow
-from tests.scopes_support import asyncpg_pool
+from tests.helpers import LAYOUT, OVERLAY, base_table, deploy, make_cow
+from tests.scopes_support import asyncpg_pool, sqlalchemy_url
 
 GUARD = SqlGuard(cow_tables=["t", "u"], read_only_tables=["lookup"], functions=["app.tax"])
 
@@ -161,7 +163,7 @@ def test_what_the_guard_reports() -> None:
     with pytest.raises(GuardRefusal) as refused:
         GUARD.check("SELECT pg_sleep(1) FROM t")
     error = refused.value
-    assert (error.code, error.refused) == ("function_not_allowed", "PG_SLEEP(1)")
+    assert (error.code, error.refused) == ("function_not_allowed", "pg_sleep(1)")
     assert "pg_sleep" in error.message
 
 
@@ -206,8 +208,6 @@ def test_placeholders_of_every_driver() -> None:
 
 
 def test_statement_objects() -> None:
-    import sqlalchemy
-
     assert sql_text("SELECT 1") == "SELECT 1"
     assert sql_text(sqlalchemy.text("SELECT :x")) == "SELECT :x"
     table = sqlalchemy.table("t", sqlalchemy.column("id"))
@@ -255,3 +255,36 @@ async def test_guard_from_catalog(conn: Any) -> None:
         guard.check("DELETE FROM lookup")
     with pytest.raises(GuardRefusal, match="table_not_allowed"):
         (await guard_from_catalog(AsyncpgExecutor(conn))).check("SELECT * FROM lookup")
+
+
+async def test_shadowdb_guards_the_agents_sql(conn: Any, database: TestDatabase) -> None:
+    """ShadowDB's execute and query are the agent's entry too: guarded, unless told not to."""
+    await deploy(conn)
+    await conn.execute(
+        "CREATE TABLE tasks (id int PRIMARY KEY, user_id int NOT NULL, title text);"
+        "INSERT INTO tasks VALUES (1, 42, 'mine'), (2, 99, 'theirs')"
+    )
+    engine = sqlalchemy.create_engine(sqlalchemy_url(database.owner_dsn, "psycopg"))
+    try:
+        with ShadowDB(engine, tables=["tasks"], tenant_id=42, layout=LAYOUT) as sandbox:
+            assert sandbox.query("SELECT title FROM tasks") == [{"title": "mine"}]
+            sandbox.execute("UPDATE tasks SET title = :t WHERE id = :id", {"t": "x", "id": 1})
+            for sql, code in (
+                ("SELECT set_config('app.session_id', '', true)", "function_not_allowed"),
+                ("SELECT * FROM tasks_base", "kit_object"),
+                ("COMMIT; DELETE FROM tasks", "multiple_statements"),
+            ):
+                with pytest.raises(GuardRefusal, match=code):
+                    sandbox.execute(sql)
+            if OVERLAY:  # as the owner, public.tasks would be the real table
+                with pytest.raises(GuardRefusal, match="table_not_allowed"):
+                    sandbox.query("SELECT * FROM public.tasks")
+        with ShadowDB(engine, tables=["tasks"], tenant_id=42, layout=LAYOUT, guard=False) as raw:
+            assert raw.guard is None
+            assert raw.query("SELECT pg_backend_pid() > 0 AS ok") == [{"ok": True}]
+    finally:
+        engine.dispose()
+    assert await conn.fetch(f"SELECT * FROM {base_table('tasks')} ORDER BY id") == [
+        (1, 42, "mine"),
+        (2, 99, "theirs"),
+    ]

@@ -205,8 +205,8 @@ class SqlGuard:
         tree = self._parse(sql)
         self._check_same_reading(sql, tokens)
         kind = self._check_kind(tree)
-        tables, writes = self._check_tree(tree)
         self._check_tokens(sql, tokens, tree)
+        tables, writes = self._check_tree(tree)
         return GuardedStatement(sql, kind, frozenset(tables), frozenset(writes), tree)
 
     def _check_first_word(self, sql: str, first: Token) -> None:
@@ -263,6 +263,8 @@ class SqlGuard:
             return type(tree).__name__.lower()
         if isinstance(tree, exp.Query | exp.Values):
             return "select"
+        if isinstance(tree, exp.Command):  # sqlglot's reading of what it cannot parse
+            raise _refuse("parse_error", "the guard cannot read this statement", tree.sql())
         raise _refuse(
             "statement_not_allowed",
             "only SELECT, INSERT, UPDATE, DELETE and MERGE are accepted",
@@ -367,10 +369,10 @@ class SqlGuard:
         name = token.text.lower()
         parts = [name]
         j = i
-        while j >= 2 and tokens[j - 1].text == "." and tokens[j - 2].kind in ("word", "qident"):
+        while j >= 2 and _is_dot(tokens[j - 1]) and tokens[j - 2].kind in ("word", "qident"):
             parts.insert(0, tokens[j - 2].text.lower())
             j -= 2
-        shown = _fragment(sql, tokens[j].start)
+        shown = _call_text(sql, tokens, j, i + 1)
         if len(parts) == 1:
             if token.kind == "word" and name in _STRUCTURAL:
                 return
@@ -379,6 +381,21 @@ class SqlGuard:
         elif len(parts) == 2 and self._function_allowed(parts[0], parts[1]):
             return
         raise _refuse("function_not_allowed", f"function {'.'.join(parts)} is not allowed", shown)
+
+
+def _is_dot(token: Token) -> bool:
+    return token.kind == "punct" and token.text == "."
+
+
+def _call_text(sql: str, tokens: list[Token], first: int, opening: int) -> str:
+    """The text of a call, from its name to the parenthesis that closes its arguments."""
+    depth = 0
+    for token in tokens[opening:]:
+        if token.kind == "punct" and token.text in "()":
+            depth += 1 if token.text == "(" else -1
+            if depth == 0:
+                return " ".join(sql[tokens[first].start : token.start + 1].split())
+    return _fragment(sql, tokens[first].start)
 
 
 def _numbered_parameters(sql: str) -> str:
