@@ -240,3 +240,9 @@ class GuardRefusal(CowError):
         self.hint = hint
         shown = refused if len(refused) <= 120 else refused[:117] + "..."
         super().__init__(f"refused by the SQL guard ({code}): {message}: {shown} (hint: {hint})")
+
+
+class GuardSetupError(CowError, ValueError):
+    """The SQL guard cannot be set up as asked: a table it would allow is a COW table's base
+    or change table, or the connection reads strings otherwise than the guard
+    (``standard_conforming_strings`` off)."""

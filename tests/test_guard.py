@@ -14,6 +14,7 @@ import agentcow as ac
 from agentcow.adapters.asyncpg import AsyncpgExecutor
 from agentcow.agent import GuardRefusal, SqlGuard, guard_from_catalog
 from agentcow.agent.guard import TableRef, sql_text
+from agentcow.errors import GuardSetupError
 from agentcow.shadow import ShadowDB
 from tests.conftest import TestDatabase
 from tests.helpers import LAYOUT, OVERLAY, base_table, deploy, make_cow
@@ -132,6 +133,16 @@ REFUSED = [
     ("WITH d AS (DELETE FROM lookup RETURNING *) SELECT * FROM d", "read_only_table"),
     ("WITH a AS (SELECT * FROM b), b AS (SELECT 1) SELECT * FROM a", "table_not_allowed"),
     ("WITH t_base AS (SELECT 1) UPDATE t_base SET x = 1", "kit_object"),
+    # Names and clauses checked on PostgreSQL's tokens too, wherever they stand.
+    ("SELECT * FROM t_base *", "kit_object"),
+    ("SELECT * FROM (t JOIN u_changes ON true)", "kit_object"),
+    ('SELECT "agentcow".x FROM t', "kit_object"),
+    ("SELECT x::pg_catalog.text FROM t", "system_catalog"),
+    ("SELECT 1 FROM t OFFSET 0 FOR UPDATE OF t", "locking_clause"),
+    ("SELECT * FROM t FOR READ ONLY", "parse_error"),
+    ("SELECT * FROM t INTO x", "parse_error"),
+    ("SELECT treat(v AS text) FROM t", "function_not_allowed"),
+    ("SELECT * FROM json_table('[]', '$' COLUMNS (a int PATH '$'))", "function_not_allowed"),
 ]
 
 
@@ -180,7 +191,7 @@ def test_names_fold_as_postgresql_folds_them() -> None:
 
 
 def test_configuration() -> None:
-    with pytest.raises(ValueError, match="base or change table"):
+    with pytest.raises(GuardSetupError, match="base or change table"):
         SqlGuard(cow_tables=["t"], read_only_tables=["t_base"])
     qualified = SqlGuard(cow_tables=["sales.orders"], functions=["generate_series"])
     assert qualified.check("SELECT * FROM sales.orders").tables == {TableRef("sales", "orders")}
@@ -288,3 +299,14 @@ async def test_shadowdb_guards_the_agents_sql(conn: Any, database: TestDatabase)
         (1, 42, "mine"),
         (2, 99, "theirs"),
     ]
+
+
+async def test_guard_from_catalog_needs_standard_strings(conn: Any, database: TestDatabase) -> None:
+    """With standard_conforming_strings off, 'a\\' does not end where the guard reads its
+    end: the guard is not set up."""
+    await make_cow(conn, DDL, "t")
+    await conn.execute(f'ALTER DATABASE "{database.name}" SET standard_conforming_strings = off')
+    async with asyncpg_pool(database.owner_dsn) as pool:
+        with pytest.raises(GuardSetupError, match="standard_conforming_strings"):
+            await ac.CowSession(pool).execute("SELECT 1")
+        assert (await ac.CowSession(pool, guard=None).execute("SELECT 1")).rows == [(1,)]

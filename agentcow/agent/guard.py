@@ -26,7 +26,7 @@ from sqlglot import TokenType, exp
 
 from agentcow.agent.functions import SAFE_FUNCTIONS, SAFE_OPERATORS, words
 from agentcow.agent.sql_lexer import LexError, Token, tokenize
-from agentcow.errors import GuardRefusal
+from agentcow.errors import GuardRefusal, GuardSetupError
 from agentcow.executor import Executor
 from agentcow.naming import OVERLAY_SUFFIX
 from agentcow.templates import render
@@ -158,18 +158,16 @@ class SqlGuard:
         self.read_only_tables = frozenset(_split(n) for n in read_only_tables)
         self.schemas = frozenset(schemas)
         self.functions = frozenset(functions)
-        kit = {
-            TableRef(t.schema, t.name + suffix) for t in self.cow_tables for suffix in _KIT_SUFFIXES
+        self._kit_names = {
+            t.name.lower() + suffix for t in self.cow_tables for suffix in _KIT_SUFFIXES
         }
-        bare_kit = {t.name for t in kit}
         clash = [
             str(t)
             for t in self.cow_tables | self.read_only_tables
-            if t in kit or t.name in bare_kit
+            if t.name.lower() in self._kit_names
         ]
         if clash:
-            raise ValueError(f"{', '.join(clash)}: the base or change table of a COW table")
-        self._kit_names = bare_kit
+            raise GuardSetupError(f"{', '.join(clash)}: the base or change table of a COW table")
         self._kit_schemas = {_KIT_SCHEMA} | {
             s + OVERLAY_SUFFIX
             for s in self.schemas | {t.schema for t in self.cow_tables if t.schema}
@@ -346,23 +344,45 @@ class SqlGuard:
         return ref.schema in self.schemas and TableRef(None, ref.name) in entries
 
     def _check_tokens(self, sql: str, tokens: list[Token], tree: exp.Expr) -> None:
-        """Every call and operator PostgreSQL would read, whatever sqlglot made of it."""
+        """Every call, operator and name PostgreSQL would read, whatever sqlglot made of it."""
         named = _relation_names(tree)
         for i, token in enumerate(tokens):
+            previous = tokens[i - 1] if i else None
             following = tokens[i + 1] if i + 1 < len(tokens) else None
             shown = _fragment(sql, token.start)
             if token.kind == "op" and token.text not in SAFE_OPERATORS:
                 raise _refuse(
                     "operator_not_allowed", f"operator {token.text} is not allowed", shown
                 )
-            if token.kind == "word" and token.text in _REG_TYPES:
-                raise _refuse("cast_not_allowed", f"{token.text} reads the catalog", shown)
-            if token.kind == "word" and token.text == "for" and _locks(following):
-                raise _refuse("locking_clause", "row locks are not accepted", shown)
-            if token.kind == "word" and token.text == "operator" and _opens(following):
+            if token.kind not in ("word", "qident"):
+                continue
+            word = token.text if token.kind == "word" else ""
+            if word == "operator" and _opens(following):
                 raise _refuse("operator_not_allowed", "OPERATOR() is not accepted", shown)
-            if token.kind in ("word", "qident") and _opens(following):
+            if _opens(following):
                 self._check_called(sql, tokens, i, named)
+                continue
+            if word in _REG_TYPES:
+                raise _refuse("cast_not_allowed", f"{word} reads the catalog", shown)
+            if word == "for" and _locks(following):
+                raise _refuse("locking_clause", "row locks are not accepted", shown)
+            if word == "into" and not (previous and previous.text in ("insert", "merge")):
+                raise _refuse("select_into", "SELECT INTO creates a table", shown)
+            if not _qualifies_a_call(tokens, i):
+                self._check_name(token.text.lower(), following, shown)
+
+    def _check_name(self, name: str, following: Token | None, shown: str) -> None:
+        """Names of the kit and of the catalogs, wherever they stand (a relation sqlglot
+        would read as something else included)."""
+        if any(t.name.lower() == name for t in self.cow_tables | self.read_only_tables):
+            return
+        if name == _KIT_SCHEMA or name in self._kit_names:
+            raise _refuse("kit_object", "agentcow's own objects are not accepted", shown)
+        qualifier = following is not None and _is_dot(following)
+        if qualifier and (name in self._kit_schemas or name.endswith(OVERLAY_SUFFIX)):
+            raise _refuse("kit_object", "agentcow's own objects are not accepted", shown)
+        if name in _SYSTEM_SCHEMAS or name.startswith("pg_"):
+            raise _refuse("system_catalog", "system catalogs are not accepted", shown)
 
     def _check_called(self, sql: str, tokens: list[Token], i: int, named: set[str]) -> None:
         token = tokens[i]
@@ -381,6 +401,17 @@ class SqlGuard:
         elif len(parts) == 2 and self._function_allowed(parts[0], parts[1]):
             return
         raise _refuse("function_not_allowed", f"function {'.'.join(parts)} is not allowed", shown)
+
+
+def _qualifies_a_call(tokens: list[Token], i: int) -> bool:
+    """Whether the name at ``i`` qualifies a call (``pg_catalog.lower(``): the call is
+    checked as a whole, at its name."""
+    j = i
+    while (
+        j + 2 < len(tokens) and _is_dot(tokens[j + 1]) and tokens[j + 2].kind in ("word", "qident")
+    ):
+        j += 2
+    return j > i and _opens(tokens[j + 1] if j + 1 < len(tokens) else None)
 
 
 def _is_dot(token: Token) -> bool:
@@ -501,8 +532,15 @@ async def guard_from_catalog(
     functions: Iterable[str] = (),
 ) -> SqlGuard:
     """A guard for every COW table the kit's catalog lists: by bare name, and qualified
-    with its schema in the rename layout (in the overlay layout the qualified name is the
-    real table's, so only the bare name is allowed)."""
+        with its schema in the rename layout (in the overlay layout the qualified name is the
+        real table's, so only the bare name is allowed). The connection must read strings as
+    the guard does (``standard_conforming_strings`` on), else :class:`GuardSetupError`."""
+    [(strings,)] = await executor.execute(render("guard_strings.sql"))
+    if strings != "on":
+        raise GuardSetupError(
+            "standard_conforming_strings is off for this connection: the guard reads strings "
+            "as PostgreSQL does with it on (its default); turn it on for the agents' role"
+        )
     names: list[str] = []
     for schema, table, overlay in await executor.execute(render("guard_tables.sql")):
         names.append(str(table))
