@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
@@ -338,3 +339,26 @@ async def test_concurrent_bound_transactions_of_one_connection_pool_stay_apart(
         rows = dict(await session_rows(conn, cow.session_id))
         assert rows[index + 1] == index * 10 + 4
         assert await changes_count(conn, "orders", cow.session_id) == 5
+
+
+async def test_bindings_of_ended_transactions_are_cleared(
+    conn: Any, bound: str, database: TestDatabase
+) -> None:
+    """A connection's next bind removes its earlier bindings; gc_sessions removes those of
+    connections that are gone."""
+    count = "SELECT count(*) FROM agentcow.bindings"
+    first = await connect_as(database, AGENT)
+    try:
+        for _ in range(3):
+            async with first.transaction():
+                await first.execute(BIND, new_id(), new_id(), bound)
+        assert await conn.fetchval(count) == 1
+        pid = first.get_server_pid()
+    finally:
+        await first.close()
+    for _ in range(100):  # the backend exits after the client closes
+        if not await conn.fetchval("SELECT count(*) FROM pg_stat_activity WHERE pid = $1", pid):
+            break
+        await asyncio.sleep(0.05)
+    await ac.gc_sessions(ex(conn), older_than=timedelta(days=1))
+    assert await conn.fetchval(count) == 0
