@@ -225,6 +225,14 @@ class NotBlockingError(CowError, RuntimeError):
     sync API (``agentcow.sync``) needs blocking ones (psycopg or SQLAlchemy sync)."""
 
 
+class BindingKeyExistsError(CowError, ValueError):
+    """A binding key with that label exists already (labels name keys for revoking)."""
+
+
+class UnknownRoleError(CowError, LookupError):
+    """No role of that name exists in the cluster."""
+
+
 class GuardRefusal(CowError):
     """The SQL guard refused an agent's statement before it was sent (nothing ran).
     ``code`` is a stable reason (``multiple_statements``, ``function_not_allowed``,

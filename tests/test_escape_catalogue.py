@@ -24,6 +24,7 @@ import pytest_asyncio
 import agentcow as ac
 from agentcow.adapters.asyncpg import AsyncpgExecutor
 from agentcow.agent import GuardRefusal
+from agentcow.binding import add_agent_role, create_binding_key
 from tests.conftest import OWNER_PASSWORD, OWNER_ROLE, ServerInfo, TestDatabase
 from tests.helpers import (
     ROLE_PASSWORD,
@@ -327,10 +328,14 @@ CATALOGUE = [
 ]
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def world(pg_server: ServerInfo, _admin_conn: Any) -> AsyncIterator[dict[str, Any]]:
+@pytest_asyncio.fixture(scope="module", loop_scope="session", params=["settings", "bound"])
+async def world(
+    request: pytest.FixtureRequest, pg_server: ServerInfo, _admin_conn: Any
+) -> AsyncIterator[dict[str, Any]]:
     """One database for the catalogue: the COW tables, an agent role, another session's
-    pending rows; and what production and that session hold before any attempt."""
+    pending rows; and what production and that session hold before any attempt. Sessions
+    are entered with agent-cow's settings, or (``bound``) the role is an agent role that
+    only the application's binding key binds."""
     name = f"agentcow_test_{uuid.uuid4().hex}"
     await _admin_conn.execute(f'CREATE DATABASE "{name}" OWNER {OWNER_ROLE} TEMPLATE template0')
     password = None if pg_server.is_local else OWNER_PASSWORD
@@ -345,6 +350,10 @@ async def world(pg_server: ServerInfo, _admin_conn: Any) -> AsyncIterator[dict[s
         await make_cow(owner, DDL, "customers", "orders")
         await create_login_role(database, AGENT_ROLE)
         await grant_agent(owner, AGENT_ROLE, ["customers", "orders"])
+        key = None
+        if request.param == "bound":
+            await add_agent_role(AsyncpgExecutor(owner), AGENT_ROLE)
+            key = await create_binding_key(AsyncpgExecutor(owner), label="catalogue")
         other = ac.CowSession(owner, session_id=OTHER_SESSION)
         await other.execute("UPDATE orders SET status = 'held' WHERE id = 16")
         await (await connect_as(database, AGENT_ROLE)).close()  # the role may log in
@@ -356,6 +365,7 @@ async def world(pg_server: ServerInfo, _admin_conn: Any) -> AsyncIterator[dict[s
             yield {
                 "owner": owner,
                 "pool": pool,
+                "key": key,
                 "clean": clean,
                 "base": await _production(owner),
                 "other": await _session_rows(owner, OTHER_SESSION),
@@ -391,7 +401,7 @@ def test_the_catalogue_is_large_and_named_once() -> None:
 @pytest.mark.parametrize("attempt", CATALOGUE, ids=lambda attempt: attempt.name)
 async def test_attempt(attempt: Attempt, world: dict[str, Any]) -> None:
     owner, pool = world["owner"], world["pool"]
-    agent = ac.CowSession(pool)
+    agent = ac.CowSession(pool, binding_key=world["key"])
     if attempt.code is None:
         await agent.execute(attempt.sql)
     else:

@@ -43,6 +43,7 @@ class CowSession:
         session_id: uuid.UUID | str | None = None,
         tenant_id: object = None,
         label: str | None = None,
+        binding_key: str | None = None,
         guard: SqlGuard | None = _async.FROM_CATALOG,
     ) -> None:
         self._session = _async.CowSession(
@@ -50,6 +51,7 @@ class CowSession:
             session_id=session_id,
             tenant_id=tenant_id,
             label=label,
+            binding_key=binding_key,
             guard=guard,
         )
         self.session_id = self._session.session_id
