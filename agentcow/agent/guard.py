@@ -22,7 +22,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlglot
+from sqlglot import Token as SqlglotToken
 from sqlglot import TokenType, exp
+from sqlglot.dialects.dialect import Dialect
 
 from agentcow.agent.functions import SAFE_FUNCTIONS, SAFE_OPERATORS, words
 from agentcow.agent.sql_lexer import LexError, Token, tokenize
@@ -61,6 +63,21 @@ _STRING_TOKENS = {
 }  # fmt: skip
 _WORD_TEXT = re.compile(r"[A-Za-z_\x80-\U0010ffff][\w$\x80-\U0010ffff]*(?:\s+[A-Za-z_]\w*)*")
 
+#: Nodes refused wherever they are in the tree: (reason code, message).
+_REFUSED_NODES: dict[type[exp.Expr], tuple[str, str]] = {
+    exp.Command: ("statement_not_allowed", "only one query or write"),
+    exp.Set: ("setting", "settings are not accepted"),
+    exp.Create: ("statement_not_allowed", "only one query or write"),
+    exp.Drop: ("statement_not_allowed", "only one query or write"),
+    exp.Copy: ("statement_not_allowed", "only one query or write"),
+    exp.Transaction: ("transaction_control", "transaction control is not accepted"),
+    exp.Commit: ("transaction_control", "transaction control is not accepted"),
+    exp.Rollback: ("transaction_control", "transaction control is not accepted"),
+    exp.Into: ("select_into", "SELECT INTO creates a table"),
+    exp.Lock: ("locking_clause", "row locks are not accepted"),
+    exp.Operator: ("operator_not_allowed", "OPERATOR() is not accepted"),
+}
+_POSTGRES = Dialect.get_or_raise("postgres")
 _PSYCOPG_PLACEHOLDER = re.compile(r"%%|%(?:\([A-Za-z_][A-Za-z0-9_]*\))?[sbt]")
 
 _HINTS = {
@@ -158,6 +175,7 @@ class SqlGuard:
         self.read_only_tables = frozenset(_split(n) for n in read_only_tables)
         self.schemas = frozenset(schemas)
         self.functions = frozenset(functions)
+        self._configured = {t.name.lower() for t in self.cow_tables | self.read_only_tables}
         self._kit_names = {
             t.name.lower() + suffix for t in self.cow_tables for suffix in _KIT_SUFFIXES
         }
@@ -200,8 +218,9 @@ class SqlGuard:
         if not tokens:
             raise _refuse("empty_statement", "there is no statement", sql.strip())
         self._check_first_word(sql, tokens[0])
-        tree = self._parse(sql)
-        self._check_same_reading(sql, tokens)
+        theirs = _sqlglot_tokens(sql)
+        self._check_same_reading(sql, tokens, theirs)
+        tree = self._parse(sql, theirs)
         kind = self._check_kind(tree)
         self._check_tokens(sql, tokens, tree)
         tables, writes = self._check_tree(tree)
@@ -221,9 +240,9 @@ class SqlGuard:
         shown = word.upper() or fragment.split(" ", 1)[0]
         raise _refuse("statement_not_allowed", f"{shown} statements are not accepted", fragment)
 
-    def _parse(self, sql: str) -> exp.Expr:
+    def _parse(self, sql: str, tokens: list[SqlglotToken]) -> exp.Expr:
         try:
-            parsed = sqlglot.parse(sql, read="postgres")
+            parsed = _POSTGRES.parser().parse(tokens, sql)
             trees = [t for t in parsed if t is not None and not isinstance(t, exp.Semicolon)]
         except sqlglot.errors.SqlglotError as error:
             message = " ".join(str(error).split())[:200]
@@ -234,10 +253,10 @@ class SqlGuard:
             raise _refuse("multiple_statements", "only one statement is accepted per call", sql)
         return trees[0]
 
-    def _check_same_reading(self, sql: str, tokens: list[Token]) -> None:
+    def _check_same_reading(self, sql: str, tokens: list[Token], found: list[SqlglotToken]) -> None:
         """The words, strings and quoted identifiers sqlglot reads are PostgreSQL's."""
         ours = [_signature(t) for t in tokens if t.kind in ("word", "qident", "string")]
-        theirs = list(_sqlglot_signatures(sql))
+        theirs = list(_sqlglot_signatures(found))
         if ours != theirs:
             at = next(
                 (i for i, (a, b) in enumerate(zip(ours, theirs, strict=False)) if a != b),
@@ -274,32 +293,25 @@ class SqlGuard:
         tables: set[TableRef] = set()
         writes: set[TableRef] = set()
         for node in tree.walk():
-            shown = node.sql(dialect="postgres")
-            if isinstance(node, exp.Command | exp.Set | exp.Create | exp.Drop | exp.Copy):
-                raise _refuse("statement_not_allowed", "only one query or write", shown)
-            if isinstance(node, exp.Transaction | exp.Commit | exp.Rollback):
-                raise _refuse("transaction_control", "transaction control is not accepted", shown)
-            if isinstance(node, exp.Into):
-                raise _refuse("select_into", "SELECT INTO creates a table", shown)
-            if isinstance(node, exp.Lock):
-                raise _refuse("locking_clause", "row locks are not accepted", shown)
-            if isinstance(node, exp.Operator):
-                raise _refuse("operator_not_allowed", "OPERATOR() is not accepted", shown)
+            refused = _REFUSED_NODES.get(type(node))
+            if refused is not None:
+                raise _refuse(*refused, node.sql(dialect="postgres"))
             if isinstance(node, exp.Anonymous):
-                self._check_call(node, shown)
+                self._check_call(node)
             if isinstance(node, exp.Table) and isinstance(node.this, exp.Identifier):
                 written = id(node) in targets
-                ref = self._check_table(node, written, shown)
+                ref = self._check_table(node, written)
                 if ref is not None:
                     tables.add(ref)
                     if written:
                         writes.add(ref)
         return tables, writes
 
-    def _check_call(self, node: exp.Anonymous, shown: str) -> None:
+    def _check_call(self, node: exp.Anonymous) -> None:
         name = node.name.lower()
         parent = node.parent
         qualifier = ""
+        shown = node.sql(dialect="postgres")
         if isinstance(parent, exp.Dot) and parent.expression is node:
             qualifier = parent.this.sql(dialect="postgres").lower()
             shown = parent.sql(dialect="postgres")
@@ -313,8 +325,9 @@ class SqlGuard:
             f"{qualifier}.{name}" in self.functions
         )
 
-    def _check_table(self, node: exp.Table, written: bool, shown: str) -> TableRef | None:
+    def _check_table(self, node: exp.Table, written: bool) -> TableRef | None:
         name, _ = _name(node.this)
+        shown = node.sql(dialect="postgres")
         schema = _name(node.args["db"])[0] if node.args.get("db") else None
         if node.args.get("catalog"):
             raise _refuse("table_not_allowed", "names with a database part are refused", shown)
@@ -347,46 +360,53 @@ class SqlGuard:
         """Every call, operator and name PostgreSQL would read, whatever sqlglot made of it."""
         named = _relation_names(tree)
         for i, token in enumerate(tokens):
-            previous = tokens[i - 1] if i else None
-            following = tokens[i + 1] if i + 1 < len(tokens) else None
-            shown = _fragment(sql, token.start)
-            if token.kind == "op" and token.text not in SAFE_OPERATORS:
-                raise _refuse(
-                    "operator_not_allowed", f"operator {token.text} is not allowed", shown
-                )
-            if token.kind not in ("word", "qident"):
-                continue
-            word = token.text if token.kind == "word" else ""
-            if word == "operator" and _opens(following):
-                raise _refuse("operator_not_allowed", "OPERATOR() is not accepted", shown)
-            if _opens(following):
-                self._check_called(sql, tokens, i, named)
-                continue
-            if word in _REG_TYPES:
-                raise _refuse("cast_not_allowed", f"{word} reads the catalog", shown)
-            if word == "for" and _locks(following):
-                raise _refuse("locking_clause", "row locks are not accepted", shown)
-            if word == "into" and not (previous and previous.text in ("insert", "merge")):
-                raise _refuse("select_into", "SELECT INTO creates a table", shown)
-            if not _qualifies_a_call(tokens, i):
-                self._check_name(token.text.lower(), following, shown)
+            if token.kind == "op":
+                if token.text not in SAFE_OPERATORS:
+                    message = f"operator {token.text} is not allowed"
+                    raise _refuse("operator_not_allowed", message, _fragment(sql, token.start))
+            elif token.kind in ("word", "qident"):
+                following = tokens[i + 1] if i + 1 < len(tokens) else None
+                if _opens(following):
+                    self._check_called(sql, tokens, i, named)
+                    continue
+                refused = self._refused_name(tokens, i)
+                if refused is not None:
+                    raise _refuse(*refused, _fragment(sql, token.start))
 
-    def _check_name(self, name: str, following: Token | None, shown: str) -> None:
-        """Names of the kit and of the catalogs, wherever they stand (a relation sqlglot
-        would read as something else included)."""
-        if any(t.name.lower() == name for t in self.cow_tables | self.read_only_tables):
-            return
-        if name == _KIT_SCHEMA or name in self._kit_names:
-            raise _refuse("kit_object", "agentcow's own objects are not accepted", shown)
+    def _refused_name(self, tokens: list[Token], i: int) -> tuple[str, str] | None:
+        """Why a name (not a call) is refused: a reg* cast, FOR UPDATE/SHARE, INTO outside
+        INSERT and MERGE, and names of the kit and of the catalogs wherever they stand (a
+        relation sqlglot would read as something else included)."""
+        token = tokens[i]
+        word = token.text if token.kind == "word" else ""
+        following = tokens[i + 1] if i + 1 < len(tokens) else None
+        if word in _REG_TYPES:
+            return ("cast_not_allowed", f"{word} reads the catalog")
+        if word == "for" and _locks(following):
+            return ("locking_clause", "row locks are not accepted")
+        if word == "into" and not (i and tokens[i - 1].text in ("insert", "merge")):
+            return ("select_into", "SELECT INTO creates a table")
+        name = token.text.lower()
+        if name in self._configured or _qualifies_a_call(tokens, i):
+            return None
         qualifier = following is not None and _is_dot(following)
+        if name == _KIT_SCHEMA or name in self._kit_names:
+            return ("kit_object", "agentcow's own objects are not accepted")
         if qualifier and (name in self._kit_schemas or name.endswith(OVERLAY_SUFFIX)):
-            raise _refuse("kit_object", "agentcow's own objects are not accepted", shown)
+            return ("kit_object", "agentcow's own objects are not accepted")
         if name in _SYSTEM_SCHEMAS or name.startswith("pg_"):
-            raise _refuse("system_catalog", "system catalogs are not accepted", shown)
+            return ("system_catalog", "system catalogs are not accepted")
+        return None
 
     def _check_called(self, sql: str, tokens: list[Token], i: int, named: set[str]) -> None:
         token = tokens[i]
         name = token.text.lower()
+        if token.kind == "word" and name == "operator":
+            raise _refuse(
+                "operator_not_allowed",
+                "OPERATOR() is not accepted",
+                _call_text(sql, tokens, i, i + 1),
+            )
         parts = [name]
         j = i
         while j >= 2 and _is_dot(tokens[j - 1]) and tokens[j - 2].kind in ("word", "qident"):
@@ -459,12 +479,15 @@ def _signature(token: Token) -> tuple[str, str]:
     return (token.kind, token.text)
 
 
-def _sqlglot_signatures(sql: str) -> Iterator[tuple[str, str]]:
+def _sqlglot_tokens(sql: str) -> list[SqlglotToken]:
     try:
-        found = sqlglot.tokenize(sql, read="postgres")
-    except sqlglot.errors.SqlglotError:
-        yield ("error", "")
-        return
+        return _POSTGRES.tokenize(sql)
+    except sqlglot.errors.SqlglotError as error:
+        message = " ".join(str(error).split())[:200]
+        raise _refuse("parse_error", f"the statement cannot be read ({message})", sql) from None
+
+
+def _sqlglot_signatures(found: list[SqlglotToken]) -> Iterator[tuple[str, str]]:
     for t in found:
         if t.token_type in _STRING_TOKENS:
             yield ("string", "")

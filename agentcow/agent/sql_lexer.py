@@ -36,13 +36,18 @@ class LexError(ValueError):
         self.start = start
 
 
-_SPACE = " \t\n\r\f\v"
+_NUMBER_TEXT = r"(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
+#: Spaces, or (1) a word, (2) a number, (3) a parenthesis, bracket or comma.
+_FAST = re.compile(
+    r"[ \t\n\r\f\v]+"
+    r"|([A-Za-z_\x80-\U0010ffff][A-Za-z0-9_$\x80-\U0010ffff]*)"
+    rf"|({_NUMBER_TEXT})"
+    r"|([(),\[\]])"
+)
 _OP_CHARS = set("~!@#^&|`?+-*/%<>=")
 _OP_KEEPS_SIGN = set("~!@#^&|`?%")
-_WORD = re.compile(r"[A-Za-z_\x80-\U0010ffff][A-Za-z0-9_$\x80-\U0010ffff]*")
-_NUMBER = re.compile(r"(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 _DOLLAR_TAG = re.compile(r"\$(?:[A-Za-z_\x80-\U0010ffff][A-Za-z0-9_\x80-\U0010ffff]*)?\$")
-_PARAM = re.compile(r"\$\d+")
+_PARAM = re.compile(r"\$[0-9]+")
 
 
 @dataclass
@@ -105,6 +110,16 @@ def _operator(text: str, i: int) -> str:
     return op
 
 
+def _opens_literal(text: str, word: re.Match[str]) -> bool:
+    """Whether a word is the prefix of a literal: E'', B'', X'', N'', U&'' or U&""."""
+    value, end = word.group(1), word.end()
+    if value is None or len(value) != 1:
+        return False
+    if value in "eEbBxXnN":
+        return text.startswith("'", end)
+    return value in "uU" and text.startswith(("&'", '&"'), end)
+
+
 def tokenize(text: str) -> Statements:
     """Every token of the first statement and where the others start (a ``;`` followed by
     more than spaces and comments). Raises :class:`LexError` on what PostgreSQL would not
@@ -117,11 +132,12 @@ def tokenize(text: str) -> Statements:
     after_semicolon = False
     i = 0
     while i < len(text):
-        c = text[i]
-        if c in _SPACE:
-            i += 1
+        fast = _FAST.match(text, i)
+        if fast is not None and fast.lastindex is None:  # spaces
+            i = fast.end()
             continue
-        if text.startswith("--", i) or text.startswith("/*", i):
+        c = text[i]
+        if c in "-/" and (text.startswith("--", i) or text.startswith("/*", i)):
             i = _skip_comment(text, i)
             continue
         if after_semicolon and c != ";":
@@ -132,6 +148,12 @@ def tokenize(text: str) -> Statements:
         if c == ";":
             after_semicolon = True
             i += 1
+            continue
+        if fast is not None and not _opens_literal(text, fast):
+            kind: TokenKind = ("word", "number", "punct")[fast.lastindex - 1]  # type: ignore[operator]
+            value = fast.group()
+            target.append(Token(kind, value.lower() if kind == "word" else value, start))
+            i = fast.end()
             continue
         prefix = text[i : i + 2].lower()
         if prefix in ("u&",) and text[i + 2 : i + 3] in ("'", '"'):
@@ -163,12 +185,6 @@ def tokenize(text: str) -> Statements:
                 i = end + len(tag.group())
             else:
                 raise LexError("parse_error", "a lone $ sign", i)
-        elif (number := _NUMBER.match(text, i)) is not None and (c.isdigit() or c == "."):
-            target.append(Token("number", number.group(), start))
-            i = number.end()
-        elif (word := _WORD.match(text, i)) is not None:
-            target.append(Token("word", word.group().lower(), start))
-            i = word.end()
         elif c in _OP_CHARS:
             op = _operator(text, i)
             target.append(Token("op", op, start))
