@@ -310,6 +310,12 @@ CATALOGUE = [
         "SELECT E'\\'; SELECT set_config(1, 2, 3) --' FROM orders",
         None,
     ),
+    Attempt(
+        "carriage_return_ends_a_comment",
+        "SELECT 1 --\rFROM orders WHERE pg_sleep(5) IS NULL",
+        "function_not_allowed",
+    ),
+    Attempt("quoted_regclass_cast", "SELECT 'agentcow.sessions'::\"regclass\"", "cast_not_allowed"),
     Attempt("unicode_identifier", 'SELECT * FROM U&"orders\\005fbase"', "unicode_escape"),
     Attempt("unicode_string", "SELECT U&'\\0041'", "unicode_escape"),
     Attempt("empty", "  -- nothing ", "empty_statement"),

@@ -14,6 +14,7 @@ import agentcow as ac
 from agentcow.adapters.asyncpg import AsyncpgExecutor
 from agentcow.agent import GuardRefusal, SqlGuard, guard_from_catalog
 from agentcow.agent.guard import TableRef, sql_text
+from agentcow.agent.sql_lexer import LexError, tokenize
 from agentcow.errors import GuardSetupError
 from agentcow.shadow import ShadowDB
 from tests.conftest import TestDatabase
@@ -310,3 +311,47 @@ async def test_guard_from_catalog_needs_standard_strings(conn: Any, database: Te
         with pytest.raises(GuardSetupError, match="standard_conforming_strings"):
             await ac.CowSession(pool).execute("SELECT 1")
         assert (await ac.CowSession(pool, guard=None).execute("SELECT 1")).rows == [(1,)]
+
+
+#: Texts whose statements PostgreSQL counts as the guard's lexer must (strings, dollar
+#: quotes, nested comments, \r ending a -- comment, identifiers with $, E'' escapes).
+LEXER_CASES = [
+    ("SELECT 1; SELECT 2", 2),
+    ("SELECT 'a;b'", 1),
+    ("SELECT $$;$$; SELECT 2", 2),
+    ("SELECT $a$ $$ ; $$ $a$", 1),
+    ("SELECT $a$ ; $A$ ; $a$", 1),
+    ("SELECT 1 /* /* ; */ ; */", 1),
+    ("SELECT 1 /*/ ; */", 1),
+    ("SELECT 1 --\r; SELECT 2", 2),
+    ("SELECT 1 -- ;\n+ 1", 1),
+    ("SELECT 1+--;\n2", 1),
+    ("SELECT E'\\';'; SELECT 2", 2),
+    ("SELECT 'a\\'; SELECT 2", 2),
+    ("SELECT e'\\\\'; SELECT 2", 2),
+    ("SELECT 'it''s;'", 1),
+    ("SELECT 1 AS a$b$; SELECT 2", 2),
+    ("SELECT $a$ unclosed; SELECT 2", -1),
+    ('SELECT 1 AS "a;""b"', 1),
+    ("SELECT 1 AS x1; SELECT $1$", -1),  # a parameter, then a lone $
+]
+
+
+@pytest.mark.parametrize(("text", "count"), LEXER_CASES)
+async def test_the_lexer_counts_statements_as_postgresql(
+    database: TestDatabase, text: str, count: int
+) -> None:
+    try:
+        read = tokenize(text)
+        ours = 1 + len(read.further)
+    except LexError:
+        ours = -1
+    async with await psycopg.AsyncConnection.connect(database.owner_dsn) as connection:
+        try:
+            cursor = await connection.execute(text.encode())  # simple protocol, as written
+            theirs = 1
+            while cursor.nextset():
+                theirs += 1
+        except psycopg.Error:
+            theirs = -1
+    assert ours == theirs == count

@@ -380,8 +380,8 @@ class SqlGuard:
         token = tokens[i]
         word = token.text if token.kind == "word" else ""
         following = tokens[i + 1] if i + 1 < len(tokens) else None
-        if word in _REG_TYPES:
-            return ("cast_not_allowed", f"{word} reads the catalog")
+        if token.text.lower() in _REG_TYPES:
+            return ("cast_not_allowed", f"{token.text} reads the catalog")
         if word == "for" and _locks(following):
             return ("locking_clause", "row locks are not accepted")
         if word == "into" and not (i and tokens[i - 1].text in ("insert", "merge")):

@@ -47,6 +47,7 @@ _FAST = re.compile(
 _OP_CHARS = set("~!@#^&|`?+-*/%<>=")
 _OP_KEEPS_SIGN = set("~!@#^&|`?%")
 _DOLLAR_TAG = re.compile(r"\$(?:[A-Za-z_\x80-\U0010ffff][A-Za-z0-9_\x80-\U0010ffff]*)?\$")
+_NEWLINE = re.compile(r"[\n\r]")
 _PARAM = re.compile(r"\$[0-9]+")
 
 
@@ -61,8 +62,8 @@ class Statements:
 def _skip_comment(text: str, i: int) -> int:
     """The end of the comment starting at ``i`` (``--`` or ``/*``, nesting as PostgreSQL's)."""
     if text.startswith("--", i):
-        end = text.find("\n", i)
-        return len(text) if end < 0 else end + 1
+        end = _NEWLINE.search(text, i)  # \r ends it too, as in PostgreSQL
+        return len(text) if end is None else end.end()
     depth, j = 0, i
     while j < len(text):
         if text.startswith("/*", j):
