@@ -33,7 +33,6 @@ from agentcow.executor import Executor
 from agentcow.naming import OVERLAY_SUFFIX
 from agentcow.templates import render
 
-_WRITE_KINDS = {"insert", "update", "delete", "merge"}
 _FIRST_WORDS = {"select", "insert", "update", "delete", "merge", "with", "values", "table"}
 _TRANSACTION_WORDS = {
     "begin", "start", "commit", "end", "rollback", "abort", "savepoint", "release",
@@ -120,8 +119,9 @@ class TableRef:
 
 @dataclass(frozen=True)
 class GuardedStatement:
-    """A statement the guard let through: its kind (``select``, ``insert``, ``update``,
-    ``delete``, ``merge``), the tables it reads or writes, those it writes, and the tree."""
+    """A statement the guard let through: its text as checked (psycopg's placeholders as
+    ``$n``), its kind (``select``, ``insert``, ``update``, ``delete``, ``merge``), the tables
+    it reads or writes, those it writes, and sqlglot's tree."""
 
     sql: str
     kind: str
@@ -138,11 +138,11 @@ def _fragment(text: str, start: int, length: int = 80) -> str:
     return " ".join(text[start : start + length].split())
 
 
-def _name(identifier: Any) -> tuple[str, bool]:
+def _name(identifier: Any) -> str:
     """An identifier's name as PostgreSQL resolves it: folded unless quoted."""
     if isinstance(identifier, exp.Identifier):
-        return (identifier.this if identifier.quoted else identifier.this.lower()), True
-    return str(identifier).lower(), False
+        return str(identifier.this) if identifier.quoted else str(identifier.this).lower()
+    return str(identifier).lower()
 
 
 def _split(name: str) -> TableRef:
@@ -174,7 +174,7 @@ class SqlGuard:
         self.cow_tables = frozenset(_split(n) for n in cow_tables)
         self.read_only_tables = frozenset(_split(n) for n in read_only_tables)
         self.schemas = frozenset(schemas)
-        self.functions = frozenset(functions)
+        self.functions = frozenset(f.lower() for f in functions)
         self._configured = {t.name.lower() for t in self.cow_tables | self.read_only_tables}
         self._kit_names = {
             t.name.lower() + suffix for t in self.cow_tables for suffix in _KIT_SUFFIXES
@@ -313,7 +313,7 @@ class SqlGuard:
         qualifier = ""
         shown = node.sql(dialect="postgres")
         if isinstance(parent, exp.Dot) and parent.expression is node:
-            qualifier = parent.this.sql(dialect="postgres").lower()
+            qualifier = _name(parent.this).lower()
             shown = parent.sql(dialect="postgres")
         if not self._function_allowed(qualifier, name):
             raise _refuse("function_not_allowed", f"function {name} is not allowed", shown)
@@ -326,9 +326,9 @@ class SqlGuard:
         )
 
     def _check_table(self, node: exp.Table, written: bool) -> TableRef | None:
-        name, _ = _name(node.this)
+        name = _name(node.this)
         shown = node.sql(dialect="postgres")
-        schema = _name(node.args["db"])[0] if node.args.get("db") else None
+        schema = _name(node.args["db"]) if node.args.get("db") else None
         if node.args.get("catalog"):
             raise _refuse("table_not_allowed", "names with a database part are refused", shown)
         if schema is None and not written and _is_cte(node, name):
@@ -384,7 +384,7 @@ class SqlGuard:
             return ("cast_not_allowed", f"{token.text} reads the catalog")
         if word == "for" and _locks(following):
             return ("locking_clause", "row locks are not accepted")
-        if word == "into" and not (i and tokens[i - 1].text in ("insert", "merge")):
+        if word == "into" and not (i and _is_word(tokens[i - 1], "insert", "merge")):
             return ("select_into", "SELECT INTO creates a table")
         name = token.text.lower()
         if name in self._configured or _qualifies_a_call(tokens, i):
@@ -432,6 +432,10 @@ def _qualifies_a_call(tokens: list[Token], i: int) -> bool:
     ):
         j += 2
     return j > i and _opens(tokens[j + 1] if j + 1 < len(tokens) else None)
+
+
+def _is_word(token: Token, *words: str) -> bool:
+    return token.kind == "word" and token.text in words
 
 
 def _is_dot(token: Token) -> bool:
@@ -518,7 +522,7 @@ def _is_cte(table: exp.Table, name: str) -> bool:
         with_ = node.args.get("with_") or node.args.get("with")
         if isinstance(with_, exp.With):
             ctes = list(with_.expressions)
-            names = [_name(c.args["alias"].this)[0] for c in ctes if c.args.get("alias")]
+            names = [_name(c.args["alias"].this) for c in ctes if c.args.get("alias")]
             if child is with_:
                 inside = _enclosing_cte(table, with_)
                 index = ctes.index(inside) if inside in ctes else len(ctes)
