@@ -142,6 +142,29 @@ CATALOGUE = [
         f"SET app.visible_operations = '{{{ANY_ID}}}'",
         "setting",
     ),
+    Attempt(
+        "set_approved_operation_id",
+        f"SET LOCAL app.operation_id = '{ANY_ID}'",
+        "setting",
+    ),
+    Attempt(
+        "write_under_approved_operation",
+        f"INSERT INTO orders SELECT 98, 1, 1, 'x' WHERE set_config('app.operation_id', "
+        f"'{ANY_ID}', true) IS NOT NULL",
+        "function_not_allowed",
+    ),
+    Attempt(
+        "read_other_session_with_leaked_id",
+        f"SELECT * FROM orders WHERE set_config('app.session_id', '{OTHER_SESSION}', true) "
+        "IS NOT NULL",
+        "function_not_allowed",
+    ),
+    Attempt(
+        "write_into_other_session_with_leaked_id",
+        f"WITH s AS (SELECT set_config('app.session_id', '{OTHER_SESSION}', true)) "
+        "INSERT INTO orders SELECT 97, 1, 1, 'x' FROM s",
+        "function_not_allowed",
+    ),
     Attempt("set_role", "SET ROLE agentcow_owner", "setting"),
     Attempt("show_setting", "SHOW app.session_id", "setting"),
     Attempt(
