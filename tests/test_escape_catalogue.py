@@ -35,6 +35,7 @@ from tests.helpers import (
     fetch,
     grant_agent,
     make_cow,
+    rename_only,
 )
 from tests.postgres_server import replace_dsn
 from tests.scopes_support import asyncpg_pool, probe
@@ -451,3 +452,21 @@ async def test_attempt(attempt: Attempt, world: dict[str, Any]) -> None:
         assert written != []
     async with pool.acquire() as connection:
         assert await probe(AsyncpgExecutor(connection)) == world["clean"]
+
+
+@rename_only("without a session, a write through the overlay view is refused anyway")
+async def test_without_the_guard_the_first_attempt_escapes(
+    conn: Any, database: TestDatabase
+) -> None:
+    """The control: the issue's first finding, unguarded and with agent-cow's settings,
+    writes production (what the guard, and the binding, are for)."""
+    await make_cow(conn, DDL, "customers", "orders")
+    await create_login_role(database, AGENT_ROLE)
+    await grant_agent(conn, AGENT_ROLE, ["customers", "orders"])
+    dsn = replace_dsn(database.owner_dsn, user=AGENT_ROLE, password=ROLE_PASSWORD)
+    async with asyncpg_pool(dsn) as pool:
+        [attempt] = [a for a in CATALOGUE if a.name == "update_clears_session_in_where"]
+        with pytest.raises(GuardRefusal):
+            await ac.CowSession(pool).execute(attempt.sql)
+        await ac.CowSession(pool, guard=None).execute(attempt.sql)
+    assert await fetch(conn, f"SELECT total FROM {base_table('orders')} WHERE id = 15") == [(0,)]
