@@ -246,7 +246,8 @@ class GuardRefusal(CowError):
         self.message = message
         self.refused = refused
         self.hint = hint
-        shown = refused if len(refused) <= 120 else refused[:117] + "..."
+        shown = " ".join(refused.split())  # one line
+        shown = shown if len(shown) <= 120 else shown[:117] + "..."
         super().__init__(f"refused by the SQL guard ({code}): {message}: {shown} (hint: {hint})")
 
 
