@@ -9,6 +9,8 @@ from typing import Any
 import psycopg
 import pytest
 import sqlalchemy
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
 
 import agentcow as ac
 from agentcow.adapters.asyncpg import AsyncpgExecutor
@@ -355,3 +357,49 @@ async def test_the_lexer_counts_statements_as_postgresql(
         except psycopg.Error:
             theirs = -1
     assert ours == theirs == count
+
+
+#: Pieces of text that open and close strings, quoted identifiers, dollar quotes and
+#: comments as PostgreSQL's lexer does or does not; the call hides among them.
+HIDDEN_CALL = "nextval('marker')"
+PIECES = [
+    "'", "''", "\\", "E'", "e'", "$$", "$a$", "$1", "--", "\n", "\r", "/*", "*/", '"', '""',
+    ";", " ", ",", "1", "(", ")", "U&", "a$", "x", " FROM t", "::text", "||", "-", "#",
+    HIDDEN_CALL,
+]  # fmt: skip
+
+
+@settings(
+    max_examples=300,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(pieces=st.lists(st.sampled_from(PIECES), max_size=14))
+async def test_what_passes_runs_one_statement_and_never_a_hidden_call(
+    database: TestDatabase, pieces: list[str]
+) -> None:
+    """Random texts: whatever the guard lets through, PostgreSQL runs as one statement,
+    and the call hidden in it (nextval, which no rollback undoes) never runs."""
+    text = "SELECT " + "".join(pieces)
+    try:
+        GUARD.check(text)
+    except GuardRefusal:
+        event("refused")
+        return
+    event("let through")
+    async with await psycopg.AsyncConnection.connect(database.owner_dsn) as connection:
+        await connection.execute(
+            "CREATE TABLE IF NOT EXISTS t (id int); CREATE SEQUENCE IF NOT EXISTS marker;"
+            "SELECT setval('marker', 1, false)"
+        )
+        await connection.commit()
+        try:
+            cursor = await connection.execute(text.encode())  # simple protocol, as written
+            statements = 1
+            while cursor.nextset():
+                statements += 1
+            assert statements == 1, text
+        except psycopg.Error:
+            await connection.rollback()
+        cursor = await connection.execute("SELECT is_called FROM marker")
+        assert await cursor.fetchone() == (False,), text
