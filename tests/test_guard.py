@@ -72,6 +72,7 @@ ALLOWED = [
     "INSERT INTO t SELECT id + 10, v FROM t",
     "INSERT INTO t (id) SELECT id + 20 FROM lookup",
     "INSERT INTO u VALUES (1, 1)",
+    "INSERT INTO public.u (id, t_id) VALUES (2, 1)",
     "INSERT INTO t (id, at) VALUES (4, DEFAULT) RETURNING *",
     "UPDATE t SET v = upper(v), n = n * 2 WHERE id = 1 RETURNING *",
     "UPDATE t SET v = l.name FROM lookup l WHERE l.id = t.id",
@@ -248,7 +249,8 @@ async def test_allowed_statements_run_in_a_session(conn: Any, database: TestData
     async with asyncpg_pool(database.owner_dsn) as pool:
         agent = ac.CowSession(pool, guard=guard)
         for sql in ALLOWED:
-            await agent.execute(sql)
+            if not (OVERLAY and "public." in sql):  # there, public.u is the real table
+                await agent.execute(sql)
         assert (await agent.execute("SELECT * FROM t WHERE id = $1", [3])).rowcount == 1
     async with await psycopg.AsyncConnection.connect(database.owner_dsn) as connection:
         agent = ac.CowSession(connection, session_id=agent.session_id, guard=guard)

@@ -418,7 +418,7 @@ class SqlGuard:
                 return
             if name in SAFE_FUNCTIONS or name in self.functions or name in named:
                 return
-        elif len(parts) == 2 and self._function_allowed(parts[0], parts[1]):
+        elif len(parts) == 2 and (self._function_allowed(parts[0], parts[1]) or parts[1] in named):
             return
         raise _refuse("function_not_allowed", f"function {'.'.join(parts)} is not allowed", shown)
 
@@ -446,7 +446,7 @@ def _call_text(sql: str, tokens: list[Token], first: int, opening: int) -> str:
     """The text of a call, from its name to the parenthesis that closes its arguments."""
     depth = 0
     for token in tokens[opening:]:
-        if token.kind == "punct" and token.text in "()":
+        if token.kind == "punct" and token.text in ("(", ")"):
             depth += 1 if token.text == "(" else -1
             if depth == 0:
                 return " ".join(sql[tokens[first].start : token.start + 1].split())

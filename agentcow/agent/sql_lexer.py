@@ -156,8 +156,7 @@ def tokenize(text: str) -> Statements:
             target.append(Token(kind, value.lower() if kind == "word" else value, start))
             i = fast.end()
             continue
-        prefix = text[i : i + 2].lower()
-        if prefix in ("u&",) and text[i + 2 : i + 3] in ("'", '"'):
+        if c in "uU" and text.startswith(("&'", '&"'), i + 1):
             raise LexError(
                 "unicode_escape", "U& escapes in strings and identifiers are not accepted", i
             )
