@@ -57,7 +57,7 @@ array_prepend array_remove array_replace array_upper array_reverse array_sample
 array_shuffle array_sort cardinality trim_array unnest lower_inc upper_inc lower_inf
 upper_inf isempty range_merge int4range int8range numrange tsrange tstzrange daterange
 to_tsvector to_tsquery plainto_tsquery phraseto_tsquery websearch_to_tsquery ts_rank
-ts_rank_cd ts_headline"""
+ts_rank_cd ts_headline date text int2 int4 int8 float4 float8 bool"""
 
 
 def words(text: str) -> frozenset[str]:
