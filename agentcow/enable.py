@@ -169,6 +169,7 @@ def cow_objects(
             "fk_statement_checks.sql", t=t, names=names, tag=dollar_tag(), replace=False
         ),
         *render_statements("read_only_trigger.sql", t=t, names=names, tag=dollar_tag()),
+        *render_statements("limit_trigger.sql", t=t, names=names),
         *render_statements("ownership.sql", t=t, functions=_created_functions(t)),
     ]
 

@@ -31,6 +31,7 @@ class ObjectNames:
     identity_function: str
     read_only_function: str
     read_only_trigger: str
+    limit_trigger: str
 
     @property
     def functions(self) -> tuple[str, ...]:
@@ -58,6 +59,7 @@ def object_names(table: str) -> ObjectNames:
         identity_function=derived_name(table, "_cow_identity"),
         read_only_function=derived_name(table, "_cow_read_only"),
         read_only_trigger="agentcow_read_only",
+        limit_trigger="agentcow_row_limit",
     )
 
 

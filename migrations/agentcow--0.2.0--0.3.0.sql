@@ -925,6 +925,324 @@ $fn$;
 -- created closer matches for its operators (an = for oid and integer).
 ALTER FUNCTION agentcow.revoke_grants(regclass) SET search_path = pg_catalog, pg_temp;
 
+-- Role hardening and per-session limits (agentcow.hardening, agentcow.limits).
+--
+-- Functions that end, record or lock for a commit (and the history they prune) are the
+-- table owners': PUBLIC loses EXECUTE on them and grant_owner_functions gives it to each
+-- owner (reviewers act as the owner). Each one also checks who calls it; an agent role
+-- (agentcow.hardening) holds none of them.
+REVOKE ALL ON FUNCTION agentcow.end_session(uuid, boolean, boolean, oid[]),
+                       agentcow.record_undo(uuid, uuid, oid[]),
+                       agentcow.discard_idle_sessions(name, interval),
+                       agentcow.lock_for_commit(uuid, regclass[]),
+                       agentcow.prune_history(),
+                       agentcow.set_table_layout(name, name, text),
+                       agentcow.unregister_table(name, name)
+    FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION agentcow.grant_owner_functions(_role name) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    EXECUTE format('GRANT EXECUTE ON FUNCTION agentcow.lock_session(uuid, boolean), '
+                   'agentcow.share_session(uuid), '
+                   'agentcow.remember(text, bigint), agentcow.recall(text), agentcow.take(text), '
+                   'agentcow.end_session(uuid, boolean, boolean, oid[]), '
+                   'agentcow.record_undo(uuid, uuid, oid[]), '
+                   'agentcow.discard_idle_sessions(name, interval), '
+                   'agentcow.lock_for_commit(uuid, regclass[]), agentcow.prune_history(), '
+                   'agentcow.set_table_layout(name, name, text), '
+                   'agentcow.unregister_table(name, name) TO %I', _role);
+    EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON agentcow.backend_state TO %I', _role);
+END
+$fn$;
+REVOKE ALL ON FUNCTION agentcow.grant_owner_functions(name) FROM PUBLIC;
+
+DO $owners$
+DECLARE
+    _owner name;
+BEGIN
+    FOR _owner IN
+        SELECT DISTINCT pg_get_userbyid(c.relowner)
+        FROM agentcow.cow_tables t
+        JOIN pg_namespace n ON n.nspname = t.schema_name
+        JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = t.base_name
+    LOOP
+        PERFORM agentcow.grant_owner_functions(_owner);
+    END LOOP;
+END
+$owners$;
+
+-- Limits of a session's requests: max_rows, the row versions the session may write in all
+-- (an UPDATE that moves a key writes two); statement_timeout, lock_timeout and idle_timeout
+-- (idle_in_transaction_session_timeout), applied transaction-locally whenever a request
+-- enters the session. Per session (session_limits), else per login role (role_limits: the
+-- role that enters the session), else for every role (role_limits' row 'public', a name no
+-- role can take); NULL: no limit at that level. Only agentcow.set_limits writes them, and
+-- only for the kit's owner or a role that may act as the owner of a COW table, never for an
+-- agent role: an agent cannot raise its own limits.
+CREATE TABLE agentcow.session_limits (
+    session_id uuid PRIMARY KEY,
+    max_rows bigint CHECK (max_rows >= 0),
+    statement_timeout interval CHECK (statement_timeout > interval '0'),
+    lock_timeout interval CHECK (lock_timeout > interval '0'),
+    idle_timeout interval CHECK (idle_timeout > interval '0'),
+    set_by name NOT NULL DEFAULT session_user,
+    set_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+REVOKE ALL ON agentcow.session_limits FROM PUBLIC;
+
+CREATE TABLE agentcow.role_limits (
+    role_name name PRIMARY KEY,
+    max_rows bigint CHECK (max_rows >= 0),
+    statement_timeout interval CHECK (statement_timeout > interval '0'),
+    lock_timeout interval CHECK (lock_timeout > interval '0'),
+    idle_timeout interval CHECK (idle_timeout > interval '0'),
+    set_by name NOT NULL DEFAULT session_user,
+    set_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+REVOKE ALL ON agentcow.role_limits FROM PUBLIC;
+
+-- Row versions each limited session wrote (counted from when a limit applied to it); xact,
+-- the last transaction that entered it, and xact_rows, the backend's count of rows inserted
+-- into change tables (agentcow.inserted_versions) up to which that transaction's writes are
+-- counted. Written by agentcow.apply_session_limits and agentcow.count_session_rows only.
+CREATE TABLE agentcow.session_usage (
+    session_id uuid PRIMARY KEY,
+    rows_written bigint NOT NULL,
+    xact xid8 NOT NULL,
+    xact_rows bigint NOT NULL
+);
+REVOKE ALL ON agentcow.session_usage FROM PUBLIC;
+
+-- The limits that apply to _session entered by _role (see session_limits).
+CREATE FUNCTION agentcow.limits_of(_session uuid, _role name)
+RETURNS TABLE (max_rows bigint, statement_timeout interval, lock_timeout interval, idle_timeout interval)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+AS $fn$
+    SELECT coalesce(s.max_rows, r.max_rows, p.max_rows),
+           coalesce(s.statement_timeout, r.statement_timeout, p.statement_timeout),
+           coalesce(s.lock_timeout, r.lock_timeout, p.lock_timeout),
+           coalesce(s.idle_timeout, r.idle_timeout, p.idle_timeout)
+    FROM (SELECT) AS one
+    LEFT JOIN agentcow.session_limits s ON s.session_id = _session
+    LEFT JOIN agentcow.role_limits r ON r.role_name = _role
+    LEFT JOIN agentcow.role_limits p ON p.role_name = 'public'
+$fn$;
+REVOKE ALL ON FUNCTION agentcow.limits_of(uuid, name) FROM PUBLIC;
+
+-- Whether the login role may set limits: the kit's owner (the schema's), or a role that may
+-- act as the owner of a COW table (for a session's limits); never a registered agent role.
+CREATE FUNCTION agentcow.may_set_limits(_for_session boolean) RETURNS boolean
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    _agent boolean := false;
+BEGIN
+    IF to_regclass('agentcow.agent_roles') IS NOT NULL THEN
+        EXECUTE 'SELECT EXISTS (SELECT FROM agentcow.agent_roles a WHERE pg_has_role(session_user, a.role_name, ''MEMBER''))'
+            INTO _agent;
+    END IF;
+    RETURN NOT _agent AND (
+        pg_has_role(session_user, (SELECT n.nspowner FROM pg_namespace n WHERE n.nspname = 'agentcow'), 'USAGE')
+        OR (_for_session AND EXISTS (
+            SELECT FROM agentcow.cow_tables t
+            JOIN pg_namespace n ON n.nspname = t.schema_name
+            JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = t.base_name
+            WHERE pg_has_role(session_user, c.relowner, 'USAGE'))));
+END
+$fn$;
+REVOKE ALL ON FUNCTION agentcow.may_set_limits(boolean) FROM PUBLIC;
+
+-- Sets the limits of one session (_session) or the defaults of one login role (_role;
+-- 'public': every role); every limit NULL removes the entry.
+CREATE FUNCTION agentcow.set_limits(_session uuid, _role name, _max_rows bigint,
+                                    _statement_timeout interval, _lock_timeout interval,
+                                    _idle_timeout interval) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    _none boolean := _max_rows IS NULL AND _statement_timeout IS NULL AND _lock_timeout IS NULL
+                     AND _idle_timeout IS NULL;
+BEGIN
+    IF (_session IS NULL) = (_role IS NULL) THEN
+        RAISE EXCEPTION 'agentcow: limits are set for a session or for a role'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF NOT agentcow.may_set_limits(_session IS NOT NULL) THEN
+        RAISE EXCEPTION 'agentcow: only the kit''s owner% can set limits',
+            CASE WHEN _session IS NULL THEN '' ELSE ' or the owner of a COW table' END
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'Agent roles cannot change their own limits.';
+    END IF;
+    IF _session IS NOT NULL THEN
+        DELETE FROM agentcow.session_limits l WHERE l.session_id = _session;
+        IF NOT _none THEN
+            INSERT INTO agentcow.session_limits (session_id, max_rows, statement_timeout, lock_timeout, idle_timeout)
+            VALUES (_session, _max_rows, _statement_timeout, _lock_timeout, _idle_timeout);
+        END IF;
+    ELSE
+        DELETE FROM agentcow.role_limits l WHERE l.role_name = _role;
+        IF NOT _none THEN
+            INSERT INTO agentcow.role_limits (role_name, max_rows, statement_timeout, lock_timeout, idle_timeout)
+            VALUES (_role, _max_rows, _statement_timeout, _lock_timeout, _idle_timeout);
+        END IF;
+    END IF;
+END
+$fn$;
+
+-- The limits of _session for the requests of login role _role (NULL: a role without defaults
+-- of its own) and the rows it wrote while limited: for the roles that may set them.
+CREATE FUNCTION agentcow.limits_info(_session uuid, _role name)
+RETURNS TABLE (max_rows bigint, statement_timeout interval, lock_timeout interval,
+               idle_timeout interval, rows_written bigint)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    IF NOT agentcow.may_set_limits(true) THEN
+        RAISE EXCEPTION 'agentcow: only the kit''s owner or the owner of a COW table can read limits'
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    RETURN QUERY
+    SELECT l.max_rows, l.statement_timeout, l.lock_timeout, l.idle_timeout,
+           coalesce((SELECT u.rows_written FROM agentcow.session_usage u WHERE u.session_id = _session), 0)
+    FROM agentcow.limits_of(_session, coalesce(_role, 'public')) l;
+END
+$fn$;
+
+-- The rows this backend inserted into change tables, from the server's per-table counters
+-- (pg_stat_get_xact_tuples_inserted: nothing the agent's SQL can change, and no write per
+-- row). They also hold earlier transactions' rows not yet sent to the statistics, which
+-- happens only between transactions: within one transaction, differences are exact.
+CREATE FUNCTION agentcow.inserted_versions() RETURNS bigint
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+AS $fn$
+    SELECT coalesce(sum(pg_stat_get_xact_tuples_inserted(c.oid)), 0)::bigint
+    FROM agentcow.cow_tables t
+    JOIN pg_namespace n ON n.nspname = coalesce(t.overlay_schema, t.schema_name)
+    JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = t.changes_name
+$fn$;
+REVOKE ALL ON FUNCTION agentcow.inserted_versions() FROM PUBLIC;
+
+-- Applies _session's time limits to the rest of the transaction (statement_timeout,
+-- lock_timeout, idle_in_transaction_session_timeout, as SET LOCAL would; at least 1 ms, as 0
+-- would turn them off). Called when a request enters the session (enter_session,
+-- bind_session). A row limit needs the server's per-table counters (track_counts).
+CREATE FUNCTION agentcow.apply_session_limits(_session uuid) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    _limits record;
+BEGIN
+    SELECT * INTO _limits FROM agentcow.limits_of(_session, session_user);
+    IF _limits.max_rows IS NOT NULL THEN
+        IF NOT current_setting('track_counts')::boolean THEN
+            RAISE EXCEPTION 'agentcow: session % has a row limit, which needs track_counts = on', _session
+                USING ERRCODE = 'object_not_in_prerequisite_state';
+        END IF;
+        -- where this transaction's count starts (kept if it entered the session before)
+        INSERT INTO agentcow.session_usage AS u (session_id, rows_written, xact, xact_rows)
+        VALUES (_session, 0, pg_current_xact_id(), agentcow.inserted_versions())
+        ON CONFLICT (session_id) DO UPDATE
+            SET xact = EXCLUDED.xact, xact_rows = EXCLUDED.xact_rows
+            WHERE u.xact <> EXCLUDED.xact;
+    END IF;
+    IF _limits.statement_timeout IS NOT NULL THEN
+        PERFORM set_config('statement_timeout',
+                           greatest(1, ceil(extract(epoch FROM _limits.statement_timeout) * 1000))::bigint::text, true);
+    END IF;
+    IF _limits.lock_timeout IS NOT NULL THEN
+        PERFORM set_config('lock_timeout',
+                           greatest(1, ceil(extract(epoch FROM _limits.lock_timeout) * 1000))::bigint::text, true);
+    END IF;
+    IF _limits.idle_timeout IS NOT NULL THEN
+        PERFORM set_config('idle_in_transaction_session_timeout',
+                           greatest(1, ceil(extract(epoch FROM _limits.idle_timeout) * 1000))::bigint::text, true);
+    END IF;
+END
+$fn$;
+
+-- The row limit, as an AFTER STATEMENT trigger on every COW view (limit_trigger.sql): once
+-- per top-level statement, adds the versions this transaction wrote since it last counted
+-- (agentcow.inserted_versions) to the session's count, and fails the statement
+-- (program_limit_exceeded) past the limit. Statements run by cascades are counted with the
+-- statement that ran them. Rows of a statement rolled back to a savepoint are counted by
+-- the transaction's next write statement, if any (the server's counters keep them). A limited session written without being entered (raw settings: no
+-- starting point for this transaction's count) is refused.
+CREATE FUNCTION agentcow.count_session_rows() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    _session uuid;
+    _max bigint;
+    _xact_rows bigint;
+    _written bigint;
+BEGIN
+    IF pg_trigger_depth() > 1 THEN
+        RETURN NULL;
+    END IF;
+    _session := agentcow.session_id();
+    IF _session IS NULL THEN
+        RETURN NULL;
+    END IF;
+    SELECT l.max_rows INTO _max FROM agentcow.limits_of(_session, session_user) l;
+    IF _max IS NULL THEN
+        RETURN NULL;
+    END IF;
+    _xact_rows := agentcow.inserted_versions();
+    UPDATE agentcow.session_usage u
+    SET rows_written = u.rows_written + (_xact_rows - u.xact_rows), xact_rows = _xact_rows
+    WHERE u.session_id = _session AND u.xact = pg_current_xact_id()
+    RETURNING u.rows_written INTO _written;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'agentcow: session % has a row limit and was not entered in this transaction', _session
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Enter sessions through apply_cow_variables (or bind_session), not raw settings.';
+    END IF;
+    IF _written > _max THEN
+        RAISE EXCEPTION 'agentcow: session % would write % row versions, past its limit of %',
+            _session, _written, _max
+            USING ERRCODE = 'program_limit_exceeded',
+                  HINT = 'Nothing of this statement was kept. A reviewer can commit or discard the session, or raise its limit (set_session_limits).';
+    END IF;
+    RETURN NULL;
+END
+$fn$;
+
+-- enter_session, as before, then the session's limits (apply_session_limits).
+CREATE OR REPLACE FUNCTION agentcow.enter_session(_session uuid, _tenant text, _label text) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    _known agentcow.sessions;
+BEGIN
+    IF _session IS NULL THEN
+        RETURN;  -- the setting did not take (no transaction): the caller refuses
+    END IF;
+    PERFORM agentcow.apply_session_limits(_session);
+    SELECT * INTO _known FROM agentcow.sessions s WHERE s.session_id = _session;
+    IF NOT FOUND THEN
+        INSERT INTO agentcow.sessions (session_id, tenant, label)
+        VALUES (_session, _tenant, _label)
+        ON CONFLICT (session_id) DO NOTHING;
+        IF FOUND THEN
+            RETURN;
+        END IF;
+        SELECT * INTO _known FROM agentcow.sessions s WHERE s.session_id = _session;
+    END IF;
+    IF _known.tenant IS DISTINCT FROM _tenant THEN
+        RAISE EXCEPTION 'agentcow: session % is bound to %', _session,
+            CASE WHEN _known.tenant IS NULL THEN 'no tenant' ELSE 'another tenant' END
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'A session keeps the tenant it was first entered with; start a new session for another tenant.';
+    END IF;
+    IF _known.last_active_at < pg_catalog.now() - interval '1 second' THEN
+        UPDATE agentcow.sessions s SET last_active_at = pg_catalog.now()
+        WHERE s.session_id = _session;
+    END IF;
+END
+$fn$;
+
 ALTER TABLE agentcow.cow_tables ALTER COLUMN layout SET DEFAULT '0.3.0';
 
 UPDATE agentcow.kit SET version = '0.3.0';

@@ -15,7 +15,8 @@
     the agent's SQL (identity values are drawn by the owner's identity function); NOT NULL and
     CHECK move from the change table to the write trigger, whose errors read as the table's;
     the change table's indexes become partial and the view reads over the floor function
-    (plans that do not depend on statistics). -#}
+    (plans that do not depend on statistics); the view counts the rows a limited session
+    writes (limit_trigger.sql). -#}
 {% from '_macros.sql' import match %}
 {% set base = t.base|qualified %}
 {% set changes = t.changes|qualified %}
@@ -78,6 +79,11 @@ ALTER TABLE {{ changes|catalog }} REPLICA IDENTITY FULL
 
 --;
 {% with step = 'restore' %}{% include 'search_path.sql' %}{% endwith %}
+
+--;
+{% endif %}
+{% if from_version in ('0.1.0', '0.2.0') %}
+{% include 'limit_trigger.sql' %}
 
 --;
 {% endif %}
