@@ -1209,6 +1209,21 @@ BEGIN
 END
 $fn$;
 
+-- Runs one statement of harden_cow_schema in a subtransaction of its own and returns its
+-- error (SQLSTATE: message), NULL if it ran: a grant the caller may not revoke or a role it
+-- may not alter is reported, and the other statements still run. Not SECURITY DEFINER: the
+-- statement runs with the caller's rights, as if sent directly.
+CREATE FUNCTION agentcow.try_statement(_statement text) RETURNS text
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    EXECUTE _statement;
+    RETURN NULL;
+EXCEPTION WHEN OTHERS THEN
+    RETURN SQLSTATE || ': ' || SQLERRM;
+END
+$fn$;
+
 -- enter_session, as before, then the session's limits (apply_session_limits).
 CREATE OR REPLACE FUNCTION agentcow.enter_session(_session uuid, _tenant text, _label text) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
