@@ -133,8 +133,8 @@ _FIXED_BY_HARDEN = frozenset(
 
 
 _FINDING_COLUMNS = (
-    "kind pg_catalog.text, role pg_catalog.text, object pg_catalog.text, privilege pg_catalog.text, "
-    "via pg_catalog.text, grantee pg_catalog.text, fix pg_catalog.text"
+    "kind pg_catalog.text, role pg_catalog.text, object pg_catalog.text, "
+    "privilege pg_catalog.text, via pg_catalog.text, grantee pg_catalog.text, fix pg_catalog.text"
 )
 
 
@@ -162,7 +162,8 @@ class PrivilegeFinding:
     grantee: str | None = None
 
     def __str__(self) -> str:
-        return f"{self.role}: {self.privilege} on {self.object} ({self.via}): {self.why}. Fix: {self.fix}"
+        where = f"{self.privilege} on {self.object} ({self.via})"
+        return f"{self.role}: {where}: {self.why}. Fix: {self.fix}"
 
 
 @dataclass(frozen=True)
@@ -253,9 +254,7 @@ def _fixes(
 ) -> list[str]:
     """The fixes harden applies: those that change the given roles only."""
     kinds = _FIXED_BY_HARDEN | ({"role_setting"} if remove_role_settings else set())
-    return list(
-        dict.fromkeys(f.fix for f in findings if f.kind in kinds and f.grantee in roles)
-    )
+    return list(dict.fromkeys(f.fix for f in findings if f.kind in kinds and f.grantee in roles))
 
 
 async def harden_cow_schema(
@@ -287,7 +286,10 @@ async def harden_cow_schema(
         raise ValueError("agent_roles is empty")
     await require_kit(executor)
     await _require_roles(executor, agents + reviewers)
-    views = [(str(s), str(v)) for s, v in await executor.execute(render("harden_views.sql", schema=schema))]
+    views = [
+        (str(s), str(v))
+        for s, v in await executor.execute(render("harden_views.sql", schema=schema))
+    ]
     unknown = sorted(set(read_only_tables) - {v for _, v in views})
     if unknown:
         raise ValueError(f"not COW tables of {schema}: {', '.join(unknown)}")
@@ -303,9 +305,7 @@ async def harden_cow_schema(
     findings = await check_cow_privileges(
         executor, schema, agent_roles=agents, reviewer_roles=reviewers
     )
-    statements += _fixes(
-        findings, agents + reviewers, remove_role_settings=remove_role_settings
-    )
+    statements += _fixes(findings, agents + reviewers, remove_role_settings=remove_role_settings)
     rows = await executor.execute(render("try_statements.sql", statements=statements))
     applied = tuple(str(sql) for sql, error in rows if error is None)
     failed = tuple((str(sql), str(error)) for sql, error in rows if error is not None)

@@ -19,8 +19,8 @@ from agentcow.limits import (
 from tests.helpers import (
     base_table,
     changes_count,
-    cow_view,
     connect_as,
+    cow_view,
     create_login_role,
     ex,
     fetch,
@@ -142,7 +142,9 @@ async def test_statement_and_lock_timeouts_cut_the_agent(
             async with session(agent, sid):
                 await agent.execute("SELECT pg_sleep(5)")
         async with second_conn.transaction():
-            await second_conn.execute(f"LOCK TABLE {base_table('parents')} IN ACCESS EXCLUSIVE MODE")
+            await second_conn.execute(
+                f"LOCK TABLE {base_table('parents')} IN ACCESS EXCLUSIVE MODE"
+            )
             started = asyncio.get_running_loop().time()
             with pytest.raises(asyncpg.LockNotAvailableError):
                 async with session(agent, sid):
