@@ -1003,22 +1003,32 @@ CREATE TABLE agentcow.role_limits (
 );
 REVOKE ALL ON agentcow.role_limits FROM PUBLIC;
 
+-- Whether any limit is set (agentcow.set_limits keeps it): the row-limit trigger reads it,
+-- with its caller's rights, before anything costs more.
+ALTER TABLE agentcow.settings ADD COLUMN limits_in_use boolean NOT NULL DEFAULT false;
+
 -- Row versions each limited session wrote (counted from when a limit applied to it); xact,
 -- the last transaction that entered it, and xact_rows, the backend's count of rows inserted
 -- into change tables (agentcow.inserted_versions) up to which that transaction's writes are
--- counted. Written by agentcow.apply_session_limits and agentcow.count_session_rows only.
+-- in rows_written. A transaction's writes are added once, when it commits (folded: a
+-- deferred trigger, agentcow.fold_session_rows), so that its statements only read the row:
+-- a row updated by every statement of a long transaction would grow a chain of versions
+-- that each statement walks. Written by the kit's functions only.
 CREATE TABLE agentcow.session_usage (
     session_id uuid PRIMARY KEY,
     rows_written bigint NOT NULL,
     xact xid8 NOT NULL,
-    xact_rows bigint NOT NULL
+    xact_rows bigint NOT NULL,
+    folded boolean NOT NULL DEFAULT false
 );
 REVOKE ALL ON agentcow.session_usage FROM PUBLIC;
 
 -- The limits that apply to _session entered by _role (see session_limits).
+-- For the kit's SECURITY DEFINER functions (their search_path; none of its own, so that it
+-- is inlined into their queries).
 CREATE FUNCTION agentcow.limits_of(_session uuid, _role name)
 RETURNS TABLE (max_rows bigint, statement_timeout interval, lock_timeout interval, idle_timeout interval)
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+LANGUAGE sql STABLE
 AS $fn$
     SELECT coalesce(s.max_rows, r.max_rows, p.max_rows),
            coalesce(s.statement_timeout, r.statement_timeout, p.statement_timeout),
@@ -1088,6 +1098,8 @@ BEGIN
             VALUES (_role, _max_rows, _statement_timeout, _lock_timeout, _idle_timeout);
         END IF;
     END IF;
+    UPDATE agentcow.settings s
+    SET limits_in_use = EXISTS (SELECT FROM agentcow.session_limits) OR EXISTS (SELECT FROM agentcow.role_limits);
 END
 $fn$;
 
@@ -1113,9 +1125,10 @@ $fn$;
 -- The rows this backend inserted into change tables, from the server's per-table counters
 -- (pg_stat_get_xact_tuples_inserted: nothing the agent's SQL can change, and no write per
 -- row). They also hold earlier transactions' rows not yet sent to the statistics, which
--- happens only between transactions: within one transaction, differences are exact.
+-- happens only between transactions: within one transaction, differences are exact. For the
+-- kit's SECURITY DEFINER functions, as limits_of.
 CREATE FUNCTION agentcow.inserted_versions() RETURNS bigint
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+LANGUAGE sql STABLE
 AS $fn$
     SELECT coalesce(sum(pg_stat_get_xact_tuples_inserted(c.oid)), 0)::bigint
     FROM agentcow.cow_tables t
@@ -1144,7 +1157,7 @@ BEGIN
         INSERT INTO agentcow.session_usage AS u (session_id, rows_written, xact, xact_rows)
         VALUES (_session, 0, pg_current_xact_id(), agentcow.inserted_versions())
         ON CONFLICT (session_id) DO UPDATE
-            SET xact = EXCLUDED.xact, xact_rows = EXCLUDED.xact_rows
+            SET xact = EXCLUDED.xact, xact_rows = EXCLUDED.xact_rows, folded = false
             WHERE u.xact <> EXCLUDED.xact;
     END IF;
     IF _limits.statement_timeout IS NOT NULL THEN
@@ -1163,41 +1176,65 @@ END
 $fn$;
 
 -- The row limit, as an AFTER STATEMENT trigger on every COW view (limit_trigger.sql): once
--- per top-level statement, adds the versions this transaction wrote since it last counted
--- (agentcow.inserted_versions) to the session's count, and fails the statement
--- (program_limit_exceeded) past the limit. Statements run by cascades are counted with the
--- statement that ran them. Rows of a statement rolled back to a savepoint are counted by
--- the transaction's next write statement, if any (the server's counters keep them). A limited session written without being entered (raw settings: no
+-- per top-level statement, adds the versions this transaction wrote (agentcow.inserted_versions)
+-- to the session's count before it, and fails the statement (program_limit_exceeded) past
+-- the limit; the commit adds them for good (agentcow.fold_session_rows). Statements run by cascades are counted with the
+-- statement that ran them. Rows of a statement rolled back to a savepoint count (the
+-- server's counters keep them). A limited session written without being entered (raw settings: no
 -- starting point for this transaction's count) is refused.
+-- The trigger's function is the caller's, with no settings of its own (no search_path:
+-- every name is qualified), so that a statement of a session without limits pays one read
+-- of agentcow.settings; count_limited_rows does the rest as the kit.
 CREATE FUNCTION agentcow.count_session_rows() RETURNS trigger
+LANGUAGE plpgsql
+AS $fn$
+BEGIN
+    IF pg_catalog.pg_trigger_depth() OPERATOR(pg_catalog.=) 1
+       AND (SELECT s.limits_in_use FROM agentcow.settings s) THEN
+        PERFORM agentcow.count_limited_rows();
+    END IF;
+    RETURN NULL;
+END
+$fn$;
+
+CREATE FUNCTION agentcow.count_limited_rows() RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
     _session uuid;
     _max bigint;
+    _entered boolean;
+    _written bigint;   -- rows_written, then with this transaction's
+    _counted bigint;   -- xact_rows
+    _folded boolean;
     _xact_rows bigint;
-    _written bigint;
 BEGIN
-    IF pg_trigger_depth() > 1 THEN
-        RETURN NULL;
-    END IF;
     _session := agentcow.session_id();
     IF _session IS NULL THEN
-        RETURN NULL;
+        RETURN;
     END IF;
-    SELECT l.max_rows INTO _max FROM agentcow.limits_of(_session, session_user) l;
+    -- one query: the limit, this transaction's entry and the rows it inserted so far
+    SELECT l.max_rows, u.session_id IS NOT NULL, u.rows_written, u.xact_rows, u.folded,
+           CASE WHEN l.max_rows IS NOT NULL THEN agentcow.inserted_versions() END
+      INTO _max, _entered, _written, _counted, _folded, _xact_rows
+      FROM agentcow.limits_of(_session, session_user) l
+      LEFT JOIN agentcow.session_usage u ON u.session_id = _session AND u.xact = pg_current_xact_id();
     IF _max IS NULL THEN
-        RETURN NULL;
+        RETURN;
     END IF;
-    _xact_rows := agentcow.inserted_versions();
-    UPDATE agentcow.session_usage u
-    SET rows_written = u.rows_written + (_xact_rows - u.xact_rows), xact_rows = _xact_rows
-    WHERE u.session_id = _session AND u.xact = pg_current_xact_id()
-    RETURNING u.rows_written INTO _written;
-    IF NOT FOUND THEN
+    IF NOT _entered THEN
         RAISE EXCEPTION 'agentcow: session % has a row limit and was not entered in this transaction', _session
             USING ERRCODE = 'object_not_in_prerequisite_state',
                   HINT = 'Enter sessions through apply_cow_variables (or bind_session), not raw settings.';
+    END IF;
+    IF _folded THEN
+        -- the fold ran before the commit (SET CONSTRAINTS ... IMMEDIATE): count as we go
+        UPDATE agentcow.session_usage u
+        SET rows_written = u.rows_written + (_xact_rows - u.xact_rows), xact_rows = _xact_rows
+        WHERE u.session_id = _session
+        RETURNING u.rows_written INTO _written;
+    ELSE
+        _written := _written + (_xact_rows - _counted);
     END IF;
     IF _written > _max THEN
         RAISE EXCEPTION 'agentcow: session % would write % row versions, past its limit of %',
@@ -1205,9 +1242,27 @@ BEGIN
             USING ERRCODE = 'program_limit_exceeded',
                   HINT = 'Nothing of this statement was kept. A reviewer can commit or discard the session, or raise its limit (set_session_limits).';
     END IF;
+    RETURN;
+END
+$fn$;
+
+-- Adds a transaction's row versions to its session's count as it commits (a deferred
+-- constraint trigger on the row apply_session_limits wrote when the transaction entered the
+-- session); once only (folded), whenever the caller makes it fire.
+CREATE FUNCTION agentcow.fold_session_rows() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    _xact_rows bigint := agentcow.inserted_versions();
+BEGIN
+    UPDATE agentcow.session_usage u
+    SET rows_written = u.rows_written + (_xact_rows - u.xact_rows), xact_rows = _xact_rows, folded = true
+    WHERE u.session_id = NEW.session_id AND u.xact = pg_current_xact_id() AND NOT u.folded;
     RETURN NULL;
 END
 $fn$;
+CREATE CONSTRAINT TRIGGER fold_session_rows AFTER INSERT OR UPDATE OF xact ON agentcow.session_usage
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION agentcow.fold_session_rows();
 
 -- Runs one statement of harden_cow_schema in a subtransaction of its own and returns its
 -- error (SQLSTATE: message), NULL if it ran: a grant the caller may not revoke or a role it

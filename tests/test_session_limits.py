@@ -67,7 +67,7 @@ async def test_a_statement_past_max_rows_fails_and_leaves_nothing(
                 await agent.execute("DELETE FROM parents WHERE id = 1")
         async with session(agent, sid):
             await agent.execute("UPDATE parents SET v = 'y' WHERE id = 2")
-            # inside a transaction: the statement alone goes
+            # inside a transaction: the statement alone goes (its rows were written: they count)
             with pytest.raises(asyncpg.ProgramLimitExceededError):
                 async with agent.transaction():
                     await agent.execute("UPDATE parents SET v = 'z' WHERE id IN (5, 6)")
@@ -75,7 +75,7 @@ async def test_a_statement_past_max_rows_fails_and_leaves_nothing(
         assert await changes_count(conn, "parents", sid) == 4
         assert await changes_count(conn, "children", sid) == 0
         limits = await get_session_limits(ex(conn), sid)
-        assert limits == SessionLimits(4, None, None, None, rows_written=4)
+        assert limits == SessionLimits(4, None, None, None, rows_written=6)
         # written without entering the session: no count to go by, refused
         with pytest.raises(asyncpg.ObjectNotInPrerequisiteStateError):
             async with agent.transaction():
@@ -94,6 +94,31 @@ async def test_a_statement_past_max_rows_fails_and_leaves_nothing(
         (2, "p2"),
         (3, "p3"),
     ]
+
+
+async def test_counted_across_statements_and_transactions(
+    conn: Any, database: TestDatabase
+) -> None:
+    agent = await _agent(conn, database)
+    sid = new_id()
+    await set_session_limits(ex(conn), sid, max_rows=25)
+    try:
+        for immediate in (False, True):  # the count cannot be made to skip a transaction
+            async with session(agent, sid):
+                if immediate:
+                    await agent.execute("SET CONSTRAINTS ALL IMMEDIATE")
+                for key in range(1, 6):
+                    await agent.execute(f"UPDATE parents SET v = 'x' WHERE id = {key}")
+                await agent.execute("UPDATE parents SET v = 'y' WHERE id IN (6, 7, 8, 9, 10)")
+            assert (await get_session_limits(ex(conn), sid)).rows_written == 10 * (1 + immediate)
+        with pytest.raises(asyncpg.ProgramLimitExceededError):
+            async with session(agent, sid):
+                await agent.execute("SET CONSTRAINTS ALL IMMEDIATE")
+                await agent.execute("UPDATE parents SET v = 'z' WHERE id <= 5")
+                await agent.execute("UPDATE parents SET v = 'z' WHERE id > 4")
+        assert (await get_session_limits(ex(conn), sid)).rows_written == 20
+    finally:
+        await agent.close()
 
 
 async def test_role_defaults_and_session_limits(conn: Any, database: TestDatabase) -> None:

@@ -47,9 +47,9 @@ async def _install_kit_010(conn: Any) -> None:
 
 async def _enable_without_session_lock(conn: Any, table: str) -> list[str]:
     """This package's enable statements (rename layout) less what older kits lack: the
-    session lock (layout 0.3.0: the write trigger's lock of each row's session) and the
-    registry's record of the layout and of tenant isolation (read while describing the
-    table, written by register_table's last three arguments)."""
+    session lock (layout 0.3.0: the write trigger's lock of each row's session), the row
+    limit's trigger, and the registry's record of the layout and of tenant isolation (read
+    while describing the table, written by register_table's last three arguments)."""
     added = "overlay_schema name, ADD COLUMN tenant_column name, ADD COLUMN tenant_read_only bool"
     await conn.execute(f"ALTER TABLE agentcow.cow_tables ADD COLUMN {added}")
     try:
@@ -65,7 +65,11 @@ async def _enable_without_session_lock(conn: Any, table: str) -> list[str]:
     assert any(row_lock in s for s in statements)
     layout = re.compile(r"::name\[\],\s*NULL,\s*NULL, False\)")
     assert any(layout.search(s) for s in statements)
-    return [layout.sub("::name[])", s.replace(row_lock, "")) for s in statements]
+    return [
+        layout.sub("::name[])", s.replace(row_lock, ""))
+        for s in statements
+        if "agentcow.count_session_rows" not in s
+    ]
 
 
 async def _table_with_layout_010(conn: Any) -> tuple[Any, list[tuple[Any, ...]]]:
@@ -115,6 +119,9 @@ async def test_upgrade_from_kit_010(conn: Any) -> None:
     assert await ac.upgrade_cow_tables(executor) == ["t"]
     assert await ac.upgrade_cow_tables(executor) == []
     assert await fetch(conn, "SELECT layout FROM agentcow.cow_tables") == [(OBJECTS_VERSION,)]
+    assert await fetch(  # the row limit's trigger (agentcow.limits) is added
+        conn, "SELECT tgname::text FROM pg_trigger WHERE tgrelid = 't'::regclass ORDER BY 1"
+    ) == [("agentcow_row_limit",), ("agentcow_write",)]
     # The rows before each write, rebuilt: as recorded (the base has not changed since).
     assert await fetch(conn, OLD_CHANGES) == versions
     assert len(await ac.get_operation_dependencies(executor, sid)) == 3
