@@ -8,9 +8,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import asyncpg
+import psycopg
 import pytest
 
 import agentcow as ac
+from agentcow.adapters.psycopg import PsycopgSyncExecutor
+from agentcow.blocking import run_blocking
 from agentcow.hardening import (
     HardeningReport,
     PrivilegeFinding,
@@ -418,3 +421,48 @@ def test_findings_read_as_sentences() -> None:
         "base_table", "a", "table public.t_base", "SELECT", "direct", "why", "REVOKE ..."
     )
     assert str(finding) == "a: SELECT on table public.t_base (direct): why. Fix: REVOKE ..."
+
+
+async def test_agents_terminate_only_backends_of_their_own_role(
+    conn: Any, database: TestDatabase
+) -> None:
+    """pg_terminate_backend is every role's, for backends of its own role: agents that share
+    a login role can end each other's requests (one login role per agent run prevents it)."""
+    agent, reviewer = await setup(conn, database)
+    other = role_name("other_agent")
+    await fresh_role(database, other)
+    async with superuser(database) as su:
+        report = await harden_cow_schema(
+            ex(su), agent_roles=[agent, other], reviewer_roles=[reviewer]
+        )
+    assert report.ok, report
+    first, second, third = (
+        await connect_as(database, agent),
+        await connect_as(database, agent),
+        await connect_as(database, other),
+    )
+    try:
+        victim = await first.fetchval("SELECT pg_backend_pid()")
+        await refused(third, f"SELECT pg_terminate_backend({victim})")
+        await refused(third, f"SELECT pg_cancel_backend({victim})")
+        assert await second.fetchval(f"SELECT pg_terminate_backend({victim})") is True
+    finally:
+        for connection in (first, second, third):
+            await connection.close()
+
+
+async def test_blocking_callers_run_the_same_functions(conn: Any, database: TestDatabase) -> None:
+    """No twins of their own: run_blocking drives them over a blocking psycopg connection."""
+    agent, reviewer = await setup(conn, database)
+    with psycopg.connect(database.superuser_dsn, autocommit=True) as blocking:
+        executor = PsycopgSyncExecutor(blocking)
+        found = run_blocking(
+            check_cow_privileges(executor, agent_roles=[agent], reviewer_roles=[reviewer])
+        )
+        assert found == await check_cow_privileges(
+            ex(conn), agent_roles=[agent], reviewer_roles=[reviewer]
+        )
+        report = run_blocking(
+            harden_cow_schema(executor, agent_roles=[agent], reviewer_roles=[reviewer])
+        )
+    assert report.ok, report

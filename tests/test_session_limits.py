@@ -10,6 +10,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+import agentcow as ac
 from agentcow.limits import (
     SessionLimits,
     get_session_limits,
@@ -228,3 +229,25 @@ def test_limits_refuse_bad_values() -> None:
         asyncio.run(set_session_limits(ex(None), new_id(), max_rows=-1))
     with pytest.raises(ValueError):
         asyncio.run(set_session_limits(ex(None), new_id(), lock_timeout=timedelta(0)))
+
+
+async def test_idle_timeout_ends_a_lock_taken_through_the_view(
+    conn: Any, database: TestDatabase
+) -> None:
+    """LOCK TABLE on a view needs only UPDATE or DELETE on it, and locks what is under it
+    (see README, Known limits): the session's limits bound how long it holds."""
+    agent = await _agent(conn, database)
+    sid = new_id()
+    await set_session_limits(ex(conn), sid, idle_timeout=timedelta(milliseconds=300))
+    try:
+        transaction = agent.transaction()
+        await transaction.start()
+        await ac.apply_cow_variables(ex(agent), sid, new_id())
+        await agent.execute("LOCK TABLE parents IN ACCESS EXCLUSIVE MODE")
+        started = asyncio.get_running_loop().time()
+        async with conn.transaction():
+            await conn.execute("SET LOCAL lock_timeout = '10s'")
+            assert await conn.fetchval(f"SELECT count(*) FROM {base_table('parents')}") == 10
+        assert asyncio.get_running_loop().time() - started < 5
+    finally:
+        await agent.close()
