@@ -51,6 +51,7 @@ KIT_PUBLIC_GRANTS = (
     ("agentcow.cow_tables", "SELECT"),
     ("agentcow.settings", "SELECT"),
     ("agentcow.session_binding", "SELECT"),
+    ("agentcow.session_row_limit", "SELECT"),
     ("agentcow.change_seq", "SELECT"),
     ("agentcow.change_seq", "USAGE"),
     # row-level security lets each role reach the history of the tables it owns only

@@ -5,7 +5,9 @@ Three copies of a 100k-row table, all COW-enabled: ``bare`` without the row-limi
 (the engine before limits), ``unlimited`` with it and no limit set (what every session
 pays), ``limited`` with it, written in sessions that have a row limit and time limits. In a
 fresh session per transaction (rolled back afterwards): a 1-row UPDATE, and an UPDATE of 1k
-rows; only the statement is timed, not entering the session. Rounds alternate between the
+rows; only the statement is timed, not entering the session. Then, timed by the server, a
+loop of 2k 1-row UPDATEs in one transaction of a session (``loop``), per statement. Rounds
+alternate between the
 cases, so load on the machine hits them alike; medians and minimums of the rounds. A
 throwaway server unless ``--dsn`` (a superuser DSN) names one.
 """
@@ -32,6 +34,15 @@ INSERT INTO {t} SELECT g, g % 100, 'row ' || g FROM generate_series(1, {rows}) g
 ANALYZE {t};
 """
 TABLES = ("bare", "unlimited", "limited")
+LOOP_RUNS = 2_000
+LOOP = """
+CREATE FUNCTION {t}_loop() RETURNS float8 LANGUAGE plpgsql AS $$
+DECLARE started timestamptz := clock_timestamp();
+BEGIN
+    FOR i IN 1..{runs} LOOP UPDATE {t} SET qty = qty + 1 WHERE id = i; END LOOP;
+    RETURN extract(epoch FROM clock_timestamp() - started);
+END $$
+"""
 
 
 async def _statement(conn: Connection, table: str, sql: str, *args: object) -> float:
@@ -57,12 +68,29 @@ async def _statement(conn: Connection, table: str, sql: str, *args: object) -> f
         await transaction.rollback()
 
 
+async def _loop(conn: Connection, table: str) -> float:
+    """Per statement, of LOOP_RUNS 1-row UPDATEs run by the server in one session."""
+    session = uuid.uuid4()
+    executor = AsyncpgExecutor(conn)
+    if table == "limited":
+        await set_session_limits(executor, session, max_rows=1_000_000)
+    transaction = conn.transaction()
+    await transaction.start()
+    try:
+        await ac.apply_cow_variables(executor, session, uuid.uuid4())
+        seconds = await conn.fetchval(f"SELECT {table}_loop()")
+        return float(seconds) / LOOP_RUNS
+    finally:
+        await transaction.rollback()
+
+
 async def run(conn: Connection) -> None:
     executor = AsyncpgExecutor(conn)
     await ac.deploy_cow_functions(executor)
     for table in TABLES:
         await conn.execute(TABLE.format(t=table, rows=ROWS))
         await ac.enable_cow(executor, table)
+        await conn.execute(LOOP.format(t=table, runs=LOOP_RUNS))
     await conn.execute("DROP TRIGGER agentcow_row_limit ON bare")
     ids = list(range(1, 2_001, 2))
     samples: dict[str, list[float]] = {f"{k} {t}": [] for k in ("1-row", "1k-row") for t in TABLES}
@@ -81,6 +109,8 @@ async def run(conn: Connection) -> None:
                     ids,
                 )
             )
+    for table in TABLES:  # server-side: a loop of 1-row UPDATEs in one transaction
+        samples[f"loop {table}"] = [await _loop(conn, table) for _ in range(3)]
     for name, values in samples.items():
         kind = name.split()[0]
         median = statistics.median(values)

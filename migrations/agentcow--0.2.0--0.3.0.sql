@@ -1182,15 +1182,27 @@ $fn$;
 -- statement that ran them. Rows of a statement rolled back to a savepoint count (the
 -- server's counters keep them). A limited session written without being entered (raw settings: no
 -- starting point for this transaction's count) is refused.
+-- The row limit of the current transaction's session (for session_user), as a view every
+-- role may read (limits are no secret): the trigger reads it with its caller's rights.
+CREATE VIEW agentcow.session_row_limit WITH (security_barrier) AS
+SELECT coalesce(s.max_rows, r.max_rows, p.max_rows) AS max_rows
+FROM (SELECT) AS one
+LEFT JOIN agentcow.session_limits s ON s.session_id OPERATOR(pg_catalog.=) agentcow.session_id()
+LEFT JOIN agentcow.role_limits r ON r.role_name OPERATOR(pg_catalog.=) session_user
+LEFT JOIN agentcow.role_limits p ON p.role_name OPERATOR(pg_catalog.=) 'public'::name;
+GRANT SELECT ON agentcow.session_row_limit TO PUBLIC;
+
 -- The trigger's function is the caller's, with no settings of its own (no search_path:
--- every name is qualified), so that a statement of a session without limits pays one read
--- of agentcow.settings; count_limited_rows does the rest as the kit.
+-- every name is qualified), so that a statement pays one read of agentcow.settings while no
+-- limit is set anywhere, and one of session_row_limit in a session without a row limit;
+-- count_limited_rows (SECURITY DEFINER, and costlier to call) does the rest as the kit.
 CREATE FUNCTION agentcow.count_session_rows() RETURNS trigger
 LANGUAGE plpgsql
 AS $fn$
 BEGIN
     IF pg_catalog.pg_trigger_depth() OPERATOR(pg_catalog.=) 1
-       AND (SELECT s.limits_in_use FROM agentcow.settings s) THEN
+       AND (SELECT s.limits_in_use FROM agentcow.settings s)
+       AND (SELECT l.max_rows FROM agentcow.session_row_limit l) IS NOT NULL THEN
         PERFORM agentcow.count_limited_rows();
     END IF;
     RETURN NULL;
@@ -1214,8 +1226,13 @@ BEGIN
         RETURN;
     END IF;
     -- one query: the limit, this transaction's entry and the rows it inserted so far
+    -- (inserted_versions written out: PostgreSQL 15-17 plan a SQL function's query at each call)
     SELECT l.max_rows, u.session_id IS NOT NULL, u.rows_written, u.xact_rows, u.folded,
-           CASE WHEN l.max_rows IS NOT NULL THEN agentcow.inserted_versions() END
+           CASE WHEN l.max_rows IS NOT NULL THEN
+               (SELECT coalesce(sum(pg_stat_get_xact_tuples_inserted(c.oid)), 0)::bigint
+                FROM agentcow.cow_tables t
+                JOIN pg_namespace n ON n.nspname = coalesce(t.overlay_schema, t.schema_name)
+                JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = t.changes_name) END
       INTO _max, _entered, _written, _counted, _folded, _xact_rows
       FROM agentcow.limits_of(_session, session_user) l
       LEFT JOIN agentcow.session_usage u ON u.session_id = _session AND u.xact = pg_current_xact_id();
