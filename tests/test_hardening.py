@@ -466,3 +466,21 @@ async def test_blocking_callers_run_the_same_functions(conn: Any, database: Test
             harden_cow_schema(executor, agent_roles=[agent], reviewer_roles=[reviewer])
         )
     assert report.ok, report
+
+
+async def test_an_agent_that_sets_its_own_search_path_is_reported(
+    conn: Any, database: TestDatabase
+) -> None:
+    agent, reviewer = await setup(conn, database)
+    assert (await harden_as_superuser(database, agent, reviewer)).ok
+    a = await connect_as(database, agent)
+    try:
+        await a.execute("ALTER ROLE CURRENT_USER SET search_path = evil, public")
+        await refused(a, "ALTER ROLE CURRENT_USER SET app.session_id = 'x'")
+    finally:
+        await a.close()
+    [finding] = await check_cow_privileges(ex(conn), agent_roles=[agent])
+    assert (finding.kind, finding.privilege) == ("role_setting", "search_path=evil, public")
+    assert finding.fix == f"ALTER ROLE {agent} RESET search_path"
+    assert not (await harden_as_superuser(database, agent, reviewer)).ok
+    assert (await harden_as_superuser(database, agent, reviewer, remove_role_settings=True)).ok
