@@ -43,6 +43,7 @@ OWNER_ONLY_FUNCTIONS = (
     "agentcow.inserted_versions()",
     "agentcow.add_agent_role(name)",
     "agentcow.remove_agent_role(name)",
+    "agentcow.refresh_session_functions()",
 )
 
 #: What the kit itself grants PUBLIC on its relations (the rest of agentcow's are private).
@@ -220,7 +221,6 @@ async def check_cow_privileges(
     reviewers = _roles(reviewer_roles, "reviewer_roles")
     await require_kit(executor)
     await _require_roles(executor, agents + reviewers)
-    [(registry,)] = await executor.execute(render("agent_registry.sql"))
     # pinned to pg_catalog: every name the findings print comes out schema-qualified
     rows = await run_pinned(
         executor,
@@ -231,7 +231,6 @@ async def check_cow_privileges(
             reviewers=reviewers,
             owner_only=OWNER_ONLY_FUNCTIONS,
             kit_public=KIT_PUBLIC_GRANTS,
-            agent_registry=bool(registry),
         ),
         _FINDING_COLUMNS,
     )
@@ -274,10 +273,11 @@ async def harden_cow_schema(
     INSERT, UPDATE, DELETE on those not in ``read_only_tables``; every privilege
     :func:`check_cow_privileges` finds that was granted to them by name is revoked, their
     memberships in roles they must not act as are revoked, and they are registered as agent
-    roles where the kit keeps a registry. Reviewers are made members of the tables' owners.
-    Role settings (``ALTER ROLE ... SET``) are removed only with ``remove_role_settings``.
-    Each statement runs on its own (one the caller may not run is reported in ``failed``);
-    ``remaining`` is what a check finds afterwards."""
+    roles (``agentcow.add_agent_role``: the kit's owner or a superuser), bound only by
+    ``bind_session``. Reviewers are made members of the tables' owners. Role settings
+    (``ALTER ROLE ... SET``) are removed only with ``remove_role_settings``. Each statement
+    runs on its own (one the caller may not run is reported in ``failed``); ``remaining`` is
+    what a check finds afterwards."""
     agents = _roles(agent_roles, "agent_roles")
     reviewers = _roles(reviewer_roles, "reviewer_roles")
     both = sorted(set(agents) & set(reviewers))

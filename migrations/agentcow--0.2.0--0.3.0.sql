@@ -1046,14 +1046,8 @@ REVOKE ALL ON FUNCTION agentcow.limits_of(uuid, name) FROM PUBLIC;
 CREATE FUNCTION agentcow.may_set_limits(_for_session boolean) RETURNS boolean
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
 AS $fn$
-DECLARE
-    _agent boolean := false;
 BEGIN
-    IF to_regclass('agentcow.agent_roles') IS NOT NULL THEN
-        EXECUTE 'SELECT EXISTS (SELECT FROM agentcow.agent_roles a WHERE pg_has_role(session_user, a.role_name, ''MEMBER''))'
-            INTO _agent;
-    END IF;
-    RETURN NOT _agent AND (
+    RETURN NOT agentcow.caller_is_agent() AND (
         pg_has_role(session_user, (SELECT n.nspowner FROM pg_namespace n WHERE n.nspname = 'agentcow'), 'USAGE')
         OR (_for_session AND EXISTS (
             SELECT FROM agentcow.cow_tables t

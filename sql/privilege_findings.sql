@@ -5,7 +5,7 @@
     fix (the SQL that removes it, quoted by format()).
     schema: the COW schema; agents, reviewers: role names; owner_only: kit functions only
     table owners may run (regprocedure text); kit_public: (relation, privilege) pairs the kit
-    grants PUBLIC on its own relations; agent_registry: agentcow.agent_roles exists. -#}
+    grants PUBLIC on its own relations. -#}
 {% macro names(values) %}ARRAY[{% for v in values %}{{ v|literal }}{% if not loop.last %}, {% endif %}{% endfor %}]::pg_catalog.text[]{% endmacro %}
 WITH agents AS (
     SELECT r.oid, r.rolname FROM pg_catalog.pg_roles r WHERE r.rolname::text = ANY ({{ names(agents) }})
@@ -224,13 +224,11 @@ FROM (
            pg_catalog.format('ALTER %s %s OWNER TO %I', pg_catalog.upper(o.what), o.object,
                              coalesce((SELECT pg_catalog.pg_get_userbyid(min(oid)) FROM owners), 'CURRENT_USER'))
     FROM owned o
-{% if agent_registry %}
     UNION ALL
     SELECT 'not_registered', a.rolname, 'role ' || pg_catalog.quote_ident(a.rolname), 'AGENT', 'direct',
            a.rolname::text, pg_catalog.format('SELECT agentcow.add_agent_role(%L)', a.rolname)
     FROM agents a
-    WHERE NOT EXISTS (SELECT FROM agentcow.agent_roles r WHERE r.role_name = a.rolname)
-{% endif %}
+    WHERE NOT EXISTS (SELECT FROM agentcow.agent_roles r WHERE pg_catalog.pg_has_role(a.oid, r.role_oid, 'MEMBER'))
     UNION ALL
     SELECT 'reviewer_not_owner', r.rolname, 'role ' || pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(o.oid)), 'MEMBER', 'missing',
            r.rolname::text, pg_catalog.format('GRANT %I TO %I', pg_catalog.pg_get_userbyid(o.oid), r.rolname)

@@ -13,6 +13,7 @@ import pytest
 
 import agentcow as ac
 from agentcow.adapters.psycopg import PsycopgSyncExecutor
+from agentcow.binding import create_binding_key
 from agentcow.blocking import run_blocking
 from agentcow.hardening import (
     HardeningReport,
@@ -21,6 +22,7 @@ from agentcow.hardening import (
     check_cow_privileges,
     harden_cow_schema,
 )
+from agentcow.templates import render
 from tests.helpers import (
     LAYOUT,
     OVERLAY,
@@ -78,6 +80,20 @@ async def superuser(database: TestDatabase) -> AsyncIterator[Any]:
         await connection.close()
 
 
+#: What the application sends to bind a transaction of a registered agent role (parameters:
+#: session, operation, key; see agentcow.binding).
+BIND = render("bind_session.sql", placeholders=["$1", "$2", "$3", "NULL", "NULL"])
+
+
+@contextlib.asynccontextmanager
+async def bound(agent: Any, session_id: Any, key: str) -> AsyncIterator[None]:
+    """A transaction of a hardened (registered) agent, bound to ``session_id`` with ``key``:
+    its settings bind nothing."""
+    async with agent.transaction():
+        await agent.execute(BIND, session_id, new_id(), key)
+        yield
+
+
 async def setup(conn: Any, database: TestDatabase) -> tuple[str, str]:
     """COW tables parents and children (an app that granted ALL before enabling), a plain
     table ref, an agent and a reviewer login; returns their names."""
@@ -123,10 +139,13 @@ async def test_hardened_agent_uses_views_only(conn: Any, database: TestDatabase)
     again = await harden_as_superuser(database, agent, reviewer)  # idempotent
     assert again.ok and len(again.applied) < len(report.applied)
 
-    sid = new_id()
+    sid, key = new_id(), await create_binding_key(ex(conn), label="app")
     a = await connect_as(database, agent)
     try:
-        async with session(a, sid):
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):  # registered: settings bind nothing
+            async with session(a, sid):
+                await a.execute("DELETE FROM parents WHERE id = 1")
+        async with bound(a, sid, key):
             await a.execute("INSERT INTO parents (v) VALUES ('new')")  # serial default
             await a.execute("UPDATE parents SET v = 'x' WHERE id = 1")
             await a.execute("DELETE FROM parents WHERE id = 2")  # cascades to children
@@ -193,13 +212,14 @@ async def test_hardened_reviewer_reviews_commits_discards_and_undoes(
 ) -> None:
     agent, reviewer = await setup(conn, database)
     assert (await harden_as_superuser(database, agent, reviewer)).ok
+    key = await create_binding_key(ex(conn), label="app")
     a = await connect_as(database, agent)
     r = await connect_as(database, reviewer)
     try:
         kept, dropped = new_id(), new_id()
-        async with session(a, kept):
+        async with bound(a, kept, key):
             await a.execute("UPDATE parents SET v = 'reviewed' WHERE id = 1")
-        async with session(a, dropped):
+        async with bound(a, dropped, key):
             await a.execute("DELETE FROM parents WHERE id = 3")
         listed = {s.session_id for s in await ac.list_sessions(ex(r))}
         assert {kept, dropped} <= listed
@@ -246,9 +266,10 @@ async def test_harden_refuses_bad_roles(conn: Any, database: TestDatabase) -> No
 async def test_read_only_tables(conn: Any, database: TestDatabase) -> None:
     agent, reviewer = await setup(conn, database)
     assert (await harden_as_superuser(database, agent, reviewer, read_only_tables=["children"])).ok
+    key = await create_binding_key(ex(conn), label="app")
     a = await connect_as(database, agent)
     try:
-        async with session(a, new_id()):
+        async with bound(a, new_id(), key):
             assert await a.fetchval("SELECT count(*) FROM children") == 5
             await refused(a, "DELETE FROM children WHERE id = 1")
     finally:
@@ -338,6 +359,10 @@ async def _role_setting(conn: Any, su: Any, agent: str) -> None:
     await su.execute(f'ALTER ROLE "{agent}" IN DATABASE "{database}" SET statement_timeout = 5000')
 
 
+async def _unregistered(conn: Any, su: Any, agent: str) -> None:
+    await su.execute(f"SELECT agentcow.remove_agent_role('{agent}')")
+
+
 # (kind, seed, harden fixes it): what harden cannot fix (ownership, grants to PUBLIC or to
 # a group) stays in the report for an administrator
 SEEDS: list[tuple[str, Seed, bool]] = [
@@ -357,6 +382,7 @@ SEEDS: list[tuple[str, Seed, bool]] = [
     ("membership", _membership, True),
     ("role_attribute", _attribute, True),
     ("role_setting", _role_setting, True),
+    ("not_registered", _unregistered, True),
 ]
 
 

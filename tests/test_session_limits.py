@@ -6,11 +6,13 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
 
 import agentcow as ac
+from agentcow.binding import add_agent_role, create_binding_key
 from agentcow.limits import (
     SessionLimits,
     get_session_limits,
@@ -18,6 +20,7 @@ from agentcow.limits import (
     set_session_limits,
 )
 from tests.helpers import (
+    ROLE_PASSWORD,
     base_table,
     changes_count,
     connect_as,
@@ -30,7 +33,7 @@ from tests.helpers import (
     new_id,
     session,
 )
-from tests.postgres_server import TestDatabase
+from tests.postgres_server import TestDatabase, replace_dsn
 
 DDL = """
 CREATE TABLE parents (id int PRIMARY KEY, v text);
@@ -251,3 +254,28 @@ async def test_idle_timeout_ends_a_lock_taken_through_the_view(
         assert asyncio.get_running_loop().time() - started < 5
     finally:
         await agent.close()
+
+
+async def test_limits_hold_for_a_bound_agent(conn: Any, database: TestDatabase) -> None:
+    """A registered agent's transactions are bound by bind_session, which enters the session
+    and applies its limits as apply_cow_variables does."""
+    agent = await _agent(conn, database)
+    await agent.close()
+    executor = ex(conn)
+    await add_agent_role(executor, AGENT)
+    key = await create_binding_key(executor, label="app")
+    await set_default_limits(
+        executor, role=AGENT, max_rows=2, statement_timeout=timedelta(milliseconds=300)
+    )
+    password = ROLE_PASSWORD if urlsplit(database.owner_dsn).password is not None else None
+    dsn = replace_dsn(database.owner_dsn, user=AGENT, password=password)
+    async with asyncpg.create_pool(dsn, min_size=1, max_size=1) as pool:
+        cow = ac.CowSession(pool, binding_key=key)
+        await cow.execute("UPDATE parents SET v = 'x' WHERE id IN (1, 2)")
+        with pytest.raises(asyncpg.ProgramLimitExceededError):
+            await cow.execute("UPDATE parents SET v = 'y' WHERE id = 3")
+        with pytest.raises(asyncpg.QueryCanceledError):
+            await cow.query("SELECT pg_sleep(3)")
+    limits = await get_session_limits(executor, cow.session_id, role=AGENT)
+    assert (limits.max_rows, limits.rows_written) == (2, 2)
+    assert await changes_count(conn, "parents", cow.session_id) == 2
