@@ -1124,10 +1124,9 @@ $fn$;
 CREATE FUNCTION agentcow.inserted_versions() RETURNS bigint
 LANGUAGE sql STABLE
 AS $fn$
-    SELECT coalesce(sum(pg_stat_get_xact_tuples_inserted(c.oid)), 0)::bigint
+    SELECT coalesce(sum(pg_stat_get_xact_tuples_inserted(
+               to_regclass(quote_ident(coalesce(t.overlay_schema, t.schema_name)) || '.' || quote_ident(t.changes_name)))), 0)::bigint
     FROM agentcow.cow_tables t
-    JOIN pg_namespace n ON n.nspname = coalesce(t.overlay_schema, t.schema_name)
-    JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = t.changes_name
 $fn$;
 REVOKE ALL ON FUNCTION agentcow.inserted_versions() FROM PUBLIC;
 
@@ -1223,10 +1222,9 @@ BEGIN
     -- (inserted_versions written out: PostgreSQL 15-17 plan a SQL function's query at each call)
     SELECT l.max_rows, u.session_id IS NOT NULL, u.rows_written, u.xact_rows, u.folded,
            CASE WHEN l.max_rows IS NOT NULL THEN
-               (SELECT coalesce(sum(pg_stat_get_xact_tuples_inserted(c.oid)), 0)::bigint
-                FROM agentcow.cow_tables t
-                JOIN pg_namespace n ON n.nspname = coalesce(t.overlay_schema, t.schema_name)
-                JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = t.changes_name) END
+               (SELECT coalesce(sum(pg_stat_get_xact_tuples_inserted(
+                           to_regclass(quote_ident(coalesce(t.overlay_schema, t.schema_name)) || '.' || quote_ident(t.changes_name)))), 0)::bigint
+                FROM agentcow.cow_tables t) END
       INTO _max, _entered, _written, _counted, _folded, _xact_rows
       FROM agentcow.limits_of(_session, session_user) l
       LEFT JOIN agentcow.session_usage u ON u.session_id = _session AND u.xact = pg_current_xact_id();
