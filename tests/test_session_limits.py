@@ -31,6 +31,7 @@ from tests.helpers import (
     grant_agent,
     make_cow,
     new_id,
+    overlay_only,
     session,
 )
 from tests.postgres_server import TestDatabase, replace_dsn
@@ -279,3 +280,18 @@ async def test_limits_hold_for_a_bound_agent(conn: Any, database: TestDatabase) 
     limits = await get_session_limits(executor, cow.session_id, role=AGENT)
     assert (limits.max_rows, limits.rows_written) == (2, 2)
     assert await changes_count(conn, "parents", cow.session_id) == 2
+
+
+@overlay_only("refresh_cow rebuilds an overlay after a migration")
+async def test_the_row_limit_survives_a_refresh(conn: Any, database: TestDatabase) -> None:
+    agent = await _agent(conn, database)
+    sid = new_id()
+    await set_session_limits(ex(conn), sid, max_rows=1)
+    await conn.execute("ALTER TABLE parents ADD COLUMN note text")
+    assert await ac.refresh_cow(ex(conn)) == ["parents"]
+    try:
+        with pytest.raises(asyncpg.ProgramLimitExceededError):
+            async with session(agent, sid):
+                await agent.execute("UPDATE parents SET v = 'x' WHERE id IN (1, 2)")
+    finally:
+        await agent.close()
