@@ -271,7 +271,8 @@ async def test_limits_hold_for_a_bound_agent(conn: Any, database: TestDatabase) 
     password = ROLE_PASSWORD if urlsplit(database.owner_dsn).password is not None else None
     dsn = replace_dsn(database.owner_dsn, user=AGENT, password=password)
     async with asyncpg.create_pool(dsn, min_size=1, max_size=1) as pool:
-        cow = ac.CowSession(pool, binding_key=key)
+        # no SQL guard: what the limits hold against is the agent's own SQL
+        cow = ac.CowSession(pool, binding_key=key, guard=None)
         await cow.execute("UPDATE parents SET v = 'x' WHERE id IN (1, 2)")
         with pytest.raises(asyncpg.ProgramLimitExceededError):
             await cow.execute("UPDATE parents SET v = 'y' WHERE id = 3")
