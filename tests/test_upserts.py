@@ -185,6 +185,9 @@ async def test_do_nothing_with_duplicates_among_the_proposed_rows(twins: Any) ->
             "INSERT INTO {s}.t (id, k) VALUES (20, 20), (20, 21) ON CONFLICT (id) DO NOTHING "
             "RETURNING id, k",
             "INSERT INTO {s}.t (id, k) VALUES (30, 20) ON CONFLICT (id) DO NOTHING",  # 23505 on k
+            # a row skipped for one key does not hold its other key
+            "INSERT INTO {s}.t (id, k) VALUES (31, 31), (32, 31), (32, 32) ON CONFLICT DO NOTHING "
+            "RETURNING id, k",
         ],
     )
 

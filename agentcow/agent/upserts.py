@@ -563,18 +563,17 @@ class _Upsert:
     def plan_cte(self, arbiters: list[tuple[str, ...]]) -> str:
         """Each proposed row's fate: ``i`` insert, ``s`` skip, ``u`` update the row found,
         ``x`` the second write of one row (21000)."""
+        if not self.update and len(arbiters) > 1:
+            return self.greedy_plan_cte(arbiters)
         if not self.update:
-            numbers = ", ".join(
+            (key,) = arbiters
+            numbers = (
                 f"row_number() OVER (PARTITION BY d._cow_found, {_prefixed('d', key)} "
-                f"ORDER BY d._cow_ord) AS _cow_rn{i}"
-                for i, key in enumerate(arbiters)
-            )
-            first = " AND ".join(
-                f"({self.has_null('d', key)} OR d._cow_rn{i} = 1)" for i, key in enumerate(arbiters)
+                "ORDER BY d._cow_ord) AS _cow_rn0"
             )
             action = (
-                f"CASE WHEN d._cow_bad THEN 'i' WHEN d._cow_found THEN 's' "
-                f"WHEN {first} THEN 'i' ELSE 's' END"
+                "CASE WHEN d._cow_bad THEN 'i' WHEN d._cow_found THEN 's' "
+                f"WHEN {self.has_null('d', key)} OR d._cow_rn0 = 1 THEN 'i' ELSE 's' END"
             )
         else:
             (key,) = arbiters
@@ -594,6 +593,31 @@ class _Upsert:
         return (
             f"_cow_plan AS MATERIALIZED (SELECT d.*, {action} AS _cow_action "
             f"FROM (SELECT d.*, {numbers} FROM _cow_decided AS d) AS d ORDER BY d._cow_ord)"
+        )
+
+    def greedy_plan_cte(self, arbiters: list[tuple[str, ...]]) -> str:
+        """``DO NOTHING`` on several unique keys (no target): a row is inserted unless a
+        row found, or a row inserted before it by the statement, holds one of its keys; a
+        row skipped claims nothing. A walk over the rows in order, carrying the keys taken
+        (compared as text: keys of types whose equal values print alike)."""
+        keys = ", ".join(
+            f"CASE WHEN {self.has_null('d', key)} THEN NULL "
+            f"ELSE '{i}:' || ROW({_prefixed('d', key)})::text END"
+            for i, key in enumerate(arbiters)
+        )
+        take = "d._cow_bad OR (NOT d._cow_found AND NOT (d._cow_keys && w._cow_keys))"
+        return (
+            "_cow_plan AS MATERIALIZED (WITH RECURSIVE "
+            f"_cow_keyed AS (SELECT d.*, ARRAY[{keys}] AS _cow_keys FROM _cow_decided AS d), "
+            "_cow_walk(_cow_ord, _cow_take, _cow_keys) AS ("
+            "SELECT 0::bigint, false, ARRAY[]::text[] UNION ALL "
+            "SELECT d._cow_ord, t._cow_take, CASE WHEN t._cow_take "
+            "THEN w._cow_keys || d._cow_keys ELSE w._cow_keys END "
+            "FROM _cow_walk AS w JOIN _cow_keyed AS d ON d._cow_ord = w._cow_ord + 1 "
+            f"CROSS JOIN LATERAL (SELECT {take} AS _cow_take) AS t) "
+            "SELECT d.*, CASE WHEN w._cow_take THEN 'i' ELSE 's' END AS _cow_action "
+            "FROM _cow_decided AS d JOIN _cow_walk AS w ON w._cow_ord = d._cow_ord "
+            "ORDER BY d._cow_ord)"
         )
 
     # -- writes ---------------------------------------------------------------------------
