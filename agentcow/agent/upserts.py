@@ -47,9 +47,7 @@ from typing import Any
 
 import sqlglot
 from sqlglot import exp
-from sqlglot.dialects.postgres import Postgres
 from sqlglot.errors import SqlglotError
-from sqlglot.generators.postgres import PostgresGenerator
 
 from agentcow.errors import CowError
 from agentcow.executor import Executor
@@ -145,22 +143,16 @@ class Rewrite:
         return tag
 
 
-class _Generator(PostgresGenerator):
+def _sql(node: exp.Expression) -> str:
     """PostgreSQL as sqlglot prints it, with SQLAlchemy's ``:name`` parameters kept as
     written (sqlglot reads them as named placeholders and would print psycopg's)."""
 
-    def placeholder_sql(self, expression: exp.Placeholder) -> str:
-        if isinstance(expression.this, str):
-            return f":{expression.this}"
-        return str(super().placeholder_sql(expression))
+    def keep(part: exp.Expression) -> exp.Expression:
+        if isinstance(part, exp.Placeholder) and isinstance(part.this, str):
+            return exp.var(f":{part.this}")
+        return part
 
-
-class _Dialect(Postgres):
-    Generator = _Generator
-
-
-def _sql(node: exp.Expression) -> str:
-    return str(node.sql(dialect=_Dialect))
+    return str(node.transform(keep).sql(dialect="postgres"))
 
 
 def _parse(sql: str) -> exp.Expression | None:

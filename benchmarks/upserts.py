@@ -1,0 +1,121 @@
+"""Upserts through a session vs the plain table: ``python -m benchmarks.upserts``.
+
+A table of 20k rows with a primary key, a UNIQUE column, NOT NULL and CHECK constraints. One
+``INSERT ... ON CONFLICT`` of 1, 100 or 1,000 rows (half of them conflicting with stored
+rows, half new), ``DO UPDATE SET qty = t.qty + excluded.qty`` or ``DO NOTHING``, prepared
+once and run with parameters: on the plain table, and in a session on the COW view as
+:class:`agentcow.CowSession` sends it (the rewrite of ``agentcow.agent.upserts``, made once,
+as a prepared statement is). Each run is a transaction rolled back, so every run starts
+from the same rows; rounds alternate between the two. Also timed: ``rewrite_for`` itself
+(parsing the statement and one catalog read), which ``CowSession`` pays per call. Ratios are
+of the medians. ``--dsn`` uses an existing server (superuser DSN); otherwise a throwaway one
+is started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import time
+import uuid
+
+import agentcow as ac
+from agentcow.adapters.asyncpg import AsyncpgExecutor
+from agentcow.agent.upserts import rewrite_for
+from benchmarks.setup import scratch_database
+
+TABLE = """
+CREATE TABLE {t} (
+    id bigint PRIMARY KEY,
+    code text UNIQUE,
+    qty int NOT NULL DEFAULT 1 CHECK (qty > 0),
+    note text
+);
+INSERT INTO {t} SELECT i, 'c' || i, 1, 'stored' FROM generate_series(1, 20000) i;
+ANALYZE {t};
+"""
+
+UPSERT = (
+    "INSERT INTO {t} AS t (id, code, qty) SELECT i, 'c' || i, 2 FROM unnest($1::bigint[]) AS u(i) "
+    "ON CONFLICT (id) {action}"
+)
+ACTIONS = {
+    "DO UPDATE": "DO UPDATE SET qty = t.qty + excluded.qty",
+    "DO NOTHING": "DO NOTHING",
+}
+SIZES = (1, 100, 1000)
+
+
+async def measure(dsn: str, rounds: int) -> dict[str, float]:
+    async with scratch_database(dsn, "upserts") as conn:
+        ex = AsyncpgExecutor(conn)
+        await conn.execute(TABLE.format(t="plain_items") + TABLE.format(t="items"))
+        await ac.deploy_cow_functions(ex)
+        await ac.enable_cow(ex, "items")
+        session = uuid.uuid4()
+        samples: dict[str, list[float]] = {}
+        for action, clause in ACTIONS.items():
+            plain_sql = UPSERT.format(t="plain_items", action=clause)
+            cow_sql = UPSERT.format(t="items", action=clause)
+            async with conn.transaction():
+                await ac.apply_cow_variables(ex, session, uuid.uuid4())
+                rewrite = await rewrite_for(ex, cow_sql)
+                assert rewrite is not None
+                start = time.perf_counter()
+                for _ in range(20):
+                    await rewrite_for(ex, cow_sql)
+                samples.setdefault("rewrite_for", []).append((time.perf_counter() - start) / 20)
+            plain = await conn.prepare(plain_sql)
+            cow = await conn.prepare(rewrite.sql)
+            for size in SIZES:
+                # half stored (conflicting), half new
+                ids = [
+                    *range(1, size // 2 + 1),
+                    *range(100_000, 100_000 + size - size // 2),
+                ]
+                for _ in range(rounds):
+                    for side, statement in (("plain", plain), ("cow", cow)):
+                        tx = conn.transaction()
+                        await tx.start()
+                        try:
+                            if side == "cow":
+                                await ac.apply_cow_variables(ex, session, uuid.uuid4())
+                            start = time.perf_counter()
+                            await statement.fetch(ids)
+                            elapsed = time.perf_counter() - start
+                        finally:
+                            await tx.rollback()
+                        samples.setdefault(f"{action} {size} {side}", []).append(elapsed)
+        return {label: statistics.median(values) for label, values in samples.items()}
+
+
+def report(medians: dict[str, float]) -> str:
+    lines = [f"{'statement':<24}{'plain ms':>10}{'session ms':>12}{'ratio':>8}"]
+    for action in ACTIONS:
+        for size in SIZES:
+            plain = medians[f"{action} {size} plain"]
+            cow = medians[f"{action} {size} cow"]
+            label = f"{action} {size} rows"
+            lines.append(f"{label:<24}{plain * 1e3:>10.2f}{cow * 1e3:>12.2f}{cow / plain:>8.1f}")
+    lines.append(f"rewrite_for (per call): {medians['rewrite_for'] * 1e3:.2f} ms")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--dsn", help="superuser DSN of an existing server")
+    parser.add_argument("--rounds", type=int, default=7)
+    args = parser.parse_args()
+    if args.dsn:
+        medians = asyncio.run(measure(args.dsn, args.rounds))
+    else:
+        from tests.postgres_server import running_postgres
+
+        with running_postgres() as server:
+            medians = asyncio.run(measure(server.dsn, args.rounds))
+    print(report(medians))
+
+
+if __name__ == "__main__":
+    main()
