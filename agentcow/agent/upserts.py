@@ -484,6 +484,8 @@ class _Upsert:
                 "FROM _cow_rows AS excluded)"
             )
         (key,) = arbiters
+        # LIMIT 1 (one row at most: the key is unique) keeps the lookup a probe by key per
+        # proposed row; pulled up into a join, it could become a scan of the whole view
         row = [
             f"{self.alias}.{quote_ident(c)} AS _cow_k{i}" for i, c in enumerate(self.key_columns)
         ]
@@ -499,7 +501,7 @@ class _Upsert:
         items += [f"_cow_e._cow_s{i}" for i, (_, value) in enumerate(self.assignments()) if value]
         lookup = (
             f"SELECT true AS _cow_hit, {', '.join(row)} FROM {self.view} AS {self.alias} "
-            f"WHERE {self.match(self.alias, 'excluded', key)}"
+            f"WHERE {self.match(self.alias, 'excluded', key)} LIMIT 1"
         )
         return (
             f"_cow_decided AS MATERIALIZED (SELECT {', '.join(items)} FROM _cow_rows AS excluded "
@@ -652,8 +654,13 @@ class _Upsert:
             f"{quote_ident(column)} = " + ("DEFAULT" if value is None else f"_cow_p._cow_s{i}")
             for i, (column, value) in enumerate(self.assignments())
         ]
+        # the rows to update, also as arrays of key values: the view is then read by its
+        # key's index, not scanned whole to be joined (as the planner may do with a CTE)
         key = " AND ".join(
-            f"_cow_t.{quote_ident(c)} = _cow_p._cow_k{i}" for i, c in enumerate(self.key_columns)
+            f"_cow_t.{quote_ident(c)} = _cow_p._cow_k{i} AND _cow_t.{quote_ident(c)} = ANY "
+            f"(ARRAY(SELECT _cow_u._cow_k{i} FROM _cow_plan AS _cow_u "
+            "WHERE _cow_u._cow_action = 'u'))"
+            for i, c in enumerate(self.key_columns)
         )
         written = ", ".join(f"_cow_t.{quote_ident(c.name)}" for c in self.table.columns)
         return (
