@@ -33,7 +33,7 @@ WITH saved AS MATERIALIZED (
             LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
             WHERE a.attrelid = t.view_oid AND a.attnum > 0 AND NOT a.attisdropped) AS columns,
            (SELECT pg_catalog.json_agg(pg_catalog.json_build_array(
-                       ic.relname::text, con.conname::text, i.indisprimary,
+                       ic.relname::text, con.conname::text,
                        ARRAY(SELECT a.attname::text
                              FROM pg_catalog.unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
                              JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum

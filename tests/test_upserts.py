@@ -39,9 +39,12 @@ from tests.helpers import (
     ex,
     grant_agent,
     kit_schema,
+    make_cow,
     new_id,
 )
 from tests.postgres_server import replace_dsn
+from tests.scopes_support import ASYNC_KINDS, AsyncKind
+from tests.test_scopes import params, placeholders
 
 PLAIN, COW = "plain", "cow"
 VIEWS = kit_schema(COW)
@@ -411,7 +414,7 @@ _T = UpsertTable(
         UpsertColumn("v", "text", None, False, "", False),
     ),
     pk=("id",),
-    keys=(UpsertKey("t_pkey", "t_pkey", True, ("id",), False, True),),
+    keys=(UpsertKey("t_pkey", "t_pkey", ("id",), False, True),),
 )
 _TABLES = {'"t"': _T}
 
@@ -608,3 +611,51 @@ async def test_an_upsert_never_sees_or_touches_another_tenants_row(
 def test_unsupported_upsert_error_is_a_cow_error() -> None:
     assert issubclass(UnsupportedUpsertError, ac.CowError)
     assert UnsupportedUpsertError("x").sqlstate == "0A000"
+
+
+# ---------------------------------------------------------------------------------------
+# Every driver CowSession takes
+# ---------------------------------------------------------------------------------------
+
+DRIVER_DDL = """
+CREATE TABLE u (
+    id int PRIMARY KEY, v text NOT NULL CHECK (v NOT LIKE '%!%'), n serial, tag text UNIQUE
+);
+INSERT INTO u (id, v, tag) VALUES (1, 'one', 'a'), (2, 'two', 'b');
+"""
+
+
+@pytest.mark.parametrize("kind", ASYNC_KINDS, ids=lambda kind: kind.name)
+async def test_cow_session_upserts_on_every_driver(
+    kind: AsyncKind, conn: Any, database: TestDatabase
+) -> None:
+    """Parameters in the driver's own style (``%`` in the table's CHECK, which the rewrite
+    names, escaped for psycopg's), the table found by its unqualified name (the overlay's
+    through the session's search_path), the row count and RETURNING rows as on the table."""
+    await make_cow(conn, DRIVER_DDL, "u")
+    id_, v, tag = placeholders(kind, "id", "v", "tag")
+    async with kind.opened(database.owner_dsn) as target:
+        agent = ac.CowSession(target)
+        updated = await agent.execute(
+            f"INSERT INTO u (id, v, tag) VALUES ({id_}, {v}, {tag}), (3, 'three', 'c') "
+            "ON CONFLICT (id) DO UPDATE SET v = excluded.v, tag = excluded.tag",
+            params(kind, id=1, v="uno", tag="z"),
+        )
+        assert (updated.rowcount, updated.columns, updated.rows) == (2, (), [])
+        skipped = await agent.execute(
+            f"INSERT INTO u (id, v, tag) VALUES ({id_}, {v}, {tag}), (4, 'four', 'd') "
+            "ON CONFLICT DO NOTHING RETURNING id, v, n",
+            params(kind, id=9, v="nine", tag="b"),
+        )
+        assert (skipped.rowcount, skipped.rows) == (1, [(4, "four", 6)])
+        with pytest.raises(kind.error):  # the CHECK with its %, for a conflicting row
+            await agent.execute(
+                f"INSERT INTO u (id, v) VALUES ({id_}, {v}) ON CONFLICT (id) DO NOTHING",
+                params(kind, id=1, v="bad!"),
+            )
+        assert await agent.query("SELECT id, v, n, tag FROM u ORDER BY id") == [
+            {"id": 1, "v": "uno", "n": 1, "tag": "z"},
+            {"id": 2, "v": "two", "n": 2, "tag": "b"},
+            {"id": 3, "v": "three", "n": 4, "tag": "c"},
+            {"id": 4, "v": "four", "n": 6, "tag": "d"},
+        ]

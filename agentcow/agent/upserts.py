@@ -5,37 +5,43 @@ view has no unique index), and accepts ``ON CONFLICT DO NOTHING`` without one bu
 a row. So the agent-facing entries rewrite such a statement, before sending it, into one
 statement through the view that does what the table would:
 
-* the proposed rows (the agent's ``VALUES`` or query, its column defaults drawn once per row
-  in row order, as the table draws them) are materialized with their order;
-* each is looked up through the view by the conflict target (so only what the session sees
-  is read: its own rows and the base rows it has not changed, within its tenant), and the
-  agent's ``DO UPDATE`` assignments and ``WHERE`` are evaluated there, against the row found
-  (named as the agent named the table) and ``excluded`` (the proposed row);
-* every row gets its fate as PostgreSQL's executor gives it, row after row: inserted, skipped,
-  updated, or ``21000`` when two proposed rows would write one row. A proposed row that
-  breaks NOT NULL or a CHECK constraint is inserted whatever it conflicts with, so the view's
-  trigger raises the table's error for it, as the table checks it before looking for
+* the proposed rows (the agent's ``VALUES`` or query, with their column defaults) are
+  materialized in their order; defaults that draw from a sequence are drawn in the insert
+  pipeline, one row at a time, unless a decision reads them (a conflict target,
+  ``excluded.<column>``), so a statement that fails at its second row has drawn what the
+  table would have;
+* each row is looked up through the view by the conflict target (a probe by key: only what
+  the session sees is read, its own rows and the base rows it has not changed, within its
+  tenant), and the agent's ``DO UPDATE`` assignments and ``WHERE`` are evaluated there,
+  against the row found (named as the agent named the table) and ``excluded``;
+* every row gets its fate as PostgreSQL's executor gives it, row after row: inserted,
+  skipped, updated, or ``21000`` when two proposed rows would write one row. A proposed row
+  that breaks NOT NULL or a CHECK constraint is inserted whatever it conflicts with, so the
+  view's trigger raises the table's error for it: the table checks them before it looks for
   conflicts;
-* the rows to update go through the view's ``UPDATE``, the rows to insert through its
+* the rows to update go through the view's ``UPDATE``, then the rows to insert through its
   ``INSERT``, in row order (the insert pipeline raises ``21000`` at its row), so the triggers
-  check and record them as for any statement of the session.
+  check and record them as any statement of the session, and foreign keys are checked when
+  the statement ends.
 
 Why this shape. Everything the agent wrote (values, assignments, conditions, ``RETURNING``,
-``$1``/``%s``/``:name`` parameters, kept in their order) runs in the rewritten statement, as
-the agent's role; the write triggers (SECURITY DEFINER) see only the rows' values, never an
-expression of the agent's. One statement: a failure leaves nothing, prepared statements and
-parameters work as before. No base or change table is named: isolation and tenants are the
-view's. A per-row function (dynamic SQL for each row) would follow PostgreSQL's interleaving
-exactly but costs a statement per row and moves the agent's values out of its statement;
-a ``MERGE`` into the view exists only from PostgreSQL 17 and has its own command tag.
+``$1`` / ``%s`` / ``:name`` parameters, in their order) runs in the rewritten statement, as
+the agent's role; the write triggers (SECURITY DEFINER) get only the rows' values, never an
+expression of the agent's. One statement: a failure leaves nothing, and prepared statements
+and parameters work as before. No base or change table is named: isolation and tenants are
+the view's. The alternative that follows PostgreSQL's row-by-row interleaving of updates and
+inserts exactly, a function that runs an ``UPDATE`` per row, costs a planned statement per
+row and runs the view's statement-level foreign-key checks per row instead of at the end of
+the agent's statement; ``MERGE`` into the view exists only from PostgreSQL 17 and has a
+command tag of its own. Measured: ``python -m benchmarks.upserts``.
 
-What differs from the table (see ``docs-upserts.md``): ``DO NOTHING`` keeps the statement's
-``INSERT`` command tag; ``DO UPDATE`` becomes a ``SELECT`` (``Rewrite.counts_only``: without
-``RETURNING`` it returns one row, the count, which :class:`agentcow.CowSession` reports as
-the row count). When several rows of one statement fail for different reasons, the error
-reported may be another row's than the table's (updates are applied before inserts); a
-``DO UPDATE`` that changes the conflict key is judged against the keys the statement began
-with; assignments are evaluated for every row found, also those that end up skipped.
+What differs from the table (docs-upserts.md): a ``DO UPDATE`` becomes a ``SELECT``
+(:class:`Rewrite`: ``status`` gives the agent's command tag, and without ``RETURNING`` it
+returns one row, the count); when several rows of one statement fail for different reasons,
+the error may be another row's than the table's (updates are applied before inserts), and
+then a sequence may have drawn another number of values; a ``DO UPDATE`` that changes the
+conflict key is judged against the keys the statement began with; assignments are evaluated
+for every row found, also those that end up skipped.
 """
 
 from __future__ import annotations
@@ -100,7 +106,6 @@ class UpsertKey:
 
     index: str
     constraint: str | None
-    primary: bool
     columns: tuple[str, ...]
     nulls_not_distinct: bool
     plain: bool
@@ -194,7 +199,10 @@ def _relation_name(table: exp.Table) -> str:
 def statement_target(sql: str) -> tuple[str, str] | None:
     """For an ``INSERT ... ON CONFLICT`` or a ``MERGE``: its kind (``"upsert"`` or
     ``"merge"``) and the name of the table it writes, as ``to_regclass`` reads it; else
-    None (nothing to rewrite)."""
+    None (nothing to rewrite). Text that holds neither word is not parsed at all."""
+    lowered = sql.lower()
+    if "conflict" not in lowered and "merge" not in lowered:
+        return None
     statement = _parse(sql)
     if statement is None:
         return None
@@ -256,7 +264,7 @@ class _Upsert:
         """The column sets of the arbiter indexes (one per distinct set), or None when
         PostgreSQL would refuse the target as it stands (left to it: same error)."""
         constraint = self.conflict.args.get("constraint")
-        keys = [k for k in self.table.keys]
+        keys = list(self.table.keys)
         if constraint is not None:
             name = _name_text(constraint if isinstance(constraint, exp.Identifier) else None)
             chosen = [k for k in keys if k.constraint is not None and k.constraint == name]
@@ -818,8 +826,8 @@ async def _describe(executor: Executor, name: str) -> tuple[int, UpsertTable | N
         ),
         pk=tuple(pk or ()),
         keys=tuple(
-            UpsertKey(str(i), c, bool(p), tuple(cols), bool(nnd), bool(plain))
-            for i, c, p, cols, nnd, plain in _json(keys)
+            UpsertKey(str(i), c, tuple(cols), bool(nnd), bool(plain))
+            for i, c, cols, nnd, plain in _json(keys)
         ),
         checks=tuple((str(n), str(e)) for n, e in _json(checks)),
     )
