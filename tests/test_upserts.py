@@ -34,6 +34,7 @@ from tests.helpers import (
     LAYOUT,
     OVERLAY,
     ROLE_PASSWORD,
+    base_table,
     connect_as,
     create_login_role,
     ex,
@@ -659,3 +660,26 @@ async def test_cow_session_upserts_on_every_driver(
             {"id": 3, "v": "three", "n": 4, "tag": "c"},
             {"id": 4, "v": "four", "n": 6, "tag": "d"},
         ]
+
+
+async def test_partial_and_expression_unique_indexes_are_refused_clearly(twins: Any) -> None:
+    base = base_table("t", COW)
+    await twins.execute(f"CREATE UNIQUE INDEX t_lower_v ON {base} (lower(v))")
+    await twins.execute(f"CREATE UNIQUE INDEX t_d_partial ON {base} (d) WHERE d > 100")
+    async with twins.transaction():
+        await ac.apply_cow_variables(ex(twins), new_id(), new_id())
+        for sql in (
+            f"INSERT INTO {VIEWS}.t (id, d) VALUES (1, 200) ON CONFLICT (d) WHERE d > 100 "
+            "DO NOTHING",
+            f"INSERT INTO {VIEWS}.t (id) VALUES (1) ON CONFLICT DO NOTHING",
+            f"INSERT INTO {VIEWS}.t (id, v) VALUES (1, 'x') ON CONFLICT ((lower(v))) DO NOTHING",
+        ):
+            with pytest.raises(UnsupportedUpsertError) as raised:
+                await rewrite_for(ex(twins), sql)
+            assert raised.value.sqlstate == "0A000"
+        # a target a plain unique index matches still works beside them
+        rewrite = await rewrite_for(
+            ex(twins), f"INSERT INTO {VIEWS}.t (id) VALUES (1) ON CONFLICT (id) DO NOTHING"
+        )
+        assert rewrite is not None
+        assert (await twins.fetch(rewrite.sql)) == []

@@ -280,7 +280,10 @@ class _Upsert:
                 return None  # 42601: DO UPDATE needs a target
             chosen = keys
         unusable = [k.index for k in chosen if not k.plain]
-        if unusable and (constraint is not None or not self.conflict.args.get("conflict_keys")):
+        # a target by columns that a plain unique index matches uses that one, as
+        # PostgreSQL's inference does; the others would all be arbiters
+        by_columns = constraint is None and bool(self.conflict.args.get("conflict_keys"))
+        if unusable and (not by_columns or not any(k.plain for k in chosen)):
             raise UnsupportedUpsertError(
                 f"ON CONFLICT through the session of {self.view} would use unique index "
                 f"{', '.join(unusable)} on expressions or with a predicate, which the kit "
