@@ -223,3 +223,11 @@ class ReviewFinishedError(CowError):
 class NotBlockingError(CowError, RuntimeError):
     """A synchronous call met an executor or connection that waits for an event loop; the
     sync API (``agentcow.sync``) needs blocking ones (psycopg or SQLAlchemy sync)."""
+
+
+class BindingKeyExistsError(CowError, ValueError):
+    """A binding key with that label exists already (labels name keys for revoking)."""
+
+
+class UnknownRoleError(CowError, LookupError):
+    """No role of that name exists in the cluster."""

@@ -20,6 +20,11 @@ retried, as an application would):
   replaced by the NULL it returns where no schema has an overlay: the same settings, the
   search_path set to what it was. So the ratio prices what the kit adds to a request: the
   function call, the views and the write triggers.
+* ``agent-bound`` and ``tpcb-hardened``: the same, with an agent role registered on the COW
+  copies (``add_agent_role``: the session functions read bindings, not settings). The
+  agent's request logs in as that role and is bound by ``agentcow.bind_session`` with a
+  binding key (sql/bind_session.sql) instead of the settings; tpcb is production's own
+  traffic in such a database. The plain copy runs what it runs for ``agent`` and ``tpcb``.
 
 Each pgbench run opens its connections anew: a COW copy's backends first compile the kit's
 PL/pgSQL functions and plan each view statement five times before keeping a generic plan
@@ -51,6 +56,7 @@ import asyncpg
 
 import agentcow as ac
 from agentcow.adapters.asyncpg import AsyncpgExecutor
+from agentcow.identifiers import quote_literal
 from agentcow.templates import render
 from benchmarks.setup import print_on_server
 from tests.postgres_server import replace_dsn
@@ -65,6 +71,8 @@ LAYOUTS = ("rename", "overlay")
 
 #: An agent's request: its session (one per client), then a write, a read and an append.
 AGENT_SCRIPT = Path(__file__).with_name("pgbench_agent.sql")
+#: The login role of the bound agent's requests (agent-bound), and its password.
+BENCH_AGENT, BENCH_AGENT_PASSWORD = "agentcow_bench_agent", "agentcow-bench"
 
 #: Stand-ins for the session's settings in the rendered entry, replaced by pgbench
 #: expressions: a session per client, a new operation per request.
@@ -109,9 +117,26 @@ def enter_session_sql(kit: bool) -> str:
     return " ".join(sql.split())
 
 
-def agent_script(kit: bool) -> str:
+def bind_session_sql(key: str) -> str:
+    """The statement a CowSession with a binding key sends to bind its transaction, with the
+    session and operation ids as pgbench expressions and the key as a literal (an
+    application sends them as parameters)."""
+    sql = render(
+        "bind_session.sql",
+        placeholders=[
+            _SESSION_EXPR + "::uuid",
+            _OPERATION_EXPR + "::uuid",
+            quote_literal(key),
+            "NULL",
+            "NULL",
+        ],
+    )
+    return " ".join(sql.split())
+
+
+def agent_script(entry: str) -> str:
     """The agent-shaped pgbench script (:data:`AGENT_SCRIPT`) with its session entry."""
-    return AGENT_SCRIPT.read_text().replace("{enter_session};", enter_session_sql(kit) + ";")
+    return AGENT_SCRIPT.read_text().replace("{enter_session};", entry + ";")
 
 
 @dataclass(frozen=True)
@@ -165,12 +190,19 @@ def _database(copy: str) -> str:
     return f"pgbench_{copy}"
 
 
-async def _prepare(dsn: str) -> None:
+async def _prepare(dsn: str) -> dict[str, str]:
     """The plain copy by ``pgbench -i``, the others from it as a template, then COW enabled
-    on each layout's copy, and every copy vacuumed and analyzed alike."""
+    on each layout's copy, and every copy vacuumed and analyzed alike. The bound agent's
+    login role may use the COW copies' views; returns each COW copy's binding key."""
     plain = _database("plain")
+    keys = {}
     admin = await asyncpg.connect(dsn)
     try:
+        await admin.execute(
+            f"DO $$ BEGIN CREATE ROLE {BENCH_AGENT} LOGIN; "
+            "EXCEPTION WHEN duplicate_object THEN NULL; END $$"
+        )
+        await admin.execute(f"ALTER ROLE {BENCH_AGENT} PASSWORD '{BENCH_AGENT_PASSWORD}'")
         await admin.execute(f'CREATE DATABASE "{plain}"')
         subprocess.run(
             [str(PGBENCH), "-i", "-q", "-s", str(SCALE), replace_dsn(dsn, database=plain)],
@@ -189,7 +221,26 @@ async def _prepare(dsn: str) -> None:
                 ex = AsyncpgExecutor(conn)
                 await ac.deploy_cow_functions(ex)
                 await ac.enable_cow_schema(ex, layout=copy)
+                views = "public_cow" if copy == "overlay" else "public"
+                await conn.execute(
+                    f"GRANT USAGE ON SCHEMA {views} TO {BENCH_AGENT}; "
+                    f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {views} "
+                    f"TO {BENCH_AGENT}"
+                )
+                keys[copy] = await ac.create_binding_key(ex, label="bench")
             await conn.execute("VACUUM ANALYZE")
+        finally:
+            await conn.close()
+    return keys
+
+
+async def _register_agent(dsn: str, registered: bool) -> None:
+    """Register the bound agent's role as an agent role on the COW copies, or remove it."""
+    for copy in LAYOUTS:
+        conn = await asyncpg.connect(replace_dsn(dsn, database=_database(copy)))
+        try:
+            change = ac.add_agent_role if registered else ac.remove_agent_role
+            await change(AsyncpgExecutor(conn), BENCH_AGENT)
         finally:
             await conn.close()
 
@@ -210,10 +261,14 @@ WORKLOADS = (
     ("select-only", "select-only"),
     ("simple-update", "simple-update"),
     ("agent", None),
+    ("agent-bound", None),
+    ("tpcb-hardened", "tpcb-like"),
 )
+#: The workloads run with the bound agent's role registered as an agent role.
+HARDENED = frozenset({"agent-bound", "tpcb-hardened"})
 #: The overlay layout's targets, tps ratio to the plain copy: the application's traffic (no
 #: session) as on its tables; an agent's request.
-TARGETS = {"agent": 0.8}
+TARGETS = {"agent": 0.8, "agent-bound": 0.8}
 PRODUCTION_TARGET = 0.97
 
 
@@ -227,21 +282,39 @@ def _combined(runs: Sequence[Run]) -> Run:
 
 
 @contextlib.contextmanager
-def _copies(dsn: str) -> Iterator[dict[bool, Path]]:
+def _copies(dsn: str) -> Iterator[dict[tuple[str, str], Path]]:
     """The three copies for the ``with`` block (dropped afterwards), and the agent script's
-    files: with the kit's session entry (True) and the plain copy's (False)."""
+    files by (workload, copy): ``agent`` enters its session with settings (the kit's entry
+    on the COW copies, the plain one's on the plain copy); ``agent-bound`` binds it on the
+    COW copies with each copy's key."""
     asyncio.run(_drop(dsn))
     try:
-        asyncio.run(_prepare(dsn))
+        keys = asyncio.run(_prepare(dsn))
         with tempfile.TemporaryDirectory(prefix="agentcow-pgbench-") as folder:
             scripts = {}
-            for kit in (False, True):
-                path = Path(folder) / f"agent_{'kit' if kit else 'plain'}.sql"
-                path.write_text(agent_script(kit))
-                scripts[kit] = path
+            for workload in ("agent", "agent-bound"):
+                for copy in COPIES:
+                    if copy == "plain":
+                        entry = enter_session_sql(False)
+                    elif workload == "agent":
+                        entry = enter_session_sql(True)
+                    else:
+                        entry = bind_session_sql(keys[copy])
+                    path = Path(folder) / f"{workload}_{copy}.sql"
+                    path.write_text(agent_script(entry))
+                    scripts[workload, copy] = path
             yield scripts
     finally:
         asyncio.run(_drop(dsn))
+
+
+def _login(dsn: str, workload: str, copy: str) -> str:
+    """Where a run of ``workload`` on ``copy`` connects: the bound agent's role for its
+    requests on the COW copies, else the superuser."""
+    dsn = replace_dsn(dsn, database=_database(copy))
+    if workload == "agent-bound" and copy in LAYOUTS:
+        return replace_dsn(dsn, user=BENCH_AGENT, password=BENCH_AGENT_PASSWORD)
+    return dsn
 
 
 def measure(dsn: str, seconds: int, rounds: int = 1, slice_seconds: int = 2) -> list[Row]:
@@ -257,9 +330,13 @@ def measure(dsn: str, seconds: int, rounds: int = 1, slice_seconds: int = 2) -> 
     }
     builtin = dict(WORKLOADS)
     turn = 0
+    registered = False
     with _copies(dsn) as scripts:
         for _ in range(rounds):
             for (workload, protocol), row in rows.items():
+                if (workload in HARDENED) != registered:
+                    registered = workload in HARDENED
+                    asyncio.run(_register_agent(dsn, registered))
                 name = builtin[workload]
                 script = ["-b", name] if name else None
                 runs: dict[str, list[Run]] = {copy: [] for copy in COPIES}
@@ -267,9 +344,8 @@ def measure(dsn: str, seconds: int, rounds: int = 1, slice_seconds: int = 2) -> 
                     turn += 1
                     for copy in COPIES[turn % 3 :] + COPIES[: turn % 3]:
                         args = [*common, "-M", protocol]
-                        args += script or ["-f", str(scripts[copy in LAYOUTS])]
-                        dsn_copy = replace_dsn(dsn, database=_database(copy))
-                        runs[copy].append(_pgbench(dsn_copy, args))
+                        args += script or ["-f", str(scripts[workload, copy])]
+                        runs[copy].append(_pgbench(_login(dsn, workload, copy), args))
                 for copy in COPIES:
                     row.runs[copy].append(_combined(runs[copy]))
                 row.plain_slices.extend(r.tps for r in runs["plain"])
@@ -295,7 +371,7 @@ def statement_latencies(dsn: str, seconds: int) -> dict[tuple[str, str], dict[st
         for protocol in PROTOCOLS:
             for copy in COPIES:
                 args = ["-n", "-c", "1", "-T", str(seconds), "-r", "-M", protocol]
-                args += ["-f", str(scripts[copy in LAYOUTS])]
+                args += ["-f", str(scripts["agent", copy])]
                 done = subprocess.run(
                     [str(PGBENCH), *args, replace_dsn(dsn, database=_database(copy))],
                     capture_output=True,

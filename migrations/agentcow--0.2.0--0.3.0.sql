@@ -428,8 +428,7 @@ $fn$;
 CREATE FUNCTION agentcow.session_tenant() RETURNS text
 LANGUAGE sql STABLE PARALLEL SAFE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $fn$
-    SELECT s.tenant FROM agentcow.sessions s
-    WHERE s.session_id = NULLIF(pg_catalog.current_setting('app.session_id', true), '')::uuid
+    SELECT s.tenant FROM agentcow.sessions s WHERE s.session_id = agentcow.session_id()
 $fn$;
 
 -- The tenant the current transaction's session is bound to, as a view that every role may
@@ -440,8 +439,7 @@ $fn$;
 -- (about 0.15 ms per call on PostgreSQL 15, where a point read takes 0.05 ms).
 CREATE VIEW agentcow.session_binding WITH (security_barrier) AS
 SELECT s.tenant FROM agentcow.sessions s
-WHERE s.session_id OPERATOR(pg_catalog.=)
-      NULLIF(pg_catalog.current_setting('app.session_id', true), '')::uuid;
+WHERE s.session_id OPERATOR(pg_catalog.=) agentcow.session_id();
 GRANT SELECT ON agentcow.session_binding TO PUBLIC;
 
 -- The tenant _session is bound to (NULL: none, or not recorded): for the write triggers,
@@ -651,6 +649,7 @@ DECLARE
     _rows bigint;
     _any boolean;
 BEGIN
+    PERFORM agentcow.prune_bindings();
     SELECT array_agg(c.oid) INTO _tables
     FROM agentcow.cow_tables t
     JOIN pg_namespace n ON n.nspname = t.schema_name
@@ -699,6 +698,227 @@ BEGIN
     END LOOP;
     PERFORM agentcow.prune_history();
 END
+$fn$;
+
+-- Sessions an agent cannot move (issue 10).
+--
+-- agent-cow binds a transaction to a session with settings (app.session_id,
+-- app.operation_id), which any SQL can change, even from the WHERE clause of the very
+-- statement whose triggers read them. For the roles registered as agent roles
+-- (agentcow.agent_roles), those settings are ignored: a transaction's session is the one
+-- agentcow.bind_session recorded for it, a call the application makes with a key the agent
+-- never sees, recorded in a table no agent can write. A transaction is named by its
+-- transaction id (xid8: never reused), which bind_session assigns; no statement can give a
+-- transaction another one, and one that ends (COMMIT, ROLLBACK) leaves the next one unbound.
+-- Writes through a COW view by an agent role without a binding fail (42501) instead of
+-- reaching the table. Other roles (owners, reviewers, the application itself) keep the
+-- settings. While no agent role is registered, the session functions are the settings'
+-- one-line SQL functions, which the planner inlines: nothing changes or costs more.
+
+-- One row per bound transaction, while it lasts (rows of ended transactions are removed by
+-- the connection's next bind_session, or by gc_sessions). UNLOGGED: no bound transaction
+-- outlives a crash.
+CREATE UNLOGGED TABLE agentcow.bindings (
+    xid xid8 PRIMARY KEY,
+    pid integer NOT NULL,
+    session_id uuid NOT NULL,
+    operation_id uuid NOT NULL,
+    bound_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+CREATE INDEX bindings_pid ON agentcow.bindings (pid);
+REVOKE ALL ON agentcow.bindings FROM PUBLIC;
+
+-- The keys an application binds sessions with, as SHA-256 digests (the key itself is never
+-- stored, nor sent except as a bind_session parameter).
+CREATE TABLE agentcow.binding_keys (
+    label text PRIMARY KEY,
+    key_digest bytea NOT NULL UNIQUE CHECK (pg_catalog.length(key_digest) = 32),
+    created_by name NOT NULL DEFAULT SESSION_USER,
+    created_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+REVOKE ALL ON agentcow.binding_keys FROM PUBLIC;
+
+-- Roles whose transactions are bound only by bind_session: these roles, and the roles that
+-- are members of them (per-run login roles of a group), except superusers.
+CREATE TABLE agentcow.agent_roles (
+    role_oid oid PRIMARY KEY,
+    added_by name NOT NULL DEFAULT SESSION_USER,
+    added_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+REVOKE ALL ON agentcow.agent_roles FROM PUBLIC;
+
+-- Whether the caller is an agent: its login role (which no SQL it sends can change) or its
+-- current role (SET ROLE) is a member of a registered agent role, and it does not log in
+-- as a superuser. Inside the kit's SECURITY DEFINER code current_user is the owner, so the
+-- caller is read from SESSION_USER and the role setting. PL/pgSQL, whose plans a backend
+-- keeps (a SQL function's body would be planned again in every statement on 15-17).
+CREATE FUNCTION agentcow.caller_is_agent() RETURNS boolean
+LANGUAGE plpgsql STABLE PARALLEL SAFE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    RETURN EXISTS (
+               SELECT FROM agentcow.agent_roles a
+               WHERE pg_has_role(SESSION_USER, a.role_oid, 'MEMBER')
+                  OR (current_setting('role') <> 'none'
+                      AND pg_has_role(current_setting('role')::name, a.role_oid, 'MEMBER')))
+       AND NOT (SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = SESSION_USER);
+END
+$fn$;
+
+-- The session and operation of the transaction once agent roles exist: the binding, else
+-- the settings of a caller that is no agent, else none. A transaction without a
+-- transaction id was never bound (bind_session assigns one), and without the setting there
+-- is nothing to decide: production's statements look nothing up. (Parallel workers share
+-- the leader's transaction id and see its rows.)
+CREATE FUNCTION agentcow.bound_session_id() RETURNS uuid
+LANGUAGE plpgsql STABLE PARALLEL SAFE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    _xid xid8 := pg_current_xact_id_if_assigned();
+    _set uuid := nullif(current_setting('app.session_id', true), '')::uuid;
+    _session uuid;
+BEGIN
+    IF _xid IS NOT NULL THEN
+        SELECT b.session_id INTO _session FROM agentcow.bindings b WHERE b.xid = _xid;
+        IF FOUND THEN
+            RETURN _session;
+        END IF;
+    END IF;
+    IF _set IS NULL OR agentcow.caller_is_agent() THEN
+        RETURN NULL;
+    END IF;
+    RETURN _set;
+END
+$fn$;
+
+CREATE FUNCTION agentcow.bound_operation_id() RETURNS uuid
+LANGUAGE plpgsql STABLE PARALLEL SAFE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    _xid xid8 := pg_current_xact_id_if_assigned();
+    _set uuid := nullif(current_setting('app.operation_id', true), '')::uuid;
+    _operation uuid;
+BEGIN
+    IF _xid IS NOT NULL THEN
+        SELECT b.operation_id INTO _operation FROM agentcow.bindings b WHERE b.xid = _xid;
+        IF FOUND THEN
+            RETURN _operation;
+        END IF;
+    END IF;
+    IF _set IS NULL OR agentcow.caller_is_agent() THEN
+        RETURN NULL;
+    END IF;
+    RETURN _set;
+END
+$fn$;
+
+-- Whether a write without a session must fail rather than reach the table: an agent's.
+-- (Replaced by 'SELECT false' while no agent role is registered.)
+CREATE FUNCTION agentcow.session_required() RETURNS boolean
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $fn$ SELECT false $fn$;
+
+-- Points the session functions at the bindings while agent roles exist, and back at the
+-- settings when none is left. Run by the kit's owner (it replaces the kit's functions).
+-- Views and triggers call the functions by name, and plans that inlined the old bodies
+-- are made again.
+CREATE FUNCTION agentcow.refresh_session_functions() RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    IF EXISTS (SELECT FROM agentcow.agent_roles) THEN
+        CREATE OR REPLACE FUNCTION agentcow.session_id() RETURNS uuid
+        LANGUAGE sql STABLE PARALLEL SAFE
+        AS $body$ SELECT agentcow.bound_session_id() $body$;
+        CREATE OR REPLACE FUNCTION agentcow.operation_id() RETURNS uuid
+        LANGUAGE sql STABLE PARALLEL SAFE
+        AS $body$ SELECT agentcow.bound_operation_id() $body$;
+        CREATE OR REPLACE FUNCTION agentcow.session_required() RETURNS boolean
+        LANGUAGE sql STABLE PARALLEL SAFE
+        AS $body$ SELECT agentcow.caller_is_agent() $body$;
+    ELSE
+        CREATE OR REPLACE FUNCTION agentcow.session_id() RETURNS uuid
+        LANGUAGE sql STABLE PARALLEL SAFE
+        AS $body$ SELECT nullif(pg_catalog.current_setting('app.session_id', true), '')::uuid $body$;
+        CREATE OR REPLACE FUNCTION agentcow.operation_id() RETURNS uuid
+        LANGUAGE sql STABLE PARALLEL SAFE
+        AS $body$ SELECT nullif(pg_catalog.current_setting('app.operation_id', true), '')::uuid $body$;
+        CREATE OR REPLACE FUNCTION agentcow.session_required() RETURNS boolean
+        LANGUAGE sql STABLE PARALLEL SAFE
+        AS $body$ SELECT false $body$;
+    END IF;
+END
+$fn$;
+REVOKE ALL ON FUNCTION agentcow.refresh_session_functions() FROM PUBLIC;
+
+-- Registers _role as an agent role (its transactions are bound only by bind_session), or
+-- removes it. The kit's owner only (the tables are its own).
+CREATE FUNCTION agentcow.add_agent_role(_role name) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    INSERT INTO agentcow.agent_roles (role_oid) VALUES (quote_ident(_role)::regrole::oid)
+    ON CONFLICT (role_oid) DO NOTHING;
+    PERFORM agentcow.refresh_session_functions();
+END
+$fn$;
+REVOKE ALL ON FUNCTION agentcow.add_agent_role(name) FROM PUBLIC;
+
+CREATE FUNCTION agentcow.remove_agent_role(_role name) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    DELETE FROM agentcow.agent_roles a WHERE a.role_oid = quote_ident(_role)::regrole::oid;
+    PERFORM agentcow.refresh_session_functions();
+END
+$fn$;
+REVOKE ALL ON FUNCTION agentcow.remove_agent_role(name) FROM PUBLIC;
+
+-- Binds the current transaction to _session and _operation, for an application holding a
+-- binding key (agentcow.binding_keys); the agent's SQL runs after it, in the same
+-- transaction. Called with parameters, so that no id and no key appears in any statement
+-- text (pg_stat_activity, pg_stat_statements, pg_prepared_statements). A transaction is
+-- bound once. The session is recorded and its tenant checked as enter_session does.
+CREATE FUNCTION agentcow.bind_session(_session uuid, _operation uuid, _key text, _tenant text, _label text)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    _xid xid8;
+BEGIN
+    IF _session IS NULL OR _operation IS NULL THEN
+        RAISE EXCEPTION 'agentcow: bind_session needs a session id and an operation id'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF _key IS NULL OR NOT EXISTS (SELECT FROM agentcow.binding_keys k
+                                   WHERE k.key_digest = sha256(convert_to(_key, 'UTF8'))) THEN
+        RAISE EXCEPTION 'agentcow: the binding key is not valid'
+            USING ERRCODE = 'invalid_authorization_specification',
+                  HINT = 'Sessions are bound with a key from create_binding_key, which the application keeps from the agent.';
+    END IF;
+    _xid := pg_current_xact_id();
+    IF EXISTS (SELECT FROM agentcow.bindings b WHERE b.xid = _xid) THEN
+        RAISE EXCEPTION 'agentcow: this transaction is already bound to a session'
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'A transaction belongs to one session and operation; bind the next one in a new transaction.';
+    END IF;
+    DELETE FROM agentcow.bindings b WHERE b.pid = pg_backend_pid();
+    PERFORM agentcow.enter_session(_session, _tenant, _label);
+    INSERT INTO agentcow.bindings (xid, pid, session_id, operation_id)
+    VALUES (_xid, pg_backend_pid(), _session, _operation);
+END
+$fn$;
+
+-- Bindings left by connections that are gone (a connection's own are removed when it binds
+-- again); gc_sessions runs it. Any role may: it removes nothing a live transaction uses.
+CREATE FUNCTION agentcow.prune_bindings() RETURNS bigint
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $fn$
+    WITH gone AS (
+        DELETE FROM agentcow.bindings b
+        WHERE NOT EXISTS (SELECT FROM pg_stat_activity a WHERE a.pid = b.pid)
+        RETURNING 1)
+    SELECT count(*) FROM gone
 $fn$;
 
 -- enable and disable call it with the owner's search_path, on which an agent may have

@@ -231,6 +231,15 @@ RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
             HINT = 'Enter a session (apply_cow_variables) in this transaction first; production writes go to the table itself.'
 {%- endmacro %}
 
+{#- A write without a session by an agent role (agentcow.session_required): its transaction
+    was not bound by the application, or its settings name a session, which bind only other
+    roles. Failing here keeps the write from the table it would otherwise reach. -#}
+{% macro refuse_unbound(t) -%}
+RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
+            MESSAGE = {{ ('agentcow: a write through ' ~ t.schema ~ '.' ~ t.name ~ ' by an agent role needs a bound session')|literal }},
+            HINT = 'The application binds each transaction of an agent (agentcow.bind_session, with its key); settings such as app.session_id do not bind agent roles.'
+{%- endmacro %}
+
 {#- A write trigger's INSERT without a session: the row goes to the base table as it is. -#}
 {% macro insert_without_session(t) -%}
 INSERT INTO {{ t.base|qualified }} AS b ({{ t.writable_columns|columns }})

@@ -11,7 +11,7 @@
 {% if t.append_only %}
 {% include 'write_trigger_append.sql' %}
 {% else %}
-{% from '_macros.sql' import refuse_without_session, match, row, any_null, all_null, security_definer, refuse_generated_values,
+{% from '_macros.sql' import refuse_without_session, refuse_unbound, match, row, any_null, all_null, security_definer, refuse_generated_values,
     insert_without_session, key_index, unique_index, check_tenant, refuse_cascade_across_tenants %}
 {% from '_row_errors.sql' import raise_row_error, raise_duplicate, check_declarations, record_checked %}
 {% set base = t.base|qualified %}
@@ -78,6 +78,9 @@ DECLARE
 BEGIN
 {{ refuse_generated_values(t) }}
     IF _cow_sid IS NULL THEN
+        IF agentcow.session_required() THEN
+            {{ refuse_unbound(t) }};
+        END IF;
 {% if t.overlay_schema %}
         {{ refuse_without_session(t) }};
 {% else %}

@@ -16,7 +16,7 @@
     replaces, in the session or at commit.
 
     The generated and identity checks are those of write_trigger.sql. -#}
-{% from '_macros.sql' import refuse_without_session, match, any_null, security_definer, refuse_generated_values, insert_without_session, check_tenant %}
+{% from '_macros.sql' import refuse_without_session, refuse_unbound, match, any_null, security_definer, refuse_generated_values, insert_without_session, check_tenant %}
 {% from '_row_errors.sql' import raise_row_error, raise_duplicate, check_declarations, record_checked %}
 {% set base = t.base|qualified %}
 {% set changes = t.changes|qualified %}
@@ -44,6 +44,9 @@ DECLARE
 BEGIN
 {{ refuse_generated_values(t) }}
     IF _cow_sid IS NULL THEN
+        IF agentcow.session_required() THEN
+            {{ refuse_unbound(t) }};
+        END IF;
 {% if t.overlay_schema %}
         {{ refuse_without_session(t) }};
 {% else %}

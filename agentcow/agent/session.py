@@ -18,6 +18,7 @@ from contextvars import ContextVar
 from typing import Any
 
 from agentcow.agent.upserts import rewrite_for
+from agentcow.binding import bind_link
 from agentcow.connections import Link, Result, async_source
 from agentcow.errors import OperationInProgressError, TransactionEndedError
 from agentcow.identifiers import validate_uuid
@@ -86,10 +87,16 @@ class CowSession:
     connection or pool. ``session_id`` is a new UUID unless given; ``tenant_id`` and
     ``label`` are recorded with the session (see ``apply_cow_variables``).
 
+    With ``binding_key`` (from :func:`agentcow.binding.create_binding_key`, kept from the
+    agent) each transaction is bound with ``agentcow.bind_session``, which no SQL of the
+    agent can undo or move; an agent role (:func:`agentcow.binding.add_agent_role`) can
+    write only so. Without it, the session is entered with agent-cow's settings.
+
     A connection given directly must be idle (the session opens its own transactions) and
     serves one call at a time; give a pool for concurrent calls. Whatever the agent's SQL
     leaves on a connection (settings, temporary objects, prepared statements, advisory
-    locks) is reset with ``DISCARD ALL`` after each call.
+    locks) is reset with ``DISCARD ALL`` after each call, and whatever the connection held
+    before (another user of the pool) before it.
     """
 
     def __init__(
@@ -99,8 +106,10 @@ class CowSession:
         session_id: uuid.UUID | str | None = None,
         tenant_id: object = None,
         label: str | None = None,
+        binding_key: str | None = None,
     ) -> None:
         self._source = async_source(connection)
+        self._binding_key = binding_key
         self.session_id = (
             uuid.uuid4() if session_id is None else validate_uuid(session_id, "session id")
         )
@@ -137,7 +146,29 @@ class CowSession:
         operation_id = (
             uuid.uuid4() if operation_id is None else validate_uuid(operation_id, "operation id")
         )
-        async with self._source.connect(reset=True) as link, link.transaction():
+        async with self._source.connect(reset=True) as link:
+            await link.reset()
+            async with link.transaction():
+                await self._enter(link, operation_id)
+                block = Operation(self, operation_id, link, outer)
+                token = _blocks.set(block)
+                try:
+                    yield block
+                finally:
+                    _blocks.reset(token)
+                    block.close()
+
+    async def _enter(self, link: Link, operation_id: uuid.UUID) -> None:
+        if self._binding_key is not None:
+            await bind_link(
+                link,
+                self.session_id,
+                operation_id,
+                key=self._binding_key,
+                tenant_id=self.tenant_id,
+                label=self.label,
+            )
+        else:
             await apply_cow_variables(
                 link.executor,
                 self.session_id,
@@ -145,10 +176,3 @@ class CowSession:
                 tenant_id=self.tenant_id,
                 label=self.label,
             )
-            block = Operation(self, operation_id, link, outer)
-            token = _blocks.set(block)
-            try:
-                yield block
-            finally:
-                _blocks.reset(token)
-                block.close()

@@ -42,9 +42,14 @@ class CowSession:
         session_id: uuid.UUID | str | None = None,
         tenant_id: object = None,
         label: str | None = None,
+        binding_key: str | None = None,
     ) -> None:
         self._session = _async.CowSession(
-            blocking_source(connection), session_id=session_id, tenant_id=tenant_id, label=label
+            blocking_source(connection),
+            session_id=session_id,
+            tenant_id=tenant_id,
+            label=label,
+            binding_key=binding_key,
         )
         self.session_id = self._session.session_id
         self.tenant_id = tenant_id

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +45,12 @@ class AsyncpgLink:
             columns=tuple(attribute.name for attribute in prepared.get_attributes()),
             rows=[tuple(record) for record in records],
         )
+
+    def placeholders(self, count: int) -> list[str]:
+        return [f"${index}" for index in range(1, count + 1)]
+
+    async def call(self, statement: str, values: Sequence[Any]) -> None:
+        await self._connection.execute(statement, *values)
 
     async def reset(self) -> None:
         await self._connection.execute(render("reset_connection.sql"))

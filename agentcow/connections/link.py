@@ -8,7 +8,7 @@ so the scopes' single implementation also runs under :mod:`agentcow.blocking`.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -62,6 +62,16 @@ class Link(Protocol):
 
     async def run(self, statement: Any, params: Any) -> Result:
         """One statement, parameters in the driver's own style."""
+        ...
+
+    def placeholders(self, count: int) -> list[str]:
+        """``count`` parameter placeholders in the driver's style, for :meth:`call`."""
+        ...
+
+    async def call(self, statement: str, values: Sequence[Any]) -> None:
+        """One statement of the kit's whose values travel as parameters, never in its text
+        (which pg_stat_activity, pg_stat_statements and pg_prepared_statements show to other
+        backends of the role): a placeholder from :meth:`placeholders` per value."""
         ...
 
     async def reset(self) -> None:

@@ -10,7 +10,7 @@ ends with an empty transaction rolled back. The reset itself is never prepared: 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -79,6 +79,12 @@ class PsycopgAsyncLink:
             columns = tuple(column.name for column in cursor.description or ())
             return Result(rowcount=cursor.rowcount, columns=columns, rows=rows)
 
+    def placeholders(self, count: int) -> list[str]:
+        return ["%s"] * count
+
+    async def call(self, statement: str, values: Sequence[Any]) -> None:
+        await self._connection.execute(_query(statement), tuple(values), prepare=False)
+
     async def reset(self) -> None:
         async with self.standalone():
             await self._connection.execute(_query(render("reset_connection.sql")), prepare=False)
@@ -127,6 +133,12 @@ class PsycopgSyncLink:
             rows = cursor.fetchall() if cursor.description else []
             columns = tuple(column.name for column in cursor.description or ())
             return Result(rowcount=cursor.rowcount, columns=columns, rows=rows)
+
+    def placeholders(self, count: int) -> list[str]:
+        return ["%s"] * count
+
+    async def call(self, statement: str, values: Sequence[Any]) -> None:
+        self._connection.execute(_query(statement), tuple(values), prepare=False)
 
     async def reset(self) -> None:
         async with self.standalone():

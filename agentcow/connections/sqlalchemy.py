@@ -8,7 +8,7 @@ server reports, and the reset, come from the DBAPI driver's own connection under
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -95,6 +95,14 @@ class SQLAlchemyAsyncLink:
             return _result(await self._connection.exec_driver_sql(sql))
         return _result(await self._connection.execute(_statement(statement), params))
 
+    def placeholders(self, count: int) -> list[str]:
+        return self._driver.placeholders(count)
+
+    async def call(self, statement: str, values: Sequence[Any]) -> None:
+        """On the driver's connection under SQLAlchemy's (in its transaction): SQLAlchemy's
+        own execution takes no positional placeholders."""
+        await self._driver.call(statement, values)
+
     async def reset(self) -> None:
         await self._driver.reset()
         _forget_statements(self._connection.dialect)
@@ -131,6 +139,14 @@ class SQLAlchemySyncLink:
             sql = driver_text(statement, self._connection.dialect)
             return _result(self._connection.exec_driver_sql(sql))
         return _result(self._connection.execute(_statement(statement), params))
+
+    def placeholders(self, count: int) -> list[str]:
+        return self._driver.placeholders(count)
+
+    async def call(self, statement: str, values: Sequence[Any]) -> None:
+        """On the driver's connection under SQLAlchemy's (in its transaction): SQLAlchemy's
+        own execution takes no positional placeholders."""
+        await self._driver.call(statement, values)
 
     async def reset(self) -> None:
         await self._driver.reset()
