@@ -28,6 +28,7 @@ from agentcow.agent.upserts import (
     rewrite_upsert,
     statement_target,
 )
+from agentcow.binding import add_agent_role, create_binding_key
 from tests.conftest import TestDatabase
 from tests.differential_support import Outcome, run_in_session, run_statement
 from tests.helpers import (
@@ -38,6 +39,7 @@ from tests.helpers import (
     connect_as,
     create_login_role,
     ex,
+    fetch,
     grant_agent,
     kit_schema,
     make_cow,
@@ -683,3 +685,37 @@ async def test_partial_and_expression_unique_indexes_are_refused_clearly(twins: 
         )
         assert rewrite is not None
         assert (await twins.fetch(rewrite.sql)) == []
+
+
+async def test_upserts_of_a_bound_agent_role(conn: Any, database: TestDatabase) -> None:
+    """An agent role registered with add_agent_role, its sessions bound with a key
+    (agentcow.binding): its upserts go through the session it is bound to, and their
+    errors are the table's."""
+    executor = await make_cow(conn, DRIVER_DDL, "u")
+    role = "bound_upsert_agent"
+    await create_login_role(database, role)
+    await grant_agent(conn, role, ["u"])
+    await conn.execute(f"GRANT USAGE ON SEQUENCE u_n_seq TO {role}")
+    await add_agent_role(executor, role)
+    key = await create_binding_key(executor, label="upserts")
+    password = ROLE_PASSWORD if urlsplit(database.owner_dsn).password is not None else None
+    async with asyncpg.create_pool(
+        replace_dsn(database.owner_dsn, user=role, password=password), min_size=1, max_size=1
+    ) as pool:
+        agent = ac.CowSession(pool, binding_key=key)
+        rows = await agent.query(
+            "INSERT INTO u AS u (id, v) VALUES (2, 'deux'), (5, 'five') ON CONFLICT (id) "
+            "DO UPDATE SET v = u.v || '/' || excluded.v RETURNING id, v"
+        )
+        assert rows == [{"id": 2, "v": "two/deux"}, {"id": 5, "v": "five"}]
+        with pytest.raises(asyncpg.CardinalityViolationError):
+            await agent.execute(
+                "INSERT INTO u (id, v) VALUES (7, 'a'), (7, 'b') ON CONFLICT (id) "
+                "DO UPDATE SET v = excluded.v"
+            )
+    assert await fetch(conn, f"SELECT id, v FROM {base_table('u')} ORDER BY id") == [
+        (1, "one"),
+        (2, "two"),
+    ]
+    changes = await ac.diff(executor, agent.session_id)
+    assert changes.summary == {"INSERT": 1, "UPDATE": 1, "DELETE": 0}
