@@ -373,6 +373,7 @@ async def test_identity_columns(twins: Any) -> None:
             "INSERT INTO {s}.ident (code) VALUES ('t'), ('p') ON CONFLICT (code) DO NOTHING "
             "RETURNING id, code",
             "INSERT INTO {s}.ident (id, code) VALUES (1, 'x') ON CONFLICT (code) DO NOTHING",
+            "INSERT INTO {s}.ident (code) VALUES ('q'), ('u') ON CONFLICT DO NOTHING RETURNING *",
             # BY DEFAULT: given, or drawn
             "INSERT INTO {s}.byd (id, code) VALUES (1, 'dup'), (DEFAULT, 'new') "
             "ON CONFLICT (id) DO UPDATE SET note = excluded.code RETURNING *",

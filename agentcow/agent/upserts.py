@@ -278,7 +278,17 @@ class _Upsert:
         else:
             if self.update:
                 return None  # 42601: DO UPDATE needs a target
-            chosen = keys
+            # every unique key but those of a generated or GENERATED ALWAYS identity
+            # column, whose values the table makes itself (fresh, so they do not conflict)
+            chosen = [
+                k
+                for k in keys
+                if not any(
+                    c in self.columns
+                    and (self.columns[c].generated or self.columns[c].identity == "a")
+                    for c in k.columns
+                )
+            ]
         unusable = [k.index for k in chosen if not k.plain]
         # a target by columns that a plain unique index matches uses that one, as
         # PostgreSQL's inference does; the others would all be arbiters
