@@ -15,10 +15,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import asyncpg
+import psycopg
 import pytest
 import pytest_asyncio
 
 import agentcow as ac
+from agentcow.adapters.psycopg import PsycopgSyncExecutor
 from agentcow.agent.upserts import (
     UnsupportedUpsertError,
     UpsertColumn,
@@ -29,6 +31,8 @@ from agentcow.agent.upserts import (
     statement_target,
 )
 from agentcow.binding import add_agent_role, create_binding_key
+from agentcow.blocking import run_blocking
+from agentcow.sync import CowSession as SyncCowSession
 from tests.conftest import TestDatabase
 from tests.differential_support import Outcome, run_in_session, run_statement
 from tests.helpers import (
@@ -720,3 +724,23 @@ async def test_upserts_of_a_bound_agent_role(conn: Any, database: TestDatabase) 
     ]
     changes = await ac.diff(executor, agent.session_id)
     assert changes.summary == {"INSERT": 1, "UPDATE": 1, "DELETE": 0}
+
+
+def test_the_sync_cow_session_upserts(database: TestDatabase) -> None:
+    """agentcow.sync.CowSession runs the same rewrite on blocking connections."""
+    with psycopg.connect(database.owner_dsn, autocommit=True) as connection:
+        executor = PsycopgSyncExecutor(connection)
+        run_blocking(ac.deploy_cow_functions(executor))
+        connection.execute(DRIVER_DDL.encode())
+        run_blocking(ac.enable_cow(executor, "u", layout=LAYOUT))
+        agent = SyncCowSession(connection)
+        result = agent.execute(
+            "INSERT INTO u (id, v) VALUES (%s, %s), (8, 'eight') ON CONFLICT (id) "
+            "DO UPDATE SET v = excluded.v RETURNING id, v",
+            [2, "zwei"],
+        )
+        assert (result.rowcount, result.rows) == (2, [(2, "zwei"), (8, "eight")])
+        updated = agent.execute(
+            "INSERT INTO u (id, v) VALUES (2, 'x') ON CONFLICT (id) DO UPDATE SET v = 'y'"
+        )
+        assert (updated.rowcount, updated.rows) == (1, [])
