@@ -231,3 +231,27 @@ class BindingKeyExistsError(CowError, ValueError):
 
 class UnknownRoleError(CowError, LookupError):
     """No role of that name exists in the cluster."""
+
+
+class GuardRefusal(CowError):
+    """The SQL guard refused an agent's statement before it was sent (nothing ran).
+    ``code`` is a stable reason (``multiple_statements``, ``function_not_allowed``,
+    ``table_not_allowed``...), ``refused`` the fragment refused, ``hint`` what to do
+    instead; ``sqlstate`` is insufficient_privilege."""
+
+    sqlstate = "42501"
+
+    def __init__(self, code: str, message: str, *, refused: str, hint: str) -> None:
+        self.code = code
+        self.message = message
+        self.refused = refused
+        self.hint = hint
+        shown = " ".join(refused.split())  # one line
+        shown = shown if len(shown) <= 120 else shown[:117] + "..."
+        super().__init__(f"refused by the SQL guard ({code}): {message}: {shown} (hint: {hint})")
+
+
+class GuardSetupError(CowError, ValueError):
+    """The SQL guard cannot be set up as asked: a table it would allow is a COW table's base
+    or change table, or the connection reads strings otherwise than the guard
+    (``standard_conforming_strings`` off)."""

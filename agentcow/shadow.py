@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from agentcow.agent.guard import SqlGuard
 from agentcow.blocking import run_blocking
 from agentcow.catalog import registered_tables
 from agentcow.commit import discard_cow_session_schema
@@ -121,6 +122,7 @@ class ShadowDB:
         require_validators: bool = True,
         on_conflict: str = "abort",
         layout: Layout = "rename",
+        guard: bool = True,
     ) -> None:
         if on_conflict not in ("abort", "merge", "overwrite"):
             raise ValueError(
@@ -140,6 +142,13 @@ class ShadowDB:
         # column of the row coexists, which is the merge policy
         self.on_conflict = "merge" if on_conflict == "abort" else on_conflict
         self.layout = layout
+        # execute() and query() check the agent's SQL: the tables, bare (or qualified with
+        # the schema in the rename layout, where the qualified name is the view's too)
+        self.guard = (
+            SqlGuard(cow_tables=self.tables, schemas=(schema,) if layout == "rename" else ())
+            if guard
+            else None
+        )
         self.session_id = uuid.uuid4()
         self.clone_stats: dict[str, int] = {}
         self._session: Session | None = None
@@ -235,9 +244,12 @@ class ShadowDB:
         return str(self.prod_engine.dialect.name)
 
     def execute(self, sql: str, params: dict[str, Any] | None = None) -> CursorResult[Any]:
-        """Run the agent's SQL (``:name`` parameters) in the session."""
+        """Run the agent's SQL (``:name`` parameters) in the session, once the SQL guard
+        let it through (:class:`~agentcow.errors.GuardRefusal` otherwise)."""
         from sqlalchemy import text
 
+        if self.guard is not None:
+            self.guard.check(sql)
         return self.session.execute(text(sql), params or {})  # type: ignore[return-value]
 
     def query(self, sql: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:

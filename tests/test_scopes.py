@@ -10,8 +10,10 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+import sqlalchemy
 
 import agentcow as ac
+from agentcow.agent import GuardRefusal, SqlGuard
 from tests.conftest import TestDatabase
 from tests.helpers import base_table, changes_table, ex, fetch, make_cow
 from tests.scopes_support import (
@@ -134,7 +136,7 @@ async def test_session_id_tenant_and_label_are_recorded(target: Any, conn: Any) 
 async def test_an_operation_block_is_one_operation_in_one_transaction(
     kind: AsyncKind, target: Any, conn: Any
 ) -> None:
-    agent = ac.CowSession(target)
+    agent = ac.CowSession(target, guard=None)  # pg_backend_pid and txid_current show the backend
     chosen = uuid.uuid4()
     async with agent.operation(chosen) as operation:
         assert operation.operation_id == chosen
@@ -186,7 +188,8 @@ async def test_an_error_rolls_the_operation_back(kind: AsyncKind, target: Any, c
 async def test_agent_sql_that_ends_the_transaction_stops_the_operation(
     target: Any, conn: Any
 ) -> None:
-    agent = ac.CowSession(target)
+    """The net under the guard: unguarded SQL that ends the transaction stops the block."""
+    agent = ac.CowSession(target, guard=None)
     with pytest.raises(ac.TransactionEndedError, match="ROLLBACK"):
         async with agent.operation():
             await agent.execute("INSERT INTO t VALUES (3, 'three')")
@@ -202,7 +205,7 @@ async def test_agent_sql_that_ends_the_transaction_stops_the_operation(
 async def test_cancellation_rolls_back_and_frees_the_connection(
     kind: AsyncKind, target: Any, conn: Any
 ) -> None:
-    agent = ac.CowSession(target)
+    agent = ac.CowSession(target, guard=None)  # pg_sleep, which the guard refuses
     written = asyncio.Event()
 
     async def work() -> None:
@@ -238,7 +241,7 @@ async def test_nothing_the_agent_leaves_reaches_the_next_user(
         before = await probe(executor)
         for _ in range(6):  # prepared and cached by every driver (psycopg: from the 5th run)
             assert await executor.execute("SELECT count(*) FROM t") == [(2,)]
-    agent = ac.CowSession(target)
+    agent = ac.CowSession(target, guard=None)  # the reset, for SQL the guard would refuse
     async with agent.operation():
         for statement in LEFTOVERS:
             await agent.execute(statement)
@@ -249,6 +252,60 @@ async def test_nothing_the_agent_leaves_reaches_the_next_user(
         assert await executor.execute("SELECT count(*) FROM t") == [(2,)]
     # The agent's session can be entered again: no temporary object shadows t.
     assert await agent.query("SELECT count(*) AS n FROM t") == [{"n": 2}]
+
+
+async def test_the_guard_refuses_before_anything_is_sent(
+    kind: AsyncKind, target: Any, conn: Any
+) -> None:
+    """On by default (read from the catalog on first use): each statement that would leave
+    state on the connection is refused, nothing of it reaches the server, and a refusal
+    inside a block leaves the block's transaction usable."""
+    async with kind.next_user(target) as executor:
+        before = await probe(executor)
+    agent = ac.CowSession(target)
+    assert agent.guard is None  # not read yet
+    for statement in LEFTOVERS:
+        with pytest.raises(GuardRefusal) as refused:
+            await agent.execute(statement)
+        assert refused.value.sqlstate == "42501" and refused.value.hint
+    assert agent.guard is not None and agent.guard.check("SELECT * FROM t").tables
+    async with agent.operation():
+        await agent.execute("INSERT INTO t VALUES (3, 'three')")
+        with pytest.raises(GuardRefusal, match="multiple_statements"):
+            await agent.execute("COMMIT; DELETE FROM t")
+        await agent.execute("UPDATE t SET v = 'THREE' WHERE id = 3")
+    assert await agent.query("SELECT v FROM t WHERE id = 3") == [{"v": "THREE"}]
+    assert await base_rows(conn) == ORIGINAL
+    async with kind.next_user(target) as executor:
+        assert await probe(executor) == before
+
+
+async def test_a_configured_guard_and_statement_objects(
+    kind: AsyncKind, target: Any, conn: Any
+) -> None:
+    await conn.execute("CREATE TABLE lookup (id int PRIMARY KEY, name text)")
+    await conn.execute("INSERT INTO lookup VALUES (1, 'uno')")
+    guard = SqlGuard(cow_tables=["t"], read_only_tables=["lookup"])
+    agent = ac.CowSession(target, guard=guard)
+    assert agent.guard is guard
+    rows = await agent.query("SELECT t.v, l.name FROM t JOIN lookup l USING (id)")
+    assert rows == [{"v": "one", "name": "uno"}]
+    with pytest.raises(GuardRefusal) as refused:
+        await agent.execute("DELETE FROM lookup")
+    assert (refused.value.code, refused.value.refused) == ("read_only_table", "lookup")
+    with pytest.raises(GuardRefusal, match="not_sql_text"):
+        await agent.execute(object())
+    if kind.name.startswith("sqlalchemy"):
+        text = sqlalchemy.text("SELECT pg_sleep(:s)")
+        with pytest.raises(GuardRefusal, match="function_not_allowed"):
+            await agent.execute(text, {"s": 0})
+        table = sqlalchemy.table("t", sqlalchemy.column("id"), sqlalchemy.column("v"))
+        core = sqlalchemy.update(table).where(table.c.id == 1).values(v="core")
+        assert (await agent.execute(core)).rowcount == 1
+        assert await agent.query(sqlalchemy.text("SELECT v FROM t WHERE id = :id"), {"id": 1}) == [
+            {"v": "core"}
+        ]
+    assert await base_rows(conn) == ORIGINAL
 
 
 async def test_a_busy_connection_is_refused(database: TestDatabase, conn: Any) -> None:

@@ -14,6 +14,7 @@ import pytest
 import agentcow as ac
 import agentcow.sync as acs
 from agentcow.adapters.psycopg import PsycopgSyncExecutor
+from agentcow.agent import GuardRefusal
 from agentcow.blocking import run_blocking
 from tests.conftest import TestDatabase
 from tests.helpers import LAYOUT, base_table, changes_table
@@ -111,7 +112,7 @@ def test_sessions_are_isolated(target: Any, owner: Any) -> None:
 
 
 def test_an_operation_block_is_one_operation(target: Any, owner: Any) -> None:
-    agent = acs.CowSession(target)
+    agent = acs.CowSession(target, guard=None)  # pg_backend_pid and txid_current
     chosen = uuid.uuid4()
     with agent.operation(chosen) as operation:
         agent.execute("INSERT INTO t VALUES (3, 'three')")
@@ -130,10 +131,14 @@ def test_an_error_rolls_the_operation_back(kind: SyncKind, target: Any, owner: A
     with pytest.raises(kind.error), agent.operation():
         agent.execute("INSERT INTO t VALUES (3, 'three')")
         agent.execute("INSERT INTO t VALUES (1, 'duplicate')")
-    with pytest.raises(ac.TransactionEndedError), agent.operation():
+    with pytest.raises(GuardRefusal, match="transaction_control"), agent.operation():
         agent.execute("INSERT INTO t VALUES (4, 'four')")
         agent.execute("ROLLBACK")
-        agent.execute("DELETE FROM t")
+    unguarded = acs.CowSession(target, session_id=agent.session_id, guard=None)
+    with pytest.raises(ac.TransactionEndedError), unguarded.operation():
+        unguarded.execute("INSERT INTO t VALUES (4, 'four')")
+        unguarded.execute("ROLLBACK")
+        unguarded.execute("DELETE FROM t")
     assert versions(owner, agent.session_id) == 0
     assert base_rows(owner) == ORIGINAL
     assert agent.query("SELECT count(*) AS n FROM t") == [{"n": 2}]
@@ -144,12 +149,16 @@ def test_nothing_the_agent_leaves_reaches_the_next_user(kind: SyncKind, target: 
         before = probe_sync(executor)
         for _ in range(6):
             assert run_blocking(executor.execute("SELECT count(*) FROM t")) == [(2,)]
-    agent = acs.CowSession(target)
+    agent = acs.CowSession(target, guard=None)  # the reset, for SQL the guard would refuse
     with agent.operation():
         for statement in LEFTOVERS:
             agent.execute(statement)
     for statement in LEFTOVERS:
         agent.execute(statement)
+    guarded = acs.CowSession(target)
+    for statement in LEFTOVERS:
+        with pytest.raises(GuardRefusal):
+            guarded.execute(statement)
     with kind.next_user(target) as executor:
         assert probe_sync(executor) == before
         assert run_blocking(executor.execute("SELECT count(*) FROM t")) == [(2,)]

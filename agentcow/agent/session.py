@@ -6,7 +6,8 @@ from the pool (or the connection given): the session is entered, the statement r
 transaction commits, and the connection is reset before it goes back. An ``operation()``
 block runs several statements as one operation, in one transaction. Any error, task
 cancellation included, rolls the transaction back; errors from PostgreSQL reach the caller
-as the driver raised them.
+as the driver raised them. The SQL guard (:mod:`agentcow.agent.guard`) checks every statement
+before it is sent, unless the session was made with ``guard=None``.
 """
 
 from __future__ import annotations
@@ -17,12 +18,16 @@ from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from typing import Any
 
+from agentcow.agent.guard import SqlGuard, guard_from_catalog, sql_text
 from agentcow.agent.upserts import rewrite_for
 from agentcow.binding import bind_link
 from agentcow.connections import Link, Result, async_source
 from agentcow.errors import OperationInProgressError, TransactionEndedError
 from agentcow.identifiers import validate_uuid
 from agentcow.session import apply_cow_variables
+
+#: ``guard=`` default: a guard of every COW table the catalog lists, built on first use.
+FROM_CATALOG: Any = object()
 
 #: The innermost open operation block of this task or thread (each knows the one it is in).
 _blocks: ContextVar[Operation | None] = ContextVar("agentcow_operation_block", default=None)
@@ -45,6 +50,7 @@ class Operation:
         """Run one statement (parameters in the driver's style): its rowcount and rows."""
         if not self._open:
             raise TransactionEndedError("this operation block has ended: open another")
+        await self.session._check(self._link, statement)
         result = await _run_agent_statement(self._link, statement, params)
         if not self._link.in_transaction():
             raise TransactionEndedError(
@@ -97,6 +103,12 @@ class CowSession:
     leaves on a connection (settings, temporary objects, prepared statements, advisory
     locks) is reset with ``DISCARD ALL`` after each call, and whatever the connection held
     before (another user of the pool) before it.
+
+    Every statement passes the SQL guard first (:class:`~agentcow.agent.guard.SqlGuard`;
+    a refusal raises :class:`~agentcow.errors.GuardRefusal` and sends nothing). By default
+    the guard allows the COW tables the kit's catalog lists, read on first use; give
+    ``guard=SqlGuard(...)`` to allow read-only tables or functions, or ``guard=None`` for
+    SQL the application trusts (never the agent's).
     """
 
     def __init__(
@@ -107,14 +119,31 @@ class CowSession:
         tenant_id: object = None,
         label: str | None = None,
         binding_key: str | None = None,
+        guard: SqlGuard | None = FROM_CATALOG,
     ) -> None:
         self._source = async_source(connection)
         self._binding_key = binding_key
+        self._guard_from_catalog = guard is FROM_CATALOG
+        self._guard = None if self._guard_from_catalog else guard
         self.session_id = (
             uuid.uuid4() if session_id is None else validate_uuid(session_id, "session id")
         )
         self.tenant_id = tenant_id
         self.label = label
+
+    @property
+    def guard(self) -> SqlGuard | None:
+        """The guard checking this session's statements (None: off, or not yet read from
+        the catalog)."""
+        return None if self._guard_from_catalog else self._guard
+
+    async def _check(self, link: Link, statement: Any) -> None:
+        """Refuse the statement (:class:`GuardRefusal`) unless the guard lets it through."""
+        if self._guard_from_catalog:
+            self._guard = await guard_from_catalog(link.executor)
+            self._guard_from_catalog = False
+        if self._guard is not None:
+            self._guard.check(sql_text(statement))
 
     async def execute(self, statement: Any, params: Any = None) -> Result:
         """Run one statement as an operation of its own (or of the enclosing

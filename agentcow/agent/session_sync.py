@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from agentcow.agent import session as _async
+from agentcow.agent.guard import SqlGuard
 from agentcow.blocking import blocking_context, run_blocking
 from agentcow.connections import Result, blocking_source
 
@@ -43,6 +44,7 @@ class CowSession:
         tenant_id: object = None,
         label: str | None = None,
         binding_key: str | None = None,
+        guard: SqlGuard | None = _async.FROM_CATALOG,
     ) -> None:
         self._session = _async.CowSession(
             blocking_source(connection),
@@ -50,10 +52,15 @@ class CowSession:
             tenant_id=tenant_id,
             label=label,
             binding_key=binding_key,
+            guard=guard,
         )
         self.session_id = self._session.session_id
         self.tenant_id = tenant_id
         self.label = label
+
+    @property
+    def guard(self) -> SqlGuard | None:
+        return self._session.guard
 
     def execute(self, statement: Any, params: Any = None) -> Result:
         """Run one statement as an operation of its own (or of the enclosing
