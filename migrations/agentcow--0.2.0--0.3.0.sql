@@ -1325,3 +1325,17 @@ $fn$;
 ALTER TABLE agentcow.cow_tables ALTER COLUMN layout SET DEFAULT '0.3.0';
 
 UPDATE agentcow.kit SET version = '0.3.0';
+
+-- Upserts through a session (agentcow.agent.upserts). An INSERT ... ON CONFLICT ... DO UPDATE
+-- that an agent sends is rewritten into one statement through the view; when two of its
+-- proposed rows would write one row, PostgreSQL raises this error for the table, and so does
+-- the rewritten statement, at the second row. Not SECURITY DEFINER: it only raises.
+CREATE FUNCTION agentcow.upsert_row_twice() RETURNS boolean
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    RAISE EXCEPTION USING ERRCODE = 'cardinality_violation',
+        MESSAGE = 'ON CONFLICT DO UPDATE command cannot affect row a second time',
+        HINT = 'Ensure that no rows proposed for insertion within the same command have duplicate constrained values.';
+END
+$fn$;

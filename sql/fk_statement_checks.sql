@@ -18,6 +18,8 @@
 {% set view = t.view|qualified %}
 {% set pk = t.pk_columns %}
 {% set mark_name = 'mark_' ~ t.relation.oid ~ '_' %}
+{#- how many writes of the statement to this view have begun and not yet been checked -#}
+{% set open_name = 'open_' ~ t.relation.oid ~ '_' %}
 {#- The key values of this table that rows written by the statement took away: for event
     'delete', rows deleted; for 'update', keys changed and referenced non-key columns updated. -#}
 {% macro removed_values(fk, event) -%}
@@ -65,6 +67,7 @@ AS {{ tag }}
 DECLARE
     _cow_sid uuid := agentcow.session_id();
     _cow_mark bigint;
+    _cow_open bigint;   -- writes of the statement to the view begun and not yet checked
     _cow_first bigint;  -- the earliest version found breaking a key
     _cow_which integer; -- the check that found it
 {% if ns.tenants %}
@@ -77,10 +80,18 @@ BEGIN
     IF _cow_sid IS NULL THEN
         RETURN NULL;  -- without a session the base table's own constraints apply
     END IF;
+    -- A statement may write the view more than once (data-modifying WITH parts, such as an
+    -- upsert's update and insert): the first write to begin marks the sequence and every
+    -- check covers all of them (a later mark would hide the earlier writes from the checks).
+    _cow_open := coalesce(agentcow.recall({{ open_name|literal }} || pg_catalog.pg_trigger_depth()), 0);
     IF TG_WHEN = 'BEFORE' THEN
-        PERFORM agentcow.remember({{ mark_name|literal }} || pg_catalog.pg_trigger_depth(), agentcow.change_mark());
+        IF _cow_open = 0 THEN
+            PERFORM agentcow.remember({{ mark_name|literal }} || pg_catalog.pg_trigger_depth(), agentcow.change_mark());
+        END IF;
+        PERFORM agentcow.remember({{ open_name|literal }} || pg_catalog.pg_trigger_depth(), _cow_open + 1);
         RETURN NULL;
     END IF;
+    PERFORM agentcow.remember({{ open_name|literal }} || pg_catalog.pg_trigger_depth(), GREATEST(_cow_open - 1, 0));
     _cow_mark := coalesce(agentcow.recall({{ mark_name|literal }} || pg_catalog.pg_trigger_depth()), 0);
 {% for kind, fk, event, action in checks %}
 {% set var = '_cow_row_' ~ loop.index0 %}

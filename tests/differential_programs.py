@@ -15,6 +15,10 @@ Tables (identical in both schemas)::
     log   no key (append-only in sessions): at NOT NULL DEFAULT 0, msg CHECK (msg <> ''),
           n DEFAULT 1; only INSERT and SELECT (a session refuses UPDATE and DELETE of it)
 
+Upserts (``INSERT ... ON CONFLICT``) of t, p, c and log, and MERGE into t, are in the mix too:
+a session sends them as ``CowSession`` does (rewritten, ``agentcow.agent.upserts``); MERGE
+before PostgreSQL 17 is checked to be refused with the kit's error instead.
+
 The grammar keeps away from statements whose outcome depends on the order in which rows are
 visited (a table and a view visit rows in different physical orders): multi-row UPDATEs never
 change a key or a UNIQUE column row by row (``k = k + 1`` could fail or not depending on the
@@ -110,9 +114,11 @@ class Step:
         return self.sql.format(s=schema)
 
     def label(self) -> str:
-        """``INSERT t``, ``SELECT c``, ``WITH t``...: the verb and the first table named."""
+        """``INSERT t``, ``UPSERT t``, ``SELECT c``, ``WITH t``...: the verb and the first
+        table named."""
         table = self.sql.split("{s}.", 1)[1].split(" ", 1)[0]
-        return f"{self.sql.split(' ', 1)[0]} {table}"
+        verb = "UPSERT" if " ON CONFLICT " in self.sql else self.sql.split(" ", 1)[0]
+        return f"{verb} {table}"
 
 
 @dataclass(frozen=True)
@@ -329,6 +335,114 @@ def t_select(draw: st.DrawFn) -> Step:
     )
 
 
+#: ON CONFLICT targets of t, and what DO UPDATE may assign for each (never its own
+#: columns: a DO UPDATE that moves the conflict key is judged against the keys the statement
+#: began with in a session, see docs-upserts.md)
+T_TARGETS = ["(id)", "(k)", "ON CONSTRAINT t_pkey", "ON CONSTRAINT t_k_key", ""]
+#: Assignments of DO UPDATE that cannot fail in the update itself: a session applies its
+#: updates before its inserts, so when an update fails a sequence may have drawn another
+#: number of values than the table's (see docs-upserts.md). Failures of the proposed rows
+#: (NOT NULL, CHECK, duplicates, 21000) and of inserts are drawn freely.
+T_UPSERT_ASSIGNMENTS = st.sampled_from(
+    [
+        "v = excluded.v",
+        "v = t.v || excluded.v",
+        "v = NULL",
+        "n = t.n + 1",
+        "n = excluded.n",
+        "d = DEFAULT",
+        "d = excluded.d",
+        "d = t.d + excluded.n",
+        "(v, d) = (excluded.v, 1)",
+    ]
+)
+T_UPSERT_WHERE = st.sampled_from(
+    ["", " WHERE t.n > 2", " WHERE excluded.v IS NOT NULL", " WHERE t.v IS DISTINCT FROM 'a'"]
+)
+
+
+@st.composite
+def t_upsert(draw: st.DrawFn) -> Step:
+    """INSERT ... ON CONFLICT: DO NOTHING or DO UPDATE (with EXCLUDED, with and without
+    WHERE), by either unique key, by constraint name, or without target; RETURNING in the
+    order of the rows."""
+    columns = draw(
+        st.lists(st.sampled_from(list(T_COLUMN_VALUES)), min_size=1, max_size=5, unique=True)
+    )
+    target = draw(st.sampled_from(T_TARGETS))
+    for key in ("id", "k"):
+        if key in target and key not in columns:
+            columns.insert(0, key)
+    if "id" not in columns and draw(st.integers(1, 6)) > 1:
+        columns.insert(0, "id")
+    rows = [
+        "(" + ", ".join(lit(draw(T_COLUMN_VALUES[c])) for c in columns) + ")"
+        for _ in range(draw(st.integers(1, 3)))
+    ]
+    if target and draw(st.booleans()):
+        sets = draw(T_UPSERT_ASSIGNMENTS)
+        if "n =" not in sets and draw(st.booleans()):
+            sets += ", n = t.n + 1"
+        action = f"DO UPDATE SET {sets}{draw(T_UPSERT_WHERE)}"
+    else:
+        action = "DO NOTHING"
+    returning = draw(st.sampled_from(["", " RETURNING *", " RETURNING id, s, v || n"]))
+    sql = (
+        f"INSERT INTO {{s}}.t AS t ({', '.join(columns)}) VALUES {', '.join(rows)} "
+        f"ON CONFLICT {target}{' ' if target else ''}{action}{returning}"
+    )
+    return Step(sql.replace("  ", " "), ordered=True)
+
+
+@st.composite
+def t_upsert_select(draw: st.DrawFn) -> Step:
+    """An upsert of rows read from the table itself, in key order."""
+    offset = draw(st.sampled_from([0, 1, 5]))
+    pred = draw(T_PREDICATES)
+    action = draw(st.sampled_from(["DO NOTHING", "DO UPDATE SET v = excluded.v || '!'"]))
+    return Step(
+        f"INSERT INTO {{s}}.t AS t (id, v) SELECT id + {offset}, v FROM {{s}}.t WHERE {pred} "
+        f"ORDER BY id ON CONFLICT (id) {action} RETURNING id, v",
+        ordered=True,
+    )
+
+
+@st.composite
+def t_merge(draw: st.DrawFn) -> Step:
+    """MERGE (through the view's triggers from PostgreSQL 17; refused with a kit error in a
+    session before that, which the test checks instead)."""
+    rows = draw(
+        st.lists(st.tuples(T_IDS, V_VALUES), min_size=1, max_size=3, unique_by=lambda r: r[0])
+    )
+    source = ", ".join(f"({i}, {lit(v)})" for i, v in rows)
+    matched = draw(
+        st.sampled_from(
+            [
+                "WHEN MATCHED THEN UPDATE SET v = s.v",
+                "WHEN MATCHED AND s.v IS NULL THEN DELETE WHEN MATCHED THEN UPDATE SET n = t.n + 1",
+                "WHEN MATCHED THEN DO NOTHING",
+            ]
+        )
+    )
+    unmatched = draw(
+        st.sampled_from(
+            [
+                "",
+                "WHEN NOT MATCHED THEN INSERT (id, v) VALUES (s.id, s.v)",
+                "WHEN NOT MATCHED AND s.id > 5 THEN INSERT (id, k, v) VALUES (s.id, s.id, s.v)",
+            ]
+        )
+    )
+    if unmatched:  # rows are inserted (s drawn) in join order: one source row then
+        source = f"({rows[0][0]}, {lit(rows[0][1])})"
+    by_source = draw(st.sampled_from(["", " WHEN NOT MATCHED BY SOURCE AND t.id > 8 THEN DELETE"]))
+    return Step(
+        f"MERGE INTO {{s}}.t AS t USING (VALUES {source}) AS s(id, v) ON t.id = s.id "
+        f"{matched} {unmatched}{by_source}".replace("  ", " "),
+        any_row=True,
+    )
+
+
 # ---------------------------------------------------------------------------------------
 # Tables p and c
 # ---------------------------------------------------------------------------------------
@@ -387,6 +501,57 @@ def p_update_multi(draw: st.DrawFn) -> Step:
 @st.composite
 def p_delete(draw: st.DrawFn) -> Step:
     return write(f"DELETE FROM {{s}}.p WHERE {draw(P_PREDICATES)}{draw(RETURNING)}", any_row=True)
+
+
+@st.composite
+def p_upsert(draw: st.DrawFn) -> Step:
+    """Upserts on the composite key; DO UPDATE changes w only (children follow the key)."""
+    rows = draw(
+        st.lists(
+            st.tuples(_maybe_null(AB), _maybe_null(st.integers(1, 5)), W_VALUES),
+            min_size=1,
+            max_size=3,
+        )
+    )
+    values = ", ".join(f"({lit(a)}, {lit(b)}, {lit(w)})" for a, b, w in rows)
+    action = draw(
+        st.sampled_from(
+            [
+                "DO NOTHING",
+                "DO UPDATE SET w = excluded.w",
+                "DO UPDATE SET w = p.w || 'u' WHERE p.w IS NOT NULL",
+            ]
+        )
+    )
+    target = draw(st.sampled_from(["(a, b)", "(b, a)", "ON CONSTRAINT p_pkey"]))
+    if action == "DO NOTHING" and draw(st.booleans()):
+        target = ""
+    return Step(
+        f"INSERT INTO {{s}}.p AS p (a, b, w) VALUES {values} ON CONFLICT {target} {action}"
+        f"{draw(RETURNING)}".replace("  ", " "),
+        ordered=True,
+    )
+
+
+@st.composite
+def c_upsert(draw: st.DrawFn) -> Step:
+    """Upserts of children: their foreign keys are checked when the statement ends."""
+    i, r = draw(C_IDS), draw(R_VALUES)
+    action = draw(st.sampled_from(["DO NOTHING", "DO UPDATE SET r = excluded.r"]))
+    return Step(
+        f"INSERT INTO {{s}}.c AS c (id, r) VALUES ({i}, {r}) ON CONFLICT (id) {action}"
+        f"{draw(RETURNING)}",
+        ordered=True,
+    )
+
+
+@st.composite
+def log_upsert(draw: st.DrawFn) -> Step:
+    """No unique key: DO NOTHING without target skips nothing."""
+    msg = draw(st.sampled_from(["'x'", "'y'", "NULL"]))
+    return Step(
+        f"INSERT INTO {{s}}.log (msg) VALUES ({msg}) ON CONFLICT DO NOTHING{draw(RETURNING)}"
+    )
 
 
 @st.composite
@@ -638,6 +803,13 @@ STATEMENTS: st.SearchStrategy[Step] = st.one_of(
     log_insert(),
     log_insert_select(),
     log_select(),
+    t_upsert(),
+    t_upsert(),
+    t_upsert_select(),
+    t_merge(),
+    p_upsert(),
+    c_upsert(),
+    log_upsert(),
 )
 
 

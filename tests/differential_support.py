@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
+from agentcow.adapters.asyncpg import AsyncpgExecutor
+from agentcow.agent.upserts import rewrite_for
 from tests.differential_programs import TABLES, snapshot_sql
 from tests.helpers import OVERLAY, base_table, kit_schema
 
@@ -114,3 +116,27 @@ async def snapshot(conn: Connection, schema: str, suffix: str = "") -> dict[str,
 async def base_snapshot(conn: Connection) -> dict[str, list[str]]:
     """The COW tables' base tables, read directly."""
     return await snapshot(conn, COW, BASE_SUFFIX)
+
+
+async def run_in_session(conn: Connection, sql: str, ordered: bool) -> Outcome:
+    """Runs one statement of a session as the agent-facing entries do
+    (:class:`agentcow.CowSession`): an upsert into a COW view as its rewrite
+    (``agentcow.agent.upserts.rewrite_for``), reporting the command tag, columns and rows
+    the agent's own statement gives. In a savepoint, as :func:`run_statement`."""
+    try:
+        async with conn.transaction():
+            rewrite = await rewrite_for(AsyncpgExecutor(conn), sql)
+            statement = await conn.prepare(sql if rewrite is None else rewrite.sql)
+            records = await statement.fetch()
+            status = statement.get_statusmsg()
+            columns = tuple(a.name for a in statement.get_attributes())
+    except asyncpg.PostgresError as exc:
+        return Outcome.failed(exc)
+    rows = [tuple(record) for record in records]
+    if rewrite is not None:
+        status = rewrite.status(status, rows)
+        if rewrite.counts_only:
+            rows, columns = [], ()
+    if not ordered:
+        rows.sort(key=repr)
+    return Outcome(status=status, columns=columns, rows=tuple(rows))

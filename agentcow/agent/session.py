@@ -19,6 +19,7 @@ from contextvars import ContextVar
 from typing import Any
 
 from agentcow.agent.guard import SqlGuard, guard_from_catalog, sql_text
+from agentcow.agent.upserts import rewrite_for
 from agentcow.binding import bind_link
 from agentcow.connections import Link, Result, async_source
 from agentcow.errors import OperationInProgressError, TransactionEndedError
@@ -50,7 +51,7 @@ class Operation:
         if not self._open:
             raise TransactionEndedError("this operation block has ended: open another")
         await self.session._check(self._link, statement)
-        result = await self._link.run(statement, params)
+        result = await _run_agent_statement(self._link, statement, params)
         if not self._link.in_transaction():
             raise TransactionEndedError(
                 "the statement ended the operation's transaction (COMMIT or ROLLBACK in the "
@@ -73,6 +74,18 @@ class Operation:
 
     def close(self) -> None:
         self._open = False
+
+
+async def _run_agent_statement(link: Link, statement: Any, params: Any) -> Result:
+    """Runs the agent's statement in the session: an upsert into a COW view as its rewrite
+    (:mod:`agentcow.agent.upserts`), reporting what the agent's own statement would."""
+    rewrite = await rewrite_for(link.executor, statement) if isinstance(statement, str) else None
+    if rewrite is None:
+        return await link.run(statement, params)
+    result = await link.run(rewrite.sql, params)
+    if rewrite.counts_only:
+        return Result(rowcount=int(result.rows[0][0]), columns=(), rows=[])
+    return result
 
 
 class CowSession:
