@@ -195,7 +195,7 @@ EXISTS (SELECT FROM {{ changes(t) }} x
 {% else %}
                NULL::jsonb AS key,
 {% endif %}
-               pg_catalog.to_jsonb(r) AS row
+               pg_catalog.to_jsonb(r.*) AS row
         FROM {{ fk.child_base|qualified }} r
         JOIN {{ base(t) }} p ON {{ match('r', 'p', fk.child_columns, fk.parent_columns) }}
         WHERE {{ loses(t, 'p', fk.parent_columns) }}

@@ -12,7 +12,7 @@
 {% for t in tables %}
 {% if t.append_only %}
 SELECT {{ t.name|literal }}::text AS table_name, 'INSERT'::text AS kind, '{}'::text AS key,
-       NULL::text AS old, (pg_catalog.to_jsonb(c) OPERATOR(pg_catalog.-) {{ kit_columns|catalog }})::text AS new,
+       NULL::text AS old, (pg_catalog.to_jsonb(c.*) OPERATOR(pg_catalog.-) {{ kit_columns|catalog }})::text AS new,
        ARRAY[c.operation_id] AS operations, c._cow_seq AS seq
 FROM {{ t.changes|qualified }} c
 WHERE {{ chosen('c', session, operations) }}
@@ -21,9 +21,9 @@ SELECT {{ t.name|literal }}::text, d.kind, d.key, d.old, d.new, d.operations, d.
 FROM (SELECT CASE WHEN c._cow_kind IN ('D', 'M') THEN 'DELETE'
                   WHEN b.{{ t.pk_columns[0]|ident }} IS NULL THEN 'INSERT' ELSE 'UPDATE' END AS kind,
              pg_catalog.jsonb_build_object({% for k in t.pk_columns %}{{ k|literal }}::text, c.{{ k|ident }}{% if not loop.last %}, {% endif %}{% endfor %})::text AS key,
-             CASE WHEN b.{{ t.pk_columns[0]|ident }} IS NOT NULL THEN pg_catalog.to_jsonb(b)::text END AS old,
+             CASE WHEN b.{{ t.pk_columns[0]|ident }} IS NOT NULL THEN pg_catalog.to_jsonb(b.*)::text END AS old,
              CASE WHEN c._cow_kind IN ('I', 'U')
-                  THEN (pg_catalog.to_jsonb(c) OPERATOR(pg_catalog.-) {{ kit_columns|catalog }})::text END AS new,
+                  THEN (pg_catalog.to_jsonb(c.*) OPERATOR(pg_catalog.-) {{ kit_columns|catalog }})::text END AS new,
              ARRAY(SELECT o.operation_id FROM {{ t.changes|qualified }} o
                    WHERE {{ chosen('o', session, operations) }} AND {{ match('o', 'c', t.pk_columns) }} AND {{ key_index('o') }}
                    GROUP BY o.operation_id ORDER BY pg_catalog.min(o._cow_seq)) AS operations,

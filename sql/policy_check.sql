@@ -2,7 +2,7 @@
     session, through agentcow.policy_query (one statement, however the driver sends it);
     its first rows (show) as JSON objects, each with how many it returns in all. -#}
 {% set statement %}
-SELECT pg_catalog.to_jsonb(q)::text, pg_catalog.count(*) OVER ()
+SELECT pg_catalog.to_jsonb(q.*)::text, pg_catalog.count(*) OVER ()
 FROM (
 {{ query }}
 ) AS q

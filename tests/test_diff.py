@@ -13,7 +13,7 @@ import pytest
 from rich.console import Console
 
 import agentcow as ac
-from agentcow.review import DiffType, diff
+from agentcow.review import DiffType, Policy, diff
 from tests.helpers import fetch, make_cow, new_id, session
 
 SHOP = """
@@ -421,3 +421,50 @@ async def test_tables_referencing_each_other_in_a_cycle(conn: Any) -> None:
     assert set(changes.tables) == {"a", "b"}
     assert "INSERT INTO" in changes.to_sql()
     assert changes.summary == {"INSERT": 2, "UPDATE": 0, "DELETE": 0}
+
+
+#: Every alias the kit's review and commit statements give their relations.
+ALIASES = ("b", "c", "d", "e", "f", "k", "l", "m", "o", "p", "q", "r", "v", "cur", "merged")
+
+
+async def test_columns_named_like_the_kits_aliases(conn: Any) -> None:
+    """A column named ``b`` once made the diff's whole-row reference of its base alias
+    ambiguous (42702); the same held for a child's ``r`` in the commit's cascade check and
+    a check query's ``q``."""
+    columns = ", ".join(f"{name} int" for name in ALIASES)
+    values = ", ".join(str(i) for i, _ in enumerate(ALIASES))
+    kid_columns = ", ".join(f"{name} int" for name in ALIASES if name != "r")
+    executor = await make_cow(
+        conn,
+        f"""
+        CREATE TABLE pair (id int PRIMARY KEY, {columns});
+        CREATE TABLE kid (id int PRIMARY KEY, r int REFERENCES pair ON DELETE CASCADE,
+                          {kid_columns});
+        INSERT INTO pair VALUES (1, {values}), (2, {values});
+        INSERT INTO kid (id, r) VALUES (1, 1);
+        """,
+        "pair",
+        "kid",
+    )
+    sid = new_id()
+    async with session(conn, sid):
+        await conn.execute("UPDATE pair SET b = 100, q = 101 WHERE id = 1")
+        await conn.execute(f"INSERT INTO pair VALUES (3, {values})")
+        await conn.execute("DELETE FROM pair WHERE id = 2")
+    changes = await diff(executor, sid)
+    assert changes.summary == {"INSERT": 1, "UPDATE": 1, "DELETE": 1}
+    (update,) = [d for d in changes.diffs if d.diff_type is DiffType.UPDATE]
+    assert update.changed_columns() == ["b", "q"] and update.new["b"] == 100
+    policy = Policy.from_mapping({"checks": [{"name": "q", "query": "SELECT q FROM pair"}]})
+    (check,) = (await policy.evaluate(executor, changes)).checks
+    assert sorted(row["q"] for row in check.rows) == [10, 101]
+    # production adds a child of the row the session deletes: the commit names the cascade
+    await conn.execute("INSERT INTO kid (id, r) VALUES (2, 2)")
+    with pytest.raises(ac.CascadeConflictError) as caught:
+        await ac.commit_cow_session(executor, "pair", sid)
+    assert [c.row["r"] for c in caught.value.cascades] == [2]
+    await ac.commit_cow_session(executor, "pair", sid, allow_cascades=True)
+    assert await fetch(conn, "SELECT id, b, q FROM pair ORDER BY id") == [
+        (1, 100, 101),
+        (3, 0, 10),
+    ]
