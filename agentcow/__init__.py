@@ -5,7 +5,15 @@ the error classes and what agentcow adds: operation summaries, schema-wide cherr
 conflict checks.
 """
 
-from agentcow.agent import CowSession, Operation, Result
+from agentcow.agent import (
+    CowSession,
+    GuardedStatement,
+    Operation,
+    Result,
+    SqlGuard,
+    guard_from_catalog,
+)
+from agentcow.agent.upserts import rewrite_for
 from agentcow.binding import (
     add_agent_role,
     agent_roles,
@@ -23,6 +31,8 @@ from agentcow.errors import (
     ConnectionBusyError,
     CowError,
     DependencyCycleError,
+    GuardRefusal,
+    GuardSetupError,
     HistoryNotFoundError,
     InvalidIdentifierError,
     InvalidIdError,
@@ -52,8 +62,21 @@ from agentcow.errors import (
     UnknownRoleError,
     UnsupportedConnectionError,
     UnsupportedTableError,
+    UnsupportedUpsertError,
 )
 from agentcow.executor import TransactionAware
+from agentcow.hardening import (
+    HardeningReport,
+    PrivilegeFinding,
+    check_cow_privileges,
+    harden_cow_schema,
+)
+from agentcow.limits import (
+    SessionLimits,
+    get_session_limits,
+    set_default_limits,
+    set_session_limits,
+)
 from agentcow.operations import OperationSummary, get_operation_summaries
 from agentcow.postgres import *  # noqa: F403
 from agentcow.postgres import __all__ as _postgres_all
@@ -97,6 +120,10 @@ __all__ = [
     "DependencyCycleError",
     "DiffType",
     "DroppedSession",
+    "GuardRefusal",
+    "GuardSetupError",
+    "GuardedStatement",
+    "HardeningReport",
     "HistoryNotFoundError",
     "InvalidIdError",
     "InvalidIdentifierError",
@@ -118,6 +145,7 @@ __all__ = [
     "PolicyError",
     "PolicyReport",
     "PolicyViolationError",
+    "PrivilegeFinding",
     "Result",
     "ReviewChangedError",
     "ReviewFinishedError",
@@ -125,10 +153,12 @@ __all__ = [
     "RowDiff",
     "SafeModel",
     "SessionChangedError",
+    "SessionLimits",
     "SessionNotInTransactionError",
     "SessionRecord",
     "SessionState",
     "ShadowedNamesError",
+    "SqlGuard",
     "StaleOverlayError",
     "TableNotFoundError",
     "TenantIsolationError",
@@ -138,8 +168,10 @@ __all__ = [
     "UnknownRoleError",
     "UnsupportedConnectionError",
     "UnsupportedTableError",
+    "UnsupportedUpsertError",
     "add_agent_role",
     "agent_roles",
+    "check_cow_privileges",
     "commit_cow_operations_schema",
     "cow_migration",
     "create_binding_key",
@@ -148,12 +180,18 @@ __all__ = [
     "gc_sessions",
     "get_cow_conflicts",
     "get_operation_summaries",
+    "get_session_limits",
+    "guard_from_catalog",
+    "harden_cow_schema",
     "list_sessions",
     "refresh_cow",
     "remove_agent_role",
     "require_approved",
     "revoke_binding_key",
+    "rewrite_for",
+    "set_default_limits",
     "set_history_retention",
+    "set_session_limits",
     "undo",
     "upgrade_cow_tables",
 ]

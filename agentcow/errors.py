@@ -255,3 +255,12 @@ class GuardSetupError(CowError, ValueError):
     """The SQL guard cannot be set up as asked: a table it would allow is a COW table's base
     or change table, or the connection reads strings otherwise than the guard
     (``standard_conforming_strings`` off)."""
+
+
+class UnsupportedUpsertError(CowError):
+    """An upsert or MERGE through a COW view that the kit cannot run as the table would.
+    ``sqlstate`` is feature_not_supported."""
+
+    def __init__(self, message: str, sqlstate: str = "0A000") -> None:
+        super().__init__(message)
+        self.sqlstate = sqlstate

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from agentcow.catalog import require_kit
-from agentcow.errors import CowError
+from agentcow.errors import UnknownRoleError
 from agentcow.executor import Executor
 from agentcow.identifiers import quote_ident
 from agentcow.script import run_pinned
@@ -138,11 +138,6 @@ _FINDING_COLUMNS = (
     "kind pg_catalog.text, role pg_catalog.text, object pg_catalog.text, "
     "privilege pg_catalog.text, via pg_catalog.text, grantee pg_catalog.text, fix pg_catalog.text"
 )
-
-
-class UnknownRoleError(CowError, LookupError):
-    """A role given to :func:`harden_cow_schema` or :func:`check_cow_privileges` does not
-    exist."""
 
 
 @dataclass(frozen=True)

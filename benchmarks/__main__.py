@@ -10,7 +10,15 @@ from collections.abc import Sequence
 
 import asyncpg
 
-from benchmarks import append_only, commit_scale, pgbench, policy, review, write_latency
+from benchmarks import (
+    append_only,
+    commit_scale,
+    pgbench,
+    policy,
+    review,
+    upserts,
+    write_latency,
+)
 from benchmarks.cases import Bench, Repeats, check_session_view, run_all
 from benchmarks.explain import session_plans
 from benchmarks.operations import operations
@@ -102,6 +110,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         reviewing = asyncio.run(review.measure(server.dsn, 1 if args.quick else 3))
         progress("policy evaluation on a session of 10k changed rows")
         policies = asyncio.run(policy.measure(server.dsn, 1 if args.quick else 5))
+        progress("upserts through a session")
+        upserting = asyncio.run(upserts.measure(server.dsn, 1 if args.quick else 5))
         traffic = None
         if pgbench.PGBENCH.exists():
             progress("pgbench: production traffic and agent-shaped sessions")
@@ -125,6 +135,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "\nPolicy evaluation, a session of 10k changed rows (python -m benchmarks.policy), medians:"
     )
     print(policy.report(policies))
+    print(
+        "\nUpserts of n rows, half conflicting, prepared per call as CowSession sends them "
+        "(python -m benchmarks.upserts), medians:"
+    )
+    print(upserts.report(upserting))
     print()
     print(pgbench.report(traffic) if traffic else f"pgbench: {pgbench.PGBENCH} not found, skipped")
     return 0

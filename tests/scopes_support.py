@@ -249,8 +249,9 @@ def probe_sync(executor: Executor) -> list[tuple[Any, ...]]:
 
 
 def readme_examples() -> list[str]:
-    """The ``py`` blocks of the README's section on CowSession and Reviewer, in order."""
+    """The ``py`` blocks of the README's section on CowSession and Reviewer (before its
+    subsections), in order."""
     text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     section = text.split("## Sessions from Python: CowSession and Reviewer", 1)[1]
-    section = section.split("\n## ", 1)[0]
+    section = re.split(r"\n###? ", section, maxsplit=1)[0]
     return re.findall(r"^```py\n(.*?)^```", section, flags=re.DOTALL | re.M)

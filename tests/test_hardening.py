@@ -15,10 +15,10 @@ import agentcow as ac
 from agentcow.adapters.psycopg import PsycopgSyncExecutor
 from agentcow.binding import create_binding_key
 from agentcow.blocking import run_blocking
+from agentcow.errors import UnknownRoleError
 from agentcow.hardening import (
     HardeningReport,
     PrivilegeFinding,
-    UnknownRoleError,
     check_cow_privileges,
     harden_cow_schema,
 )

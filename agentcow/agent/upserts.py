@@ -55,7 +55,7 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
-from agentcow.errors import CowError
+from agentcow.errors import UnsupportedUpsertError
 from agentcow.executor import Executor
 from agentcow.identifiers import quote_ident
 from agentcow.templates import render
@@ -71,15 +71,6 @@ __all__ = [
     "rewrite_upsert",
     "statement_target",
 ]
-
-
-class UnsupportedUpsertError(CowError):
-    """An upsert or MERGE through a COW view that the kit cannot run as the table would.
-    ``sqlstate`` is feature_not_supported."""
-
-    def __init__(self, message: str, sqlstate: str = "0A000") -> None:
-        super().__init__(message)
-        self.sqlstate = sqlstate
 
 
 class _ExplicitValue(Exception):
