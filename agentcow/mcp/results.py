@@ -105,12 +105,13 @@ def error_result(error: BaseException) -> CallToolResult:
 
 
 def _kit_fields(error: CowError) -> dict[str, Any]:
-    code = getattr(error, "code", None) or getattr(error, "sqlstate", None) or _code(error)
     fields: dict[str, Any] = {
         "source": "agentcow",
         "error": type(error).__name__,
-        "code": code,
-        "message": str(error),
+        "code": getattr(error, "code", None) or _code(error),
+        "sqlstate": getattr(error, "sqlstate", None),
+        # The guard's refusals keep the message apart from the fragment and the hint.
+        "message": getattr(error, "message", None) or str(error),
         "refused": getattr(error, "refused", None),
         "hint": getattr(error, "hint", None),
     }
