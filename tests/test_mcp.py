@@ -54,6 +54,7 @@ INSERT INTO orders VALUES
 
 AGENT_TOOLS = {
     "execute_sql",
+    "execute_operation",
     "list_tables",
     "describe_table",
     "list_operations",
@@ -142,7 +143,8 @@ async def test_agent_mode(conn: Any, database: TestDatabase) -> None:
         assert execute is not None
         assert execute.read_only_hint is False and execute.destructive_hint is True
         assert execute.open_world_hint is False and execute.idempotent_hint is False
-        for name in AGENT_TOOLS - {"execute_sql"}:
+        assert tools["execute_operation"].annotations == execute
+        for name in AGENT_TOOLS - {"execute_sql", "execute_operation"}:
             annotations = tools[name].annotations
             assert annotations is not None and annotations.read_only_hint is True, name
 
@@ -218,6 +220,22 @@ async def test_agent_mode(conn: Any, database: TestDatabase) -> None:
         assert row["old"]["total"] == "10.00" and row["new"]["total"] == "0.00"
         assert row["old"]["note"] == INJECTION
         assert "fingerprint" not in changes["data"]
+
+        # Statements that belong together: one operation, kept whole or not at all.
+        together = [
+            "INSERT INTO customers VALUES (3, 'Lin')",
+            "INSERT INTO orders VALUES (6, 3, 60, NULL) RETURNING id",
+        ]
+        result = await client.call_tool("execute_operation", {"statements": together})
+        assert [r["rows"] for r in _data(result)["data"]["results"]] == [[], [[6]]]
+        operations = _data(await client.call_tool("list_operations"))["operations"]
+        assert [o["tables"] for o in operations] == [["orders"], ["customers", "orders"]]
+        broken = ["INSERT INTO customers VALUES (4, 'Kay')", "INSERT INTO orders VALUES (7, 99, 1)"]
+        error = _error(await client.call_tool("execute_operation", {"statements": broken}))
+        assert error["sqlstate"] == "23503" and error["failed_statement"].startswith("2 of 2")
+        sql = "SELECT id FROM customers ORDER BY id"
+        assert _rows(await client.call_tool("execute_sql", {"sql": sql})) == [[1], [2], [3]]
+        assert len(_data(await client.call_tool("list_operations"))["operations"]) == 2
 
         # Production changes the row meanwhile: a conflict.
         assert _data(await client.call_tool("get_conflicts"))["data"]["conflicts"] == []

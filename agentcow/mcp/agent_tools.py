@@ -16,9 +16,9 @@ from mcp.server.mcpserver import MCPServer
 from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import Field
 
-from agentcow.agent import CowSession
+from agentcow.agent import CowSession, Result
 from agentcow.conflicts import get_cow_conflicts
-from agentcow.mcp.results import encoded, refusal, report, untrusted
+from agentcow.mcp.results import encoded, error_result, refusal, report, untrusted
 from agentcow.mcp.runtime import Runtime, call
 from agentcow.mcp.tables import agent_tables, describe, find_table
 from agentcow.operations import get_operation_dependencies, get_operation_summaries
@@ -60,22 +60,43 @@ def add_agent_tools(server: MCPServer[Any], runtime: Runtime) -> None:
 
         async def run() -> CallToolResult:
             result = await cow_session().execute(sql)
-            shown = result.rows[: runtime.max_rows]
-            note = None
-            if len(shown) < len(result.rows):
-                note = (
-                    f"{len(result.rows)} rows, the first {len(shown)} shown: narrow the "
-                    "query (WHERE, LIMIT/OFFSET) to see the others"
+            shown, note = _statement(result, runtime.max_rows)
+            return untrusted(shown, note=note)
+
+        return await call(run)
+
+    @server.tool(title="Run statements as one operation", annotations=WRITE)
+    async def execute_operation(
+        statements: Annotated[
+            list[str],
+            Field(min_length=1, max_length=50, description="SQL statements, run in order"),
+        ],
+    ) -> CallToolResult:
+        """Run several SQL statements, in order, as one operation in one transaction of your
+        session: changes that belong together (an order and its lines). The first error
+        ends it and nothing of it is kept. Returns each statement's rows and row count."""
+
+        async def run() -> CallToolResult:
+            results: list[dict[str, Any]] = []
+            notes: list[str] = []
+            try:
+                async with cow_session().operation() as operation:
+                    for number, statement in enumerate(statements, start=1):
+                        try:
+                            result = await operation.execute(statement)
+                        except Exception as error:
+                            raise _Failed(number) from error
+                        shown, note = _statement(result, runtime.max_rows)
+                        results.append(shown)
+                        if note:
+                            notes.append(f"statement {number}: {note}")
+            except _Failed as failed:  # raised through the block: it rolled back
+                return error_result(
+                    failed.__cause__ or failed,
+                    failed_statement=f"{failed.number} of {len(statements)}: nothing of the "
+                    "operation was kept",
                 )
-            return untrusted(
-                {
-                    "columns": list(result.columns),
-                    "rows": encoded(shown),
-                    "rowcount": result.rowcount,
-                    "rows_total": len(result.rows),
-                },
-                note=note,
-            )
+            return untrusted({"results": results}, note="; ".join(notes) or None)
 
         return await call(run)
 
@@ -153,6 +174,32 @@ def add_agent_tools(server: MCPServer[Any], runtime: Runtime) -> None:
             )
 
         return await call(run)
+
+
+class _Failed(Exception):
+    """Statement ``number`` of an operation failed (its error is the cause)."""
+
+    def __init__(self, number: int) -> None:
+        super().__init__(f"statement {number} failed")
+        self.number = number
+
+
+def _statement(result: Result, limit: int) -> tuple[dict[str, Any], str | None]:
+    """One statement's rows (at most ``limit``) and row count, and a note when cut."""
+    shown = result.rows[:limit]
+    note = None
+    if len(shown) < len(result.rows):
+        note = (
+            f"{len(result.rows)} rows, the first {len(shown)} shown: narrow the query "
+            "(WHERE, LIMIT/OFFSET) to see the others"
+        )
+    document = {
+        "columns": list(result.columns),
+        "rows": encoded(shown),
+        "rowcount": result.rowcount,
+        "rows_total": len(result.rows),
+    }
+    return document, note
 
 
 async def operations_report(ex: Any, runtime: Runtime) -> dict[str, Any]:

@@ -75,13 +75,13 @@ def refusal(code: str, message: str, hint: str | None = None) -> CallToolResult:
     return _error({"code": code, "message": message, "hint": hint})
 
 
-def error_result(error: BaseException) -> CallToolResult:
+def error_result(error: BaseException, **context: str) -> CallToolResult:
     """``error`` as the model should see it. PostgreSQL's errors keep their fields as the
     server gave them (SQLSTATE, message, detail, hint); the kit's errors (the SQL guard's
     refusals among them) their code, the fragment refused and the hint; anything else is
-    logged here and reported without its text."""
+    logged here and reported without its text. ``context`` adds fields (where it failed)."""
     if isinstance(error, CowError):
-        return _error(_kit_fields(error))
+        return _error(_kit_fields(error) | context)
     fields = postgres_error_fields(error)
     if fields is not None:
         sqlstate, message, detail = fields
@@ -93,6 +93,7 @@ def error_result(error: BaseException) -> CallToolResult:
                 "detail": detail or None,
                 "hint": _postgres_hint(error),
             }
+            | context
         )
     logger.exception("tool failed", exc_info=error)
     return _error(
@@ -101,6 +102,7 @@ def error_result(error: BaseException) -> CallToolResult:
             "message": f"the server failed ({type(error).__name__}); its log has the details",
             "hint": "try again; if it persists, tell the operator",
         }
+        | context
     )
 
 
@@ -161,6 +163,7 @@ def _error(fields: Mapping[str, Any]) -> CallToolResult:
 
 
 _LABELS: Sequence[tuple[str, str]] = (
+    ("failed_statement", "Failed statement"),
     ("refused", "Refused"),
     ("detail", "Detail"),
     ("hint", "Hint"),
