@@ -139,6 +139,9 @@ async def test_agent_mode(conn: Any, database: TestDatabase) -> None:
     ) as client:
         tools = {tool.name: tool for tool in (await client.list_tools()).tools}
         assert set(tools) == AGENT_TOOLS  # never commit, discard or undo
+        for name in ("commit", "discard", "undo"):
+            called = await client.call_tool(name, {"expected": "x"})
+            assert called.is_error and _text(called) == f"Unknown tool: {name}"
         execute = tools["execute_sql"].annotations
         assert execute is not None
         assert execute.read_only_hint is False and execute.destructive_hint is True
