@@ -293,6 +293,14 @@ async def test_agent_writes_reviewer_commits(conn: Any, database: TestDatabase) 
         assert refused["code"] == "review_changed" and "diff again" in refused["hint"]
         assert await _totals(conn) == _original()
 
+        # Production changes a row the session deleted: a conflict, for the delete only.
+        await conn.execute(f"UPDATE {base_table('orders')} SET note = 'shipped' WHERE id = 5")
+        (conflict,) = _data(await reviewer.call_tool("conflicts"))["data"]["conflicts"]
+        assert (conflict["key"], conflict["kind"]) == ({"id": 5}, "updated")
+        assert conflict["base_now"]["note"] == "shipped" and conflict["session"] is None
+        picked = await reviewer.call_tool("conflicts", {"operation_ids": [raise_]})
+        assert _data(picked)["data"]["conflicts"] == []
+
         # A cherry-pick: the raise alone (the later write to its row stays pending).
         picked = _data(await reviewer.call_tool("diff", {"operation_ids": [raise_]}))["data"]
         assert picked["operation_ids"] == [raise_]
@@ -308,6 +316,7 @@ async def test_agent_writes_reviewer_commits(conn: Any, database: TestDatabase) 
         # Discard the delete, commit the rest; the agent's session is then empty.
         dropped = _data(await reviewer.call_tool("discard", {"operation_ids": [delete]}))
         assert dropped == {"discarded": {"orders": 1}}
+        assert _data(await reviewer.call_tool("conflicts"))["data"]["conflicts"] == []
         rest = _data(await reviewer.call_tool("diff"))["data"]
         assert [(r["type"], r["pk"]) for r in rest["rows"]] == [
             ("INSERT", {"id": 10}),
