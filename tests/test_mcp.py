@@ -203,6 +203,8 @@ async def test_agent_mode(conn: Any, database: TestDatabase) -> None:
         )
         assert error["sqlstate"] == "23505"
         assert error["detail"] == "Key (id)=(2) already exists."
+        error = _error(await client.call_tool("execute_sql", {"sql": "SELECT $1::int"}))
+        assert error["source"] in ("driver", "agentcow") and "argument" in error["message"]
         # A statement that would leave the session is refused; nothing changes.
         for sql in (
             "UPDATE orders SET total = 1 WHERE id = 2; COMMIT; UPDATE orders SET total = 1",

@@ -78,8 +78,9 @@ def refusal(code: str, message: str, hint: str | None = None) -> CallToolResult:
 def error_result(error: BaseException, **context: str) -> CallToolResult:
     """``error`` as the model should see it. PostgreSQL's errors keep their fields as the
     server gave them (SQLSTATE, message, detail, hint); the kit's errors (the SQL guard's
-    refusals among them) their code, the fragment refused and the hint; anything else is
-    logged here and reported without its text. ``context`` adds fields (where it failed)."""
+    refusals among them) their code, the fragment refused and the hint; the driver's its
+    message; anything else is logged here and reported without its text. ``context`` adds
+    fields (where it failed)."""
     if isinstance(error, CowError):
         return _error(_kit_fields(error) | context)
     fields = postgres_error_fields(error)
@@ -95,6 +96,9 @@ def error_result(error: BaseException, **context: str) -> CallToolResult:
             }
             | context
         )
+    if type(error).__module__.split(".")[0] in _DRIVERS:
+        # The driver's own refusal of the statement (asyncpg: placeholders without values).
+        return _error({"source": "driver", "message": str(error)} | context)
     logger.exception("tool failed", exc_info=error)
     return _error(
         {
@@ -104,6 +108,9 @@ def error_result(error: BaseException, **context: str) -> CallToolResult:
         }
         | context
     )
+
+
+_DRIVERS = frozenset({"asyncpg", "psycopg", "sqlalchemy"})
 
 
 def _kit_fields(error: CowError) -> dict[str, Any]:
@@ -175,5 +182,7 @@ _LABELS: Sequence[tuple[str, str]] = (
 def _headline(fields: Mapping[str, Any]) -> str:
     if fields.get("source") == "postgresql":
         return f"PostgreSQL error {fields['sqlstate']}: {fields['message']}"
+    if fields.get("source") == "driver":
+        return f"Driver error: {fields['message']}"
     code = fields.get("code")
     return f"Error ({code}): {fields['message']}" if code else f"Error: {fields['message']}"
