@@ -19,6 +19,7 @@ from mcp import Client, StdioServerParameters
 from mcp.types import CallToolResult
 from typer.testing import CliRunner
 
+import agentcow as ac
 from agentcow.cli import app
 from agentcow.mcp import create_server
 from agentcow.mcp.results import UNTRUSTED_NOTICE
@@ -69,13 +70,14 @@ def _agent_dsn(database: TestDatabase) -> str:
     return replace_dsn(database.owner_dsn, user=AGENT, password=password)
 
 
-async def _shop(conn: Any, database: TestDatabase) -> str:
-    """COW tables customers, orders and secrets (the agent may use the first two); returns
-    the agent login role's DSN."""
-    await make_cow(conn, DDL, "customers", "orders", "secrets")
+async def _shop(conn: Any, database: TestDatabase) -> tuple[str, str]:
+    """COW tables customers, orders and secrets (the agent may use the first two), and a
+    registered agent login role; returns its DSN and a binding key."""
+    db = await make_cow(conn, DDL, "customers", "orders", "secrets")
     await create_login_role(database, AGENT)
     await grant_agent(conn, AGENT, ["customers", "orders"])
-    return _agent_dsn(database)
+    await ac.add_agent_role(db, AGENT)
+    return _agent_dsn(database), await ac.create_binding_key(db, label="mcp tests")
 
 
 def _server(role: str, env: dict[str, str]) -> StdioServerParameters:
@@ -129,10 +131,11 @@ def _original() -> list[tuple[Any, ...]]:
 
 
 async def test_agent_mode(conn: Any, database: TestDatabase) -> None:
-    agent_dsn = await _shop(conn, database)
+    agent_dsn, key = await _shop(conn, database)
     session_id = uuid.uuid4()
     async with _spawned(
         AGENTCOW_DSN=agent_dsn,
+        AGENTCOW_BINDING_KEY=key,
         AGENTCOW_REVIEW_DSN=database.owner_dsn,
         AGENTCOW_SESSION_ID=str(session_id),
         AGENTCOW_MAX_ROWS="3",
@@ -249,13 +252,23 @@ async def test_agent_mode(conn: Any, database: TestDatabase) -> None:
         assert conflict["key"] == {"id": 1} and conflict["kind"] == "updated"
         assert conflict["base_now"]["total"] == "11.00"
 
+        # The escape the issue found (clear the session inside the statement) writes, if at
+        # all, into the session: never production.
+        escape = (
+            "UPDATE orders SET total = 0 WHERE id = 4 AND set_config('app.session_id', '', true)"
+            f" = '' RETURNING set_config('app.session_id', '{session_id}', true)"
+        )
+        await client.call_tool("execute_sql", {"sql": escape})
+        assert (await _totals(conn))[3] == (4, "40.00")
+
 
 async def test_agent_writes_reviewer_commits(conn: Any, database: TestDatabase) -> None:
-    agent_dsn = await _shop(conn, database)
+    agent_dsn, key = await _shop(conn, database)
     session_id = str(uuid.uuid4())
     async with (
         _spawned(
             AGENTCOW_DSN=agent_dsn,
+            AGENTCOW_BINDING_KEY=key,
             AGENTCOW_REVIEW_DSN=database.owner_dsn,
             AGENTCOW_SESSION_ID=session_id,
         ) as agent,
@@ -351,30 +364,39 @@ async def test_agent_writes_reviewer_commits(conn: Any, database: TestDatabase) 
 
 async def test_host_runs_one_server_per_agent_run(conn: Any, database: TestDatabase) -> None:
     """A host serving several runs makes one server per run, on its own shared pools: each
-    run's SQL and diff stay in its session."""
-    agent_dsn = await _shop(conn, database)
+    run's SQL and diff stay in its session. A server made without the binding key cannot
+    write for an agent role (fails closed)."""
+    agent_dsn, key = await _shop(conn, database)
     runs = [uuid.uuid4(), uuid.uuid4()]
     async with (
         asyncpg.create_pool(agent_dsn, min_size=1, max_size=2) as pool,
         asyncpg.create_pool(database.owner_dsn, min_size=1, max_size=1) as review_pool,
     ):
         servers = [
-            create_server(pool, session_id=run, review_database=review_pool, label=f"run {i}")
+            create_server(
+                pool,
+                session_id=run,
+                binding_key=key,
+                review_database=review_pool,
+                label=f"run {i}",
+            )
             for i, run in enumerate(runs)
         ]
+        unbound = create_server(pool, session_id=uuid.uuid4(), review_database=review_pool)
         async with Client(servers[0]) as first, Client(servers[1]) as second:
             for client, total in ((first, 1), (second, 2)):
                 sql = f"UPDATE orders SET total = {total} WHERE id = {total} RETURNING id"
                 assert _rows(await client.call_tool("execute_sql", {"sql": sql})) == [[total]]
-            for client, key in ((first, 1), (second, 2)):
+            for client, key_id in ((first, 1), (second, 2)):
                 (row,) = _data(await client.call_tool("diff"))["data"]["rows"]
-                assert row["pk"] == {"id": key}
-                seen = _rows(
-                    await client.call_tool(
-                        "execute_sql", {"sql": "SELECT id FROM orders WHERE total < 10"}
-                    )
-                )
-                assert seen == [[key]]
+                assert row["pk"] == {"id": key_id}
+                sql = "SELECT id FROM orders WHERE total < 10"
+                assert _rows(await client.call_tool("execute_sql", {"sql": sql})) == [[key_id]]
+        async with Client(unbound) as client:
+            sql = "UPDATE orders SET total = 3 WHERE id = 3"
+            error = _error(await client.call_tool("execute_sql", {"sql": sql}))
+            assert error["sqlstate"] == "42501"
+            assert _data(await client.call_tool("diff"))["data"]["rows"] == []
     assert await _totals(conn) == _original()
 
 

@@ -45,6 +45,7 @@ def add_agent_tools(server: MCPServer[Any], runtime: Runtime) -> None:
                 session_id=binding.session_id,
                 tenant_id=binding.tenant_id,
                 label=binding.label,
+                binding_key=binding.binding_key,
             )
         return session
 
