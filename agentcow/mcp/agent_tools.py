@@ -30,6 +30,12 @@ WRITE = ToolAnnotations(
     read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=False
 )
 
+#: The guard's refusals of several statements, or of a transaction of the agent's own.
+_SEVERAL = frozenset({"multiple_statements", "transaction_control"})
+_SEVERAL_INSTEAD = (
+    "execute_operation runs several statements in order as one operation, in one transaction"
+)
+
 Offset = Annotated[int, Field(ge=0, description="rows to skip, to page through a long result")]
 
 
@@ -60,7 +66,12 @@ def add_agent_tools(server: MCPServer[Any], runtime: Runtime) -> None:
         (capped; page with LIMIT/OFFSET) and the command's row count."""
 
         async def run() -> CallToolResult:
-            result = await cow_session().execute(sql)
+            try:
+                result = await cow_session().execute(sql)
+            except Exception as error:
+                if getattr(error, "code", None) not in _SEVERAL:
+                    raise
+                return error_result(error, instead=_SEVERAL_INSTEAD)
             shown, note = _statement(result, runtime.max_rows)
             return untrusted(shown, note=note)
 

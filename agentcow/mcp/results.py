@@ -174,6 +174,7 @@ _LABELS: Sequence[tuple[str, str]] = (
     ("refused", "Refused"),
     ("detail", "Detail"),
     ("hint", "Hint"),
+    ("instead", "Instead"),
     ("missing_operations", "Missing operations"),
     ("blocking_reasons", "Blocked by"),
 )
