@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import asyncpg
+import pytest
 from mcp import Client, StdioServerParameters
 from mcp.types import CallToolResult
 from typer.testing import CliRunner
@@ -396,6 +397,38 @@ async def test_host_runs_one_server_per_agent_run(conn: Any, database: TestDatab
             sql = "UPDATE orders SET total = 3 WHERE id = 3"
             error = _error(await client.call_tool("execute_sql", {"sql": sql}))
             assert error["sqlstate"] == "42501"
+            assert _data(await client.call_tool("diff"))["data"]["rows"] == []
+    assert await _totals(conn) == _original()
+
+
+async def test_guard_refusals_reach_the_agent(conn: Any, database: TestDatabase) -> None:
+    """The SQL guard's refusals come back with its reason code, the fragment refused and a
+    hint (and execute_operation named instead of several statements); nothing runs."""
+    pytest.importorskip("agentcow.agent.guard", reason="the SQL guard (issue 10, item 2)")
+    agent_dsn, key = await _shop(conn, database)
+    async with asyncpg.create_pool(agent_dsn, min_size=1, max_size=1) as pool:
+        server = create_server(
+            pool, session_id=uuid.uuid4(), binding_key=key, review_database=database.owner_dsn
+        )
+        async with Client(server) as client:
+            for sql, code in (
+                ("UPDATE orders SET total = 1 WHERE id = 2; COMMIT", "multiple_statements"),
+                ("COMMIT", "transaction_control"),
+                (f"SELECT * FROM {base_table('orders')}", "kit_object"),
+                ("SELECT * FROM pg_stat_activity", "system_catalog"),
+                ("SELECT set_config('app.session_id', '', true)", "function_not_allowed"),
+            ):
+                called = await client.call_tool("execute_sql", {"sql": sql})
+                error = _error(called)
+                assert (error["code"], error["error"]) == (code, "GuardRefusal"), sql
+                assert error["refused"] and error["hint"], sql
+                text = _text(called)
+                assert text.startswith(f"Error ({code}): ") and f"Hint: {error['hint']}" in text
+                several = code in ("multiple_statements", "transaction_control")
+                assert ("execute_operation" in error.get("instead", "")) is several, sql
+            statements = ["UPDATE orders SET total = 1 WHERE id = 2", "SELECT pg_sleep(0)"]
+            error = _error(await client.call_tool("execute_operation", {"statements": statements}))
+            assert error["code"] == "function_not_allowed" and error["failed_statement"][0] == "2"
             assert _data(await client.call_tool("diff"))["data"]["rows"] == []
     assert await _totals(conn) == _original()
 
