@@ -414,7 +414,7 @@ async def test_guard_refusals_reach_the_agent(conn: Any, database: TestDatabase)
             for sql, code in (
                 ("UPDATE orders SET total = 1 WHERE id = 2; COMMIT", "multiple_statements"),
                 ("COMMIT", "transaction_control"),
-                (f"SELECT * FROM {base_table('orders')}", "kit_object"),
+                ("SELECT * FROM orders_changes", "kit_object"),
                 ("SELECT * FROM pg_stat_activity", "system_catalog"),
                 ("SELECT set_config('app.session_id', '', true)", "function_not_allowed"),
             ):
