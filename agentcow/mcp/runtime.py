@@ -27,7 +27,7 @@ class Binding:
 
     session_id: uuid.UUID
     tenant_id: object = None
-    binding_key: str | None = None
+    binding_key: str | None = field(default=None, repr=False)  # a secret: never in a log
     label: str | None = None
 
 
@@ -36,13 +36,13 @@ class Runtime:
     """Connections (a DSN is opened as an asyncpg pool while the server runs; a pool or
     connection given is the host's) and the settings every tool reads."""
 
-    database: object
-    review_database: object
+    database: object = field(repr=False)  # a DSN may hold a password
+    review_database: object = field(repr=False)
     binding: Binding
     schema: str
     max_rows: int
     policy: Policy | None = None
-    _open: dict[str, object] = field(default_factory=dict)
+    _open: dict[str, object] = field(default_factory=dict, repr=False)
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
