@@ -15,12 +15,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import asyncpg
-import pytest
 from mcp import Client, StdioServerParameters
 from mcp.types import CallToolResult
 from typer.testing import CliRunner
 
 import agentcow as ac
+from agentcow.agent.guard import SqlGuard
 from agentcow.cli import app
 from agentcow.mcp import create_server
 from agentcow.mcp.results import UNTRUSTED_NOTICE
@@ -209,14 +209,18 @@ async def test_agent_mode(conn: Any, database: TestDatabase) -> None:
         assert error["detail"] == "Key (id)=(2) already exists."
         error = _error(await client.call_tool("execute_sql", {"sql": "SELECT $1::int"}))
         assert error["source"] in ("driver", "agentcow") and "argument" in error["message"]
-        # A statement that would leave the session is refused; nothing changes.
-        for sql in (
-            "UPDATE orders SET total = 1 WHERE id = 2; COMMIT; UPDATE orders SET total = 1",
-            f"SELECT * FROM {base_table('secrets')}",
-            "COMMIT",
+        # Statements that would leave the session: the SQL guard's refusals, with its reason
+        # code, the fragment refused and a hint; nothing runs.
+        for sql, code in (
+            ("UPDATE orders SET total = 1 WHERE id = 2; COMMIT", "multiple_statements"),
+            (f"SELECT * FROM {base_table('secrets')}", None),
+            ("SELECT * FROM pg_stat_activity", "system_catalog"),
         ):
-            error = _error(await client.call_tool("execute_sql", {"sql": sql}))
-            assert error.get("code") or error.get("sqlstate"), sql
+            called = await client.call_tool("execute_sql", {"sql": sql})
+            error = _error(called)
+            assert error["error"] == "GuardRefusal" and error["refused"] and error["hint"], sql
+            assert code in (None, error["code"]), sql
+            assert _text(called).startswith(f"Error ({error['code']}): "), sql
         assert await _totals(conn) == _original()
 
         # What the session holds: one operation (the failed calls left nothing), its diff.
@@ -253,13 +257,13 @@ async def test_agent_mode(conn: Any, database: TestDatabase) -> None:
         assert conflict["key"] == {"id": 1} and conflict["kind"] == "updated"
         assert conflict["base_now"]["total"] == "11.00"
 
-        # The escape the issue found (clear the session inside the statement) writes, if at
-        # all, into the session: never production.
+        # The escape the issue found (clear the session inside the statement) is refused.
         escape = (
             "UPDATE orders SET total = 0 WHERE id = 4 AND set_config('app.session_id', '', true)"
             f" = '' RETURNING set_config('app.session_id', '{session_id}', true)"
         )
-        await client.call_tool("execute_sql", {"sql": escape})
+        error = _error(await client.call_tool("execute_sql", {"sql": escape}))
+        assert error["code"] == "function_not_allowed" and "set_config" in error["refused"]
         assert (await _totals(conn))[3] == (4, "40.00")
 
 
@@ -403,8 +407,8 @@ async def test_host_runs_one_server_per_agent_run(conn: Any, database: TestDatab
 
 async def test_guard_refusals_reach_the_agent(conn: Any, database: TestDatabase) -> None:
     """The SQL guard's refusals come back with its reason code, the fragment refused and a
-    hint (and execute_operation named instead of several statements); nothing runs."""
-    pytest.importorskip("agentcow.agent.guard", reason="the SQL guard (issue 10, item 2)")
+    hint (and execute_operation named instead of several statements); nothing runs. A host
+    may configure the guard, not turn it off."""
     agent_dsn, key = await _shop(conn, database)
     async with asyncpg.create_pool(agent_dsn, min_size=1, max_size=1) as pool:
         server = create_server(
@@ -430,6 +434,16 @@ async def test_guard_refusals_reach_the_agent(conn: Any, database: TestDatabase)
             error = _error(await client.call_tool("execute_operation", {"statements": statements}))
             assert error["code"] == "function_not_allowed" and error["failed_statement"][0] == "2"
             assert _data(await client.call_tool("diff"))["data"]["rows"] == []
+            series = "SELECT count(*) FROM generate_series(1, 3)"
+            error = _error(await client.call_tool("execute_sql", {"sql": series}))
+            assert error["code"] == "function_not_allowed"
+        # The host configures the guard (here: one more function); it is never off.
+        configured = SqlGuard(cow_tables=["orders", "customers"], functions=["generate_series"])
+        server = create_server(pool, session_id=uuid.uuid4(), binding_key=key, guard=configured)
+        async with Client(server) as client:
+            assert _rows(await client.call_tool("execute_sql", {"sql": series})) == [[3]]
+            error = _error(await client.call_tool("execute_sql", {"sql": "COMMIT"}))
+            assert error["code"] == "transaction_control"
     assert await _totals(conn) == _original()
 
 

@@ -17,6 +17,7 @@ from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import Field
 
 from agentcow.agent import CowSession, Result
+from agentcow.agent.session import FROM_CATALOG
 from agentcow.conflicts import get_cow_conflicts
 from agentcow.mcp.results import encoded, error_result, refusal, report, untrusted
 from agentcow.mcp.runtime import Runtime, call
@@ -52,6 +53,7 @@ def add_agent_tools(server: MCPServer[Any], runtime: Runtime) -> None:
                 tenant_id=binding.tenant_id,
                 label=binding.label,
                 binding_key=binding.binding_key,
+                guard=FROM_CATALOG if runtime.guard is None else runtime.guard,
             )
         return session
 

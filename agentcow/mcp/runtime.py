@@ -15,6 +15,7 @@ from typing import Any
 
 from mcp.types import CallToolResult
 
+from agentcow.agent.guard import SqlGuard
 from agentcow.connections import async_source
 from agentcow.executor import Executor
 from agentcow.mcp.results import error_result
@@ -42,6 +43,7 @@ class Runtime:
     schema: str
     max_rows: int
     policy: Policy | None = None
+    guard: SqlGuard | None = None
     _open: dict[str, object] = field(default_factory=dict, repr=False)
 
     @asynccontextmanager

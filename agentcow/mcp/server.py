@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from mcp.server.mcpserver import MCPServer
 
+from agentcow.agent.guard import SqlGuard
 from agentcow.catalog import require_kit
 from agentcow.identifiers import validate_uuid
 from agentcow.mcp.agent_tools import add_agent_tools
@@ -47,6 +48,7 @@ def create_server(
     schema: str = "public",
     label: str | None = None,
     policy: Policy | None = None,
+    guard: SqlGuard | None = None,
     max_rows: int = 100,
 ) -> MCPServer[Any]:
     """An MCP server bound to one session, for the host application to run (``run()`` for
@@ -58,8 +60,10 @@ def create_server(
     ``session_id`` (with ``tenant_id``, ``label`` and ``binding_key``); the inspection
     tools (operations, diff, conflicts) read the session's change tables on
     ``review_database`` (default: ``database``), a role that may (the tables' owner or a
-    reviewer role). In reviewer mode ``database`` is the reviewer's and the tools commit,
-    discard and undo, under ``policy`` if given. Rows returned are capped at ``max_rows``.
+    reviewer role). The agent's SQL always passes the SQL guard: ``guard`` configures it
+    (read-only tables, functions); by default it is built from the kit's catalog. In
+    reviewer mode ``database`` is the reviewer's and the tools commit, discard and undo,
+    under ``policy`` if given. Rows returned are capped at ``max_rows``.
 
     The session never comes from the model: a host serving several agent runs makes one
     server per run (they may share one pool).
@@ -80,6 +84,7 @@ def create_server(
         schema=schema,
         max_rows=max_rows,
         policy=policy,
+        guard=guard,
     )
 
     @asynccontextmanager
