@@ -24,6 +24,7 @@ from agentcow.agent.guard import SqlGuard
 from agentcow.cli import app
 from agentcow.mcp import create_server
 from agentcow.mcp.results import UNTRUSTED_NOTICE
+from agentcow.review.policy import Policy
 from tests.conftest import TestDatabase
 from tests.helpers import (
     ROLE_PASSWORD,
@@ -108,7 +109,7 @@ def _text(result: CallToolResult) -> str:
 def _error(result: CallToolResult) -> dict[str, Any]:
     assert result.is_error, _text(result)
     assert "Traceback" not in _text(result)
-    assert result.structured_content is not None
+    assert result.structured_content is not None, _text(result)
     error: dict[str, Any] = result.structured_content["error"]
     return error
 
@@ -445,6 +446,27 @@ async def test_guard_refusals_reach_the_agent(conn: Any, database: TestDatabase)
             error = _error(await client.call_tool("execute_sql", {"sql": "COMMIT"}))
             assert error["code"] == "transaction_control"
     assert await _totals(conn) == _original()
+
+
+async def test_reviewer_commits_under_the_policy(conn: Any, database: TestDatabase) -> None:
+    """With a policy, a commit it blocks is an error result with the policy's reasons, and
+    nothing is applied (the reviewer tools cannot say that a person approved)."""
+    await _shop(conn, database)
+    session_id = uuid.uuid4()
+    async with asyncpg.create_pool(database.owner_dsn, min_size=1, max_size=1) as pool:
+        writer = ac.CowSession(pool, session_id=session_id)
+        await writer.execute("DELETE FROM orders WHERE id = 5")
+    policy = Policy.from_mapping({"tables": {"orders": {"forbid_deletes": True}}})
+    server = create_server(
+        database.owner_dsn, session_id=session_id, mode="reviewer", policy=policy
+    )
+    async with Client(server) as reviewer:
+        shown = _data(await reviewer.call_tool("diff"))["data"]
+        error = _error(await reviewer.call_tool("commit", {"expected": shown["fingerprint"]}))
+        assert error["code"] == "policy_violation" and error["blocking_reasons"]
+        assert await _totals(conn) == _original()
+        dropped = _data(await reviewer.call_tool("discard"))
+        assert dropped == {"discarded": {"orders": 1}}
 
 
 async def test_cli_reports_setup_errors(database: TestDatabase) -> None:

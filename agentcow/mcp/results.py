@@ -135,7 +135,7 @@ def _kit_fields(error: CowError) -> dict[str, Any]:
         ]
     report_ = getattr(error, "report", None)
     if report_ is not None:
-        fields["blocking_reasons"] = list(report_.blocking_reasons())
+        fields["blocking_reasons"] = list(report_.blocking_reasons)
     return fields
 
 
@@ -161,7 +161,7 @@ def _postgres_hint(error: BaseException) -> str | None:
 def _error(fields: Mapping[str, Any]) -> CallToolResult:
     present = {key: value for key, value in fields.items() if value is not None}
     lines = [_headline(present)]
-    lines += [f"{label}: {present[key]}" for key, label in _LABELS if key in present]
+    lines += [f"{label}: {_line(present[key])}" for key, label in _LABELS if key in present]
     return CallToolResult(
         content=[TextContent(type="text", text="\n".join(lines))],
         structured_content={"error": encoded(present)},
@@ -178,6 +178,10 @@ _LABELS: Sequence[tuple[str, str]] = (
     ("missing_operations", "Missing operations"),
     ("blocking_reasons", "Blocked by"),
 )
+
+
+def _line(value: Any) -> str:
+    return "; ".join(str(item) for item in value) if isinstance(value, list) else str(value)
 
 
 def _headline(fields: Mapping[str, Any]) -> str:
