@@ -334,6 +334,14 @@ async def test_agent_writes_reviewer_commits(conn: Any, database: TestDatabase) 
         assert done["committed"] == {"orders": 1}
         assert (await _totals(conn))[0] == (1, "15.00")
 
+        # The whole session meets the conflict: refused, with the conflicting keys.
+        whole = _data(await reviewer.call_tool("diff"))["data"]
+        error = _error(await reviewer.call_tool("commit", {"expected": whole["fingerprint"]}))
+        assert (error["code"], error["sqlstate"]) == ("commit_conflict", "40001")
+        assert error["conflicts"] == [
+            {"table": "orders", "key": {"id": 5}, "kind": "updated", "columns": []}
+        ]
+
         # Discard the delete, commit the rest; the agent's session is then empty.
         dropped = _data(await reviewer.call_tool("discard", {"operation_ids": [delete]}))
         assert dropped == {"discarded": {"orders": 1}}
