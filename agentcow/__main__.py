@@ -1,0 +1,5 @@
+"""``python -m agentcow``: the ``agentcow`` command."""
+
+from agentcow.cli import main
+
+main()
