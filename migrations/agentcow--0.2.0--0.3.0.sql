@@ -765,44 +765,24 @@ BEGIN
 END
 $fn$;
 
--- The session and operation of the transaction once agent roles exist: the binding, else
--- the settings of a caller that is no agent, else none. A transaction without a
--- transaction id was never bound (bind_session assigns one), and without the setting there
--- is nothing to decide: production's statements look nothing up. (Parallel workers share
--- the leader's transaction id and see its rows.)
-CREATE FUNCTION agentcow.bound_session_id() RETURNS uuid
+-- The session (or, with _operation, the operation) of the transaction once agent roles
+-- exist: the binding, else the setting of a caller that is no agent, else none. A
+-- transaction without a transaction id was never bound (bind_session assigns one), and
+-- without the setting there is nothing to decide: production's statements look nothing
+-- up. (Parallel workers share the leader's transaction id and see its rows.)
+CREATE FUNCTION agentcow.bound_id(_operation boolean) RETURNS uuid
 LANGUAGE plpgsql STABLE PARALLEL SAFE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
     _xid xid8 := pg_current_xact_id_if_assigned();
-    _set uuid := nullif(current_setting('app.session_id', true), '')::uuid;
-    _session uuid;
+    _set uuid := nullif(current_setting(CASE WHEN _operation THEN 'app.operation_id' ELSE 'app.session_id' END, true), '')::uuid;
+    _id uuid;
 BEGIN
     IF _xid IS NOT NULL THEN
-        SELECT b.session_id INTO _session FROM agentcow.bindings b WHERE b.xid = _xid;
+        SELECT CASE WHEN _operation THEN b.operation_id ELSE b.session_id END INTO _id
+        FROM agentcow.bindings b WHERE b.xid = _xid;
         IF FOUND THEN
-            RETURN _session;
-        END IF;
-    END IF;
-    IF _set IS NULL OR agentcow.caller_is_agent() THEN
-        RETURN NULL;
-    END IF;
-    RETURN _set;
-END
-$fn$;
-
-CREATE FUNCTION agentcow.bound_operation_id() RETURNS uuid
-LANGUAGE plpgsql STABLE PARALLEL SAFE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $fn$
-DECLARE
-    _xid xid8 := pg_current_xact_id_if_assigned();
-    _set uuid := nullif(current_setting('app.operation_id', true), '')::uuid;
-    _operation uuid;
-BEGIN
-    IF _xid IS NOT NULL THEN
-        SELECT b.operation_id INTO _operation FROM agentcow.bindings b WHERE b.xid = _xid;
-        IF FOUND THEN
-            RETURN _operation;
+            RETURN _id;
         END IF;
     END IF;
     IF _set IS NULL OR agentcow.caller_is_agent() THEN
@@ -829,10 +809,10 @@ BEGIN
     IF EXISTS (SELECT FROM agentcow.agent_roles) THEN
         CREATE OR REPLACE FUNCTION agentcow.session_id() RETURNS uuid
         LANGUAGE sql STABLE PARALLEL SAFE
-        AS $body$ SELECT agentcow.bound_session_id() $body$;
+        AS $body$ SELECT agentcow.bound_id(false) $body$;
         CREATE OR REPLACE FUNCTION agentcow.operation_id() RETURNS uuid
         LANGUAGE sql STABLE PARALLEL SAFE
-        AS $body$ SELECT agentcow.bound_operation_id() $body$;
+        AS $body$ SELECT agentcow.bound_id(true) $body$;
         CREATE OR REPLACE FUNCTION agentcow.session_required() RETURNS boolean
         LANGUAGE sql STABLE PARALLEL SAFE
         AS $body$ SELECT agentcow.caller_is_agent() $body$;
