@@ -133,6 +133,16 @@ CATALOGUE = [
         "SELECT id FROM orders WHERE id OPERATOR(pg_catalog.=) 15",
         "operator_not_allowed",
     ),
+    Attempt(
+        "attribute_notation_reads_a_setting",
+        "SELECT ('app.session_id'::text).current_setting FROM orders",
+        "function_not_allowed",
+    ),
+    Attempt(
+        "attribute_notation_creates_a_large_object",
+        "SELECT (0).lo_creat FROM orders",
+        "function_not_allowed",
+    ),
     # -- settings and statements that move or leave the session -------------------------
     Attempt("set_session", f"SET app.session_id = '{ANY_ID}'", "setting"),
     Attempt("set_local_session", "SET LOCAL app.session_id = ''", "setting"),

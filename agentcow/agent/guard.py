@@ -366,6 +366,9 @@ class SqlGuard:
                     raise _refuse("operator_not_allowed", message, _fragment(sql, token.start))
             elif token.kind in ("word", "qident"):
                 following = tokens[i + 1] if i + 1 < len(tokens) else None
+                if _selects_from_expression(tokens, i):
+                    self._check_attribute_call(sql, tokens, i)
+                    continue
                 if _opens(following):
                     self._check_called(sql, tokens, i, named)
                     continue
@@ -398,6 +401,19 @@ class SqlGuard:
             return ("system_catalog", "system catalogs are not accepted")
         return None
 
+    def _check_attribute_call(self, sql: str, tokens: list[Token], i: int) -> None:
+        """``(expr).name`` may call any one-argument function (``('…'::text).current_setting``),
+        so the name must be one the agent may call; a field is selected with a table alias."""
+        name = tokens[i].text.lower()
+        if name in SAFE_FUNCTIONS or name in self.functions:
+            return
+        raise _refuse(
+            "function_not_allowed",
+            f"(expression).{name} may call the function {name}, which is not allowed; "
+            "select a field through a table alias instead",
+            _fragment(sql, tokens[i].start),
+        )
+
     def _check_called(self, sql: str, tokens: list[Token], i: int, named: set[str]) -> None:
         token = tokens[i]
         name = token.text.lower()
@@ -421,6 +437,17 @@ class SqlGuard:
         elif len(parts) == 2 and (self._function_allowed(parts[0], parts[1]) or parts[1] in named):
             return
         raise _refuse("function_not_allowed", f"function {'.'.join(parts)} is not allowed", shown)
+
+
+def _selects_from_expression(tokens: list[Token], i: int) -> bool:
+    """Whether the name at ``i`` follows ``).`` or ``].``: PostgreSQL reads ``(x).f`` as a
+    field of ``x`` or, failing that, as the call ``f(x)`` (attribute notation)."""
+    return (
+        i >= 2
+        and _is_dot(tokens[i - 1])
+        and tokens[i - 2].kind == "punct"
+        and tokens[i - 2].text in (")", "]")
+    )
 
 
 def _qualifies_a_call(tokens: list[Token], i: int) -> bool:
