@@ -3,7 +3,10 @@
 Attribute notation: PostgreSQL reads ``(expr).name`` as a field of ``expr`` or, when
 ``expr`` has no such field, as the call ``name(expr)``. The guard checked calls only where a
 name is followed by ``(``, so ``('app.session_id'::text).current_setting`` or
-``(0).lo_creat`` called a function outside the allow-list.
+``(0).lo_creat`` called a function outside the allow-list. The same holds for ``s.name``
+where ``s`` is a function in FROM returning a scalar: its whole row is that scalar, so
+``FROM unnest(array['…']) s`` then ``s.current_setting`` (or, without an alias,
+``unnest.current_setting``) is a call too.
 """
 
 from __future__ import annotations
@@ -25,6 +28,16 @@ ATTRIBUTE_CALLS = [
     "SELECT (array['x'])[1].current_setting FROM orders",
     "SELECT ('x'::text).\"current_setting\" FROM orders",
     "SELECT ('x'::text) . /* */ current_setting FROM orders",
+    "SELECT s.current_setting FROM orders, unnest(array['app.session_id']) s",
+    "SELECT s.current_setting FROM orders, lower('app.session_id') AS s(x)",
+    "SELECT unnest.current_setting FROM orders, unnest(array['app.session_id'])",
+    "SELECT lower.current_setting FROM orders, lower('app.session_id')",
+    "SELECT s.current_setting FROM orders, ROWS FROM (unnest(array['a'])) s",
+    "SELECT s.current_setting FROM orders JOIN LATERAL unnest(array['a']) s ON true",
+    "UPDATE orders SET status = s.current_setting FROM unnest(array['x']) s WHERE id = 15",
+    "DELETE FROM orders USING unnest(array[0]) s WHERE s.lo_creat IS NULL",
+    "MERGE INTO orders o USING unnest(array[15]) s ON o.id = s.unnest "
+    "WHEN MATCHED THEN UPDATE SET status = s.lo_creat::text",
 ]
 
 
@@ -39,6 +52,10 @@ def test_attribute_notation_calls_are_checked(sql: str) -> None:
 def test_attribute_notation_of_allowed_functions_still_passes() -> None:
     guard = SqlGuard(cow_tables=["orders"])
     guard.check("SELECT (o.id::text).upper, o.total FROM orders o")
+    guard.check("SELECT s.x, s.ordinality FROM orders, unnest(array['a']) WITH ORDINALITY s(x)")
+    guard.check("SELECT e.key, e.value FROM orders o, jsonb_each('{}'::jsonb) e")
+    guard.check("SELECT s, s.s, unnest.unnest FROM orders, unnest(array[1]) s, unnest(array[2])")
+    guard.check("SELECT t.total FROM orders, LATERAL (SELECT total FROM orders) t")
 
 
 async def test_the_server_runs_attribute_notation_as_a_call(database: TestDatabase) -> None:
@@ -51,6 +68,10 @@ async def test_the_server_runs_attribute_notation_as_a_call(database: TestDataba
         async with conn.transaction():
             await conn.execute("SELECT set_config('app.probe', 'seen', true)")
             assert await conn.fetchval("SELECT ('app.probe'::text).current_setting") == "seen"
+            whole_row = "SELECT s.current_setting FROM unnest(array['app.probe']) s"
+            assert await conn.fetchval(whole_row) == "seen"
+            unnamed = "SELECT unnest.current_setting FROM unnest(array['app.probe'])"
+            assert await conn.fetchval(unnamed) == "seen"
         created = await conn.fetchval("SELECT (0).lo_creat")
         assert (
             await conn.fetchval(

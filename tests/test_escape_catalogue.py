@@ -143,6 +143,11 @@ CATALOGUE = [
         "SELECT (0).lo_creat FROM orders",
         "function_not_allowed",
     ),
+    Attempt(
+        "whole_row_of_a_function_in_from_calls",
+        "SELECT s.current_setting FROM orders, unnest(array['app.session_id']) s",
+        "function_not_allowed",
+    ),
     # -- settings and statements that move or leave the session -------------------------
     Attempt("set_session", f"SET app.session_id = '{ANY_ID}'", "setting"),
     Attempt("set_local_session", "SET LOCAL app.session_id = ''", "setting"),

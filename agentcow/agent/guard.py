@@ -292,10 +292,13 @@ class SqlGuard:
         targets = {id(t) for t in _write_targets(tree)}
         tables: set[TableRef] = set()
         writes: set[TableRef] = set()
+        functions_in_from = _function_aliases(tree)
         for node in tree.walk():
             refused = _REFUSED_NODES.get(type(node))
             if refused is not None:
                 raise _refuse(*refused, node.sql(dialect="postgres"))
+            if isinstance(node, exp.Column) and node.table.lower() in functions_in_from:
+                self._check_function_column(node, functions_in_from[node.table.lower()])
             if isinstance(node, exp.Anonymous):
                 self._check_call(node)
             if isinstance(node, exp.Table) and isinstance(node.this, exp.Identifier):
@@ -401,6 +404,19 @@ class SqlGuard:
             return ("system_catalog", "system catalogs are not accepted")
         return None
 
+    def _check_function_column(self, node: exp.Column, columns: set[str]) -> None:
+        """``s.name``, ``s`` a function in FROM: unless ``name`` is one of its columns,
+        PostgreSQL calls ``name(s)`` (``FROM unnest(array['…']) s`` then
+        ``s.current_setting``)."""
+        name = node.name.lower()
+        if name in columns or name in SAFE_FUNCTIONS or name in self.functions:
+            return
+        raise _refuse(
+            "function_not_allowed",
+            f"{node.table}.{node.name} may call the function {name}, which is not allowed",
+            node.sql(dialect="postgres") + "; hint: name the columns, as in AS s(x)",
+        )
+
     def _check_attribute_call(self, sql: str, tokens: list[Token], i: int) -> None:
         """``(expr).name`` may call any one-argument function (``('…'::text).current_setting``),
         so the name must be one the agent may call; a field is selected with a table alias."""
@@ -437,6 +453,42 @@ class SqlGuard:
         elif len(parts) == 2 and (self._function_allowed(parts[0], parts[1]) or parts[1] in named):
             return
         raise _refuse("function_not_allowed", f"function {'.'.join(parts)} is not allowed", shown)
+
+
+def _function_aliases(tree: exp.Expr) -> dict[str, set[str]]:
+    """The names functions in FROM go by (their alias, else their own name), each with the
+    column names it may be followed by: those of its alias, its own and its name's, and
+    those of ``json_each``-like functions and WITH ORDINALITY."""
+    found: dict[str, set[str]] = {}
+    for item in tree.walk():
+        if isinstance(item, exp.Table) and not isinstance(item.this, exp.Identifier):
+            function = item.this
+        elif isinstance(item, exp.Unnest) and (
+            isinstance(item.parent, (exp.From, exp.Join)) or item.arg_key == "using"
+        ):
+            function = item
+        elif isinstance(item, exp.Lateral) and not isinstance(item.this, exp.Subquery):
+            function = item.this
+        else:
+            continue
+        # ROWS FROM (f(…), g(…)) has no single function: any of them may name it
+        called = {_written_name(f) for f in ([function] if function else item.find_all(exp.Func))}
+        alias = item.args.get("alias")
+        columns = called | {"key", "value", "ordinality"}
+        names = called
+        if isinstance(alias, exp.TableAlias):
+            columns |= {c.name.lower() for c in alias.columns} | {alias.name.lower()}
+            names = {alias.name.lower()} if alias.name else called
+        for name in names:
+            found.setdefault(name, set()).update(columns)
+    return found
+
+
+def _written_name(function: exp.Expr) -> str:
+    """A function's name as PostgreSQL reads it (sqlglot's ``Lower`` is ``lower``; a
+    qualified call's name is its last part): the default alias of a function in FROM."""
+    written = function.sql(dialect="postgres").split("(", 1)[0]
+    return written.rsplit(".", 1)[-1].strip().strip('"').lower()
 
 
 def _selects_from_expression(tokens: list[Token], i: int) -> bool:
