@@ -15,6 +15,7 @@ the allow-list by the name PostgreSQL would call.
 
 from __future__ import annotations
 
+import collections
 import re
 import sys
 from collections.abc import Iterable, Iterator
@@ -430,7 +431,9 @@ class SqlGuard:
             _fragment(sql, tokens[i].start),
         )
 
-    def _check_called(self, sql: str, tokens: list[Token], i: int, named: set[str]) -> None:
+    def _check_called(
+        self, sql: str, tokens: list[Token], i: int, named: collections.Counter[str]
+    ) -> None:
         token = tokens[i]
         name = token.text.lower()
         if token.kind == "word" and name == "operator":
@@ -448,9 +451,11 @@ class SqlGuard:
         if len(parts) == 1:
             if token.kind == "word" and name in _STRUCTURAL:
                 return
-            if name in SAFE_FUNCTIONS or name in self.functions or name in named:
+            if name in SAFE_FUNCTIONS or name in self.functions or _take(named, name):
                 return
-        elif len(parts) == 2 and (self._function_allowed(parts[0], parts[1]) or parts[1] in named):
+        elif len(parts) == 2 and (
+            self._function_allowed(parts[0], parts[1]) or _take(named, parts[1])
+        ):
             return
         raise _refuse("function_not_allowed", f"function {'.'.join(parts)} is not allowed", shown)
 
@@ -622,13 +627,28 @@ def _enclosing_cte(table: exp.Expr, with_: exp.With) -> exp.Expr | None:
     return node
 
 
-def _relation_names(tree: exp.Expr) -> set[str]:
-    """Names a ``(`` may follow that are no call: tables with a column list, aliases, CTEs."""
-    names: set[str] = set()
+def _relation_names(tree: exp.Expr) -> collections.Counter[str]:
+    """Names a ``(`` may follow that are no call, as often as it may: tables with a column
+    list, aliases and CTEs with one. Counted, so that a CTE or alias named like a function
+    (``WITH current_schemas(a) AS …``) does not let calls of that name through."""
+    names: collections.Counter[str] = collections.Counter()
     for node in tree.walk():
-        if isinstance(node, exp.Table | exp.TableAlias) and isinstance(node.this, exp.Identifier):
-            names.add(node.this.this.lower())
+        if isinstance(node, exp.Schema) and isinstance(node.this, exp.Table):
+            table = node.this
+            names[(table.alias or table.name).lower()] += 1
+            if table.alias:
+                names[table.name.lower()] += 1
+        elif isinstance(node, exp.TableAlias) and node.columns and node.name:
+            names[node.name.lower()] += 1
     return names
+
+
+def _take(named: collections.Counter[str], name: str) -> bool:
+    """Whether ``name`` is one more of the relation names a ``(`` may follow."""
+    if named[name] <= 0:
+        return False
+    named[name] -= 1
+    return True
 
 
 async def guard_from_catalog(
