@@ -385,11 +385,12 @@ CREATE TABLE agentcow.sessions (
 );
 REVOKE ALL ON agentcow.sessions FROM PUBLIC;
 
--- Records the session on first use and checks its binding: a session recorded for one
--- tenant cannot be entered for another (or without one: the binding is what keeps the
--- agent's SQL inside its tenant), nor can a session first entered without a tenant be bound
--- to one later. A NULL session (the setting did not take) records nothing. last_active_at moves at most once a second (a write per request would cost
--- every request a row version). SECURITY DEFINER: the registry is the kit's.
+-- Records the session on first use, applies its limits (apply_session_limits) and checks
+-- its binding: a session recorded for one tenant cannot be entered for another (or without
+-- one: the binding is what keeps the agent's SQL inside its tenant), nor can a session
+-- first entered without a tenant be bound to one later. A NULL session (the setting did not
+-- take) records nothing. last_active_at moves at most once a second (a write per request
+-- would cost every request a row version). SECURITY DEFINER: the registry is the kit's.
 CREATE FUNCTION agentcow.enter_session(_session uuid, _tenant text, _label text) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $fn$
@@ -399,6 +400,7 @@ BEGIN
     IF _session IS NULL THEN
         RETURN;  -- the setting did not take (no transaction): the caller refuses
     END IF;
+    PERFORM agentcow.apply_session_limits(_session);  -- defined with the limits, below
     SELECT * INTO _known FROM agentcow.sessions s WHERE s.session_id = _session;
     IF NOT FOUND THEN
         INSERT INTO agentcow.sessions (session_id, tenant, label)
@@ -1268,43 +1270,6 @@ EXCEPTION WHEN OTHERS THEN
 END
 $fn$;
 
--- enter_session, as before, then the session's limits (apply_session_limits).
-CREATE OR REPLACE FUNCTION agentcow.enter_session(_session uuid, _tenant text, _label text) RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $fn$
-DECLARE
-    _known agentcow.sessions;
-BEGIN
-    IF _session IS NULL THEN
-        RETURN;  -- the setting did not take (no transaction): the caller refuses
-    END IF;
-    PERFORM agentcow.apply_session_limits(_session);
-    SELECT * INTO _known FROM agentcow.sessions s WHERE s.session_id = _session;
-    IF NOT FOUND THEN
-        INSERT INTO agentcow.sessions (session_id, tenant, label)
-        VALUES (_session, _tenant, _label)
-        ON CONFLICT (session_id) DO NOTHING;
-        IF FOUND THEN
-            RETURN;
-        END IF;
-        SELECT * INTO _known FROM agentcow.sessions s WHERE s.session_id = _session;
-    END IF;
-    IF _known.tenant IS DISTINCT FROM _tenant THEN
-        RAISE EXCEPTION 'agentcow: session % is bound to %', _session,
-            CASE WHEN _known.tenant IS NULL THEN 'no tenant' ELSE 'another tenant' END
-            USING ERRCODE = 'insufficient_privilege',
-                  HINT = 'A session keeps the tenant it was first entered with; start a new session for another tenant.';
-    END IF;
-    IF _known.last_active_at < pg_catalog.now() - interval '1 second' THEN
-        UPDATE agentcow.sessions s SET last_active_at = pg_catalog.now()
-        WHERE s.session_id = _session;
-    END IF;
-END
-$fn$;
-
-ALTER TABLE agentcow.cow_tables ALTER COLUMN layout SET DEFAULT '0.3.0';
-
-UPDATE agentcow.kit SET version = '0.3.0';
 
 -- Upserts through a session (agentcow.agent.upserts). An INSERT ... ON CONFLICT ... DO UPDATE
 -- that an agent sends is rewritten into one statement through the view; when two of its
@@ -1319,3 +1284,7 @@ BEGIN
         HINT = 'Ensure that no rows proposed for insertion within the same command have duplicate constrained values.';
 END
 $fn$;
+
+ALTER TABLE agentcow.cow_tables ALTER COLUMN layout SET DEFAULT '0.3.0';
+
+UPDATE agentcow.kit SET version = '0.3.0';
