@@ -60,8 +60,9 @@ class Undone:
 
 
 @dataclass(frozen=True)
-class _Entry:
-    """One history row: a key of a table as one commit left it."""
+class HistoryEntry:
+    """One history row: a key of a table as one commit left it (``before``/``after`` as
+    PostgreSQL renders the rows in JSON; ``undone``: an undo reverted it)."""
 
     history_id: int
     table: str
@@ -72,8 +73,8 @@ class _Entry:
     undone: bool
 
 
-def _entry(item: dict[str, Any]) -> _Entry:
-    return _Entry(
+def _entry(item: dict[str, Any]) -> HistoryEntry:
+    return HistoryEntry(
         history_id=int(item["history_id"]),
         table=item["table"],
         key=item["key"],
@@ -92,26 +93,26 @@ def _values(image: dict[str, Any] | None, columns: Sequence[str]) -> str | None:
     return json.dumps([image[c] for c in columns], sort_keys=True, default=str)
 
 
-def _gained(e: _Entry, columns: Sequence[str]) -> str | None:
+def _gained(e: HistoryEntry, columns: Sequence[str]) -> str | None:
     """The value the commit gave this key's row in ``columns`` (None if it kept it)."""
     value = _values(e.after, columns)
     return value if value is not None and value != _values(e.before, columns) else None
 
 
-def _lost(e: _Entry, columns: Sequence[str]) -> str | None:
+def _lost(e: HistoryEntry, columns: Sequence[str]) -> str | None:
     """The value this key's row gave up in ``columns`` in the commit (None if it kept it)."""
     value = _values(e.before, columns)
     return value if value is not None and value != _values(e.after, columns) else None
 
 
-def _arcs(sources: Iterable[_Entry], targets: Iterable[_Entry]) -> list[Dependency]:
+def _arcs(sources: Iterable[HistoryEntry], targets: Iterable[HistoryEntry]) -> list[Dependency]:
     """``(a, b)`` for every operation a of the sources and b of the targets."""
     targets = list(targets)
     return [(a, b) for s in sources for t in targets for a in s.operations for b in t.operations]
 
 
 def undo_dependencies(
-    entries: Sequence[_Entry], tables: dict[str, TableDescription]
+    entries: Sequence[HistoryEntry], tables: dict[str, TableDescription]
 ) -> list[Dependency]:
     """``(depends_on, operation)`` pairs among the committed operations, from what their
     commits wrote: undoing ``depends_on`` needs ``operation`` undone too. An operation builds
@@ -120,13 +121,13 @@ def undo_dependencies(
     removed a value it had stopped referencing (so that undoing the latter alone would bring
     a reference to a value that is gone)."""
     arcs: list[Dependency] = []
-    by_key: dict[tuple[str, str], list[_Entry]] = defaultdict(list)
+    by_key: dict[tuple[str, str], list[HistoryEntry]] = defaultdict(list)
     for e in entries:
         by_key[(e.table, json.dumps(e.key, sort_keys=True, default=str))].append(e)
     for same in by_key.values():
         for i, e in enumerate(same):
             arcs += _arcs([e], same[i:])  # the same commit both ways, later commits onwards
-    per_table: dict[str, list[_Entry]] = defaultdict(list)
+    per_table: dict[str, list[HistoryEntry]] = defaultdict(list)
     for e in entries:
         per_table[e.table].append(e)
     for name, rows in per_table.items():
@@ -140,9 +141,9 @@ def undo_dependencies(
 
 
 def _value_arcs(
-    owners: Sequence[_Entry],
+    owners: Sequence[HistoryEntry],
     owner_columns: Sequence[str],
-    users: Sequence[_Entry],
+    users: Sequence[HistoryEntry],
     user_columns: Sequence[str],
     *,
     unique: bool = False,
@@ -150,8 +151,8 @@ def _value_arcs(
     """Arcs through a value: owners (parents) creating a value users (children) then took,
     and users dropping a value owners then removed; for a unique key (owners and users the
     same rows), a row releasing a value another took."""
-    created: dict[str, list[_Entry]] = defaultdict(list)
-    removed: dict[str, list[_Entry]] = defaultdict(list)
+    created: dict[str, list[HistoryEntry]] = defaultdict(list)
+    removed: dict[str, list[HistoryEntry]] = defaultdict(list)
     for o in owners:
         if (value := _gained(o, owner_columns)) is not None:
             created[value].append(o)
@@ -175,7 +176,7 @@ def _id_array(ids: Iterable[int]) -> Sql:
     return Sql("'{" + ",".join(str(int(i)) for i in ids) + "}'::pg_catalog.int8[]")
 
 
-async def _history(executor: Executor, session_id: IdLike, schema: str) -> list[_Entry]:
+async def _history(executor: Executor, session_id: IdLike, schema: str) -> list[HistoryEntry]:
     rows = await run_pinned(
         executor,
         render("history_rows.sql", session=uuid_literal(session_id, "session id"), schema=schema),
@@ -184,13 +185,21 @@ async def _history(executor: Executor, session_id: IdLike, schema: str) -> list[
     return [_entry(json.loads(text, parse_float=Decimal)) for (text,) in rows]
 
 
+async def session_history(
+    executor: Executor, session_id: IdLike, schema: str = "public"
+) -> list[HistoryEntry]:
+    """What the session's commits wrote to ``schema``'s tables, one entry per key and
+    commit, oldest first (the caller's tables only): what :func:`undo` can revert."""
+    return await _history(executor, validate_uuid(session_id, "session id"), schema)
+
+
 def _choose(
     session_id: IdLike,
-    entries: Sequence[_Entry],
+    entries: Sequence[HistoryEntry],
     operation_ids: Sequence[uuid.UUID] | None,
     tables: dict[str, TableDescription],
     include_dependents: bool,
-) -> tuple[list[_Entry], list[uuid.UUID]]:
+) -> tuple[list[HistoryEntry], list[uuid.UUID]]:
     """The history rows to undo and the operations they belong to, closed under dependents."""
     if not entries:
         raise HistoryNotFoundError(
@@ -309,10 +318,10 @@ async def undo(
     return Undone(session, undo_session, tuple(closed), _restored(rows))
 
 
-def _restored(rows: Sequence[_Entry]) -> dict[str, int]:
+def _restored(rows: Sequence[HistoryEntry]) -> dict[str, int]:
     """Keys per table whose row the undo changes: the earliest row before differs from the
     latest row after (as undo.sql decides)."""
-    spans: dict[tuple[str, str], list[_Entry]] = defaultdict(list)
+    spans: dict[tuple[str, str], list[HistoryEntry]] = defaultdict(list)
     for e in rows:
         spans[(e.table, json.dumps(e.key, sort_keys=True, default=str))].append(e)
     counts: dict[str, int] = defaultdict(int)

@@ -1,0 +1,7 @@
+"""The review web page (``agentcow review``) and the reviewer's JSON routes for FastAPI apps.
+
+Needs the ``web`` extra (FastAPI, uvicorn)."""
+
+from agentcow.web.routes import reviewer_router
+
+__all__ = ["reviewer_router"]
