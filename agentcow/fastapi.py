@@ -25,8 +25,10 @@ from agentcow.agent.session import FROM_CATALOG, CowSession, Operation
 from agentcow.connections import Link, Result, Source, async_source
 from agentcow.driver_errors import postgres_error_fields, postgres_error_hint
 from agentcow.errors import CowError, GuardRefusal, TransactionEndedError, UnsupportedUpsertError
+from agentcow.web.errors import code_of
+from agentcow.web.routes import reviewer_router
 
-__all__ = ["AgentRun", "cow_session", "lazy_pool"]
+__all__ = ["AgentRun", "cow_session", "lazy_pool", "reviewer_router"]
 
 
 @dataclass(frozen=True)
@@ -103,7 +105,7 @@ def cow_session(
     pool: object,
     *,
     binding_key: str | None = None,
-    guard: SqlGuard | None = FROM_CATALOG,
+    guard: SqlGuard = FROM_CATALOG,
 ) -> Callable[..., AsyncIterator[CowSession]]:
     """A FastAPI dependency giving each request a :class:`~agentcow.CowSession` of the run
     ``resolve_run`` returns.
@@ -112,14 +114,18 @@ def cow_session(
     its own: a bearer token, its database) that authenticates the agent and returns its
     :class:`AgentRun`, or raises (401, 404: the application's answers). ``pool`` is what
     the statements run on: an asyncpg, psycopg 3 or SQLAlchemy async pool (or engine), or
-    :func:`lazy_pool` for one the application opens in its lifespan. ``binding_key`` and
-    ``guard`` are :class:`~agentcow.CowSession`'s: give the key, and a pool that logs in as
-    an agent role, so that the agent's SQL cannot leave the session.
+    :func:`lazy_pool` for one the application opens in its lifespan. ``binding_key`` is
+    :class:`~agentcow.CowSession`'s: give it, and a pool that logs in as an agent role, so
+    that the agent's SQL cannot leave the session. Every statement passes the SQL guard:
+    ``guard=SqlGuard(...)`` configures it (the default reads the kit's catalog, as
+    ``CowSession`` does, once per request); it cannot be turned off here.
 
     As everywhere, each ``execute`` / ``query`` is one operation in a transaction of its own
     (committed when the call returns, so the response never reports a write that is then
     lost); ``async with session.operation():`` makes several statements one operation.
     Errors those calls raise are answered as HTTP errors unless the handler catches them."""
+    if guard is None:
+        raise ValueError("the agent's statements always pass the SQL guard: give a SqlGuard")
     source = async_source(pool)
 
     async def request_session(
@@ -163,6 +169,7 @@ def _answer(error: BaseException) -> HTTPException | None:
         return None
     body = {
         "source": "postgresql",
+        "error": type(error).__name__,
         "code": sqlstate,
         "sqlstate": sqlstate,
         "message": message,
@@ -175,19 +182,14 @@ def _answer(error: BaseException) -> HTTPException | None:
 def _kit_detail(error: CowError) -> dict[str, Any]:
     body: dict[str, Any] = {
         "source": "agentcow",
-        "code": getattr(error, "code", None) or _code(type(error).__name__),
+        "error": type(error).__name__,
+        "code": getattr(error, "code", None) or code_of(type(error).__name__),
         "sqlstate": getattr(error, "sqlstate", None),
         "message": getattr(error, "message", None) or str(error),
         "refused": getattr(error, "refused", None),
         "hint": getattr(error, "hint", None),
     }
     return {k: v for k, v in body.items() if v is not None}
-
-
-def _code(name: str) -> str:
-    """``TransactionEndedError`` -> ``transaction_ended``."""
-    name = name.removesuffix("Error")
-    return "".join("_" + c.lower() if c.isupper() and i else c.lower() for i, c in enumerate(name))
 
 
 class _LazyPool(Source):

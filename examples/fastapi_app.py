@@ -7,7 +7,8 @@ copy-on-write session of its agent run, and reviewers commit what they approve.
 - The agent calls ``GET /orders``, ``PATCH /orders/{id}`` and ``POST /agent/sql`` with that
   token. Each request's session is the run's, found from the token: no header, query or body
   names one. Its writes land in the session, inside its tenant; production is unchanged.
-- Reviewers (their own tokens, ``app.reviewers``) review and commit under ``/review``.
+- Reviewers (their own tokens, ``app.reviewers``) list sessions, read operations and diffs,
+  and commit exactly the diff they saw (its fingerprint) under ``/review``.
 
 Set up once, as the tables' owner: ``await migrate(conn, agent_role="shop_agent")`` (it
 returns the binding key) and ``await add_reviewer(conn, "ada")`` (her token). Run with::
@@ -36,7 +37,7 @@ from pydantic import BaseModel, Field
 import agentcow as ac
 from agentcow.adapters.asyncpg import AsyncpgExecutor
 from agentcow.binding import BINDING_KEY_ENV
-from agentcow.fastapi import AgentRun, cow_session, lazy_pool
+from agentcow.fastapi import AgentRun, cow_session, lazy_pool, reviewer_router
 from agentcow.naming import Layout
 from agentcow.review.encoding import json_value
 
@@ -232,4 +233,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         return StartedRun(session_id=session_id, token=token)
 
+    # Sessions, operations, diffs, commits (with the fingerprint of the diff reviewed),
+    # discards and undo, as the application's own role; reviewers only.
+    app.include_router(
+        reviewer_router(
+            lazy_pool(lambda: app.state.pool), dependencies=[Depends(current_reviewer)]
+        ),
+        prefix="/review",
+    )
     return app

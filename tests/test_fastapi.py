@@ -190,6 +190,8 @@ async def test_missing_or_forged_tokens_are_refused(
         bearer(token + "x"),
         bearer(digest(token)),  # what the table stores is not a token
         {"Authorization": f"Basic {token}"},
+        bearer("' OR true --"),
+        bearer("x" * 4000),
         shop.reviewer,  # a reviewer is not an agent run
     ]
     for headers in refused:
@@ -230,6 +232,13 @@ async def test_a_session_the_client_names_is_ignored(
     assert await versions(conn, run.session_id) == 1
     assert await versions(conn, other.session_id) == 0
     assert statuses(client, other)[1] == "open"
+
+    # No agent route takes a session (or anything but its own) as a parameter.
+    paths = client.get("/openapi.json").json()["paths"]
+    for path in ("/orders", "/orders/{order_id}", "/agent/sql"):
+        for operation in paths[path].values():
+            names = {parameter["name"] for parameter in operation.get("parameters", [])}
+            assert names <= {"order_id"}, (path, names)
 
     # Nor can the agent's SQL move its session: the guard refuses settings before sending.
     moved = sql(client, run, f"SELECT set_config('app.session_id', '{other.session_id}', false)")
@@ -390,3 +399,72 @@ async def test_the_resolver_must_return_an_agent_run(shop: Shop) -> None:
             pytest.raises(TypeError, match="must return an AgentRun"),
         ):
             client.post("/two")
+
+
+# ---------------------------------------------------------------------------------------
+# The reviewer's routes, mounted behind the reviewers' own tokens
+# ---------------------------------------------------------------------------------------
+
+
+async def test_reviewers_commit_what_they_saw(conn: Any, shop: Shop, client: TestClient) -> None:
+    run = start_run(client, shop, tenant=1, label="cleanup")
+    assert client.patch("/orders/1", json={"status": "shipped"}, headers=run.auth).is_success
+    assert client.patch("/orders/2", json={"total": "30.00"}, headers=run.auth).is_success
+    review = f"/review/sessions/{run.session_id}"
+
+    for headers in ({}, run.auth, bearer("not-a-token")):
+        assert client.get("/review/sessions", headers=headers).status_code == 401
+        assert client.get(f"{review}/diff", headers=headers).status_code == 401
+
+    [listed] = client.get("/review/sessions", headers=shop.reviewer).json()
+    assert (listed["session_id"], listed["label"], listed["tenant"]) == (
+        str(run.session_id),
+        "cleanup",
+        "1",
+    )
+    assert listed["pending"] == {"orders": 2}
+    operations = client.get(f"{review}/operations", headers=shop.reviewer).json()["operations"]
+    assert [op["updated"] for op in operations] == [1, 1]
+    ship = operations[0]["operation_id"]
+
+    diff = client.get(f"{review}/diff", params={"ops": [ship]}, headers=shop.reviewer).json()
+    assert [(row["pk"], row["after"]["status"]) for row in diff["rows"]] == [({"id": 1}, "shipped")]
+    committed = client.post(
+        f"{review}/commit",
+        json={"ops": [ship], "fingerprint": diff["fingerprint"]},
+        headers=shop.reviewer,
+    )
+    assert committed.status_code == 200, committed.text
+    assert committed.json()["committed"] == {"orders": 1}
+    assert (await production(conn))[0] == (1, 1, "shipped", "120.00")
+    assert (await production(conn))[1:] == PRODUCTION[1:]
+
+
+async def test_a_stale_fingerprint_commits_nothing(
+    conn: Any, shop: Shop, client: TestClient
+) -> None:
+    run = start_run(client, shop, tenant=2)
+    assert client.patch("/orders/4", json={"status": "cancelled"}, headers=run.auth).is_success
+    review = f"/review/sessions/{run.session_id}"
+    seen = client.get(f"{review}/diff", headers=shop.reviewer).json()["fingerprint"]
+
+    # the agent writes after the review
+    assert client.patch("/orders/5", json={"total": "0"}, headers=run.auth).is_success
+    stale = client.post(f"{review}/commit", json={"fingerprint": seen}, headers=shop.reviewer)
+    assert stale.status_code == 409, stale.text
+    assert stale.json()["detail"]["code"] == "review_changed"
+    assert await production(conn) == PRODUCTION
+
+    fresh = client.get(f"{review}/diff", headers=shop.reviewer).json()
+    assert len(fresh["rows"]) == 2
+    done = client.post(
+        f"{review}/commit", json={"fingerprint": fresh["fingerprint"]}, headers=shop.reviewer
+    )
+    assert done.status_code == 200, done.text
+    assert (await production(conn))[3:] == [(4, 2, "cancelled", "12.00"), (5, 2, "open", "0.00")]
+    assert await versions(conn, run.session_id) == 0
+
+
+def test_the_guard_cannot_be_turned_off() -> None:
+    with pytest.raises(ValueError, match="always pass the SQL guard"):
+        cow_session(returning(None), lazy_pool(lambda: None), guard=None)  # type: ignore[arg-type]
