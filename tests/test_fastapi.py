@@ -293,6 +293,9 @@ async def test_postgres_errors_of_the_agent_are_answered(
     assert unique["detail"] == "Key (id)=(1) already exists."
     undefined = sql(client, run, "SELECT lower(id) FROM orders").json()["detail"]
     assert "explicit type casts" in undefined["hint"]
+    # The driver's own refusal is no PostgreSQL error: a server error, not answered.
+    with pytest.raises(asyncpg.InterfaceError, match="expects 1 argument"):
+        sql(client, run, "SELECT $1")
     assert await versions(conn, run.session_id) == 0
 
 
