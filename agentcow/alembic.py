@@ -1,4 +1,5 @@
-"""Copy-on-write operations for Alembic revisions: ``op.deploy_cow()``, ``op.enable_cow(...)``,
+"""Copy-on-write operations for Alembic revisions: ``op.deploy_cow()`` (with
+``op.upgrade_cow_tables()`` after a kit upgrade), ``op.enable_cow(...)``,
 ``op.disable_cow(...)``, their schema-wide forms, ``op.refresh_cow(...)`` and
 ``with op.alter_cow_table(...)`` around an ``ALTER TABLE`` of a COW table.
 
@@ -42,6 +43,7 @@ from agentcow.executor import Executor
 from agentcow.naming import Layout
 from agentcow.refresh import cow_migration, refresh_cow
 from agentcow.schema import disable_cow_schema, enable_cow_schema
+from agentcow.upgrade import upgrade_cow_tables
 
 __all__ = [
     "AlterCowTableOp",
@@ -52,6 +54,7 @@ __all__ = [
     "EnableCowSchemaOp",
     "OfflineMigrationError",
     "RefreshCowOp",
+    "UpgradeCowTablesOp",
 ]
 
 
@@ -110,6 +113,25 @@ class DeployCowOp(_CowOp):
 @Operations.implementation_for(DeployCowOp)
 def _deploy(operations: Operations, op: DeployCowOp) -> None:
     run_blocking(deploy_cow_functions(_executor(operations, op.name)))
+
+
+@Operations.register_operation("upgrade_cow_tables")
+@dataclasses.dataclass(eq=False)
+class UpgradeCowTablesOp(_CowOp):
+    name = "upgrade_cow_tables"
+    schema: str = "public"
+
+    @classmethod
+    def upgrade_cow_tables(cls, operations: Operations, schema: str = "public") -> list[str]:
+        """After ``op.deploy_cow()`` upgraded the kit: bring ``schema``'s tables enabled
+        under an older kit up to it, as ``agentcow.upgrade_cow_tables`` does; returns them."""
+        upgraded: list[str] = operations.invoke(cls(schema))
+        return upgraded
+
+
+@Operations.implementation_for(UpgradeCowTablesOp)
+def _upgrade_tables(operations: Operations, op: UpgradeCowTablesOp) -> list[str]:
+    return run_blocking(upgrade_cow_tables(_executor(operations, op.name), op.schema))
 
 
 @Operations.register_operation("enable_cow")
@@ -416,6 +438,7 @@ def _prefix(autogen_context: AutogenContext) -> str:
 @renderers.dispatch_for(EnableCowSchemaOp)
 @renderers.dispatch_for(DisableCowSchemaOp)
 @renderers.dispatch_for(RefreshCowOp)
+@renderers.dispatch_for(UpgradeCowTablesOp)
 def _render(autogen_context: AutogenContext, op: _CowOp) -> str:
     return op.render(_prefix(autogen_context))
 

@@ -34,6 +34,7 @@ from agentcow.alembic import (
     EnableCowSchemaOp,
     OfflineMigrationError,
 )
+from agentcow.versions import KIT_VERSION, OBJECTS_VERSION
 from tests.conftest import TestDatabase
 from tests.helpers import (
     LAYOUT,
@@ -49,9 +50,12 @@ from tests.helpers import (
     registered,
     relkind,
     relkind_at,
+    rename_only,
     session,
     view_name,
 )
+from tests.test_upgrade import OLD_CHANGES
+from tests.test_upgrade import _table_with_layout_010 as table_with_layout_010
 
 T = TypeVar("T")
 
@@ -367,7 +371,7 @@ async def test_alter_cow_table_keeps_how_the_table_was_enabled(
 
 async def test_alter_cow_table_refusals(conn: Any, database: TestDatabase) -> None:
     """A table that is not COW-enabled is refused; a block that fails leaves the table as it
-    was (the migration's transaction rolls back); so does offline mode."""
+    was (the migration's transaction rolls back)."""
     await conn.execute("CREATE TABLE t (id int PRIMARY KEY); CREATE TABLE plain (id int)")
 
     def enable(op: Operations) -> None:
@@ -429,3 +433,22 @@ def test_reverse_needs_the_enable() -> None:
     assert "    op.disable_cow('t')\n" in code
     with pytest.raises(ValueError, match=r"op\.disable_cow\('t'\) does not say how"):
         DisableCowOp("t").reverse()
+
+
+@rename_only("kits before 0.3.0 had the rename layout alone")
+async def test_upgrading_an_older_kit_in_a_revision(conn: Any, database: TestDatabase) -> None:
+    """A revision that follows a new agentcow release: op.deploy_cow() upgrades kit 0.1.0 in
+    place, op.upgrade_cow_tables() its tables; the session enabled under it keeps its
+    changes (tests/test_upgrade.py checks the upgrade itself)."""
+    sid, versions = await table_with_layout_010(conn)
+
+    def upgrade(op: Operations) -> list[str]:
+        op.deploy_cow()
+        return op.upgrade_cow_tables()
+
+    assert await migrate(database, upgrade) == ["t"]
+    assert await conn.fetchval("SELECT version FROM agentcow.kit") == KIT_VERSION
+    assert await fetch(conn, "SELECT layout FROM agentcow.cow_tables") == [(OBJECTS_VERSION,)]
+    assert await fetch(conn, OLD_CHANGES) == versions
+    await ac.commit_cow_session(ex(conn), "t", sid)
+    assert await fetch(conn, "SELECT id, v FROM t ORDER BY id") == [(1, "y"), (3, "d")]
