@@ -72,6 +72,8 @@ _REFUSED: tuple[type[BaseException], ...] = (
     errors.ReviewChangedError,
     errors.PolicyViolationError,
     errors.NotReviewedError,
+    errors.OperationsNotClosedError,
+    errors.SessionChangedError,
     errors.PendingChangesError,
     errors.AlreadyUndoneError,
     errors.TenantIsolationError,
@@ -86,6 +88,7 @@ _USAGE: tuple[type[BaseException], ...] = (
     errors.InvalidIdError,
     errors.InvalidIdentifierError,
     errors.InvalidPolicyError,
+    errors.PolicyError,
 )
 _UNAVAILABLE: tuple[type[BaseException], ...] = (
     errors.NotDeployedError,
