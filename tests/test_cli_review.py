@@ -23,7 +23,7 @@ import agentcow as ac
 from agentcow.cli import app
 from agentcow.cli import commit_commands as commit_module
 from tests.conftest import OWNER_ROLE, ServerInfo, TestDatabase
-from tests.helpers import ex, fetch, make_cow, new_id, session
+from tests.helpers import LAYOUT, ex, fetch, make_cow, new_id, session
 
 SHOP = """
 CREATE TABLE customers (id int PRIMARY KEY, name text NOT NULL);
@@ -603,3 +603,97 @@ async def test_debug_shows_the_traceback(shop: Shop) -> None:
     assert "Traceback" in shown.stderr and shown.stderr.rstrip().splitlines()[-1].startswith(
         "agentcow: error: "
     )
+
+
+# ---------------------------------------------------------------------------------------
+# Tenants, cascades
+# ---------------------------------------------------------------------------------------
+
+
+async def test_check_and_commit_of_a_tenant_bound_session(
+    conn: Any, database: TestDatabase, tmp_path: Path
+) -> None:
+    executor = await make_cow(
+        conn,
+        "CREATE TABLE notes (id int PRIMARY KEY, tenant_id int NOT NULL, body text);"
+        "INSERT INTO notes VALUES (1, 7, 'a'), (2, 8, 'b');",
+    )
+    await ac.enable_cow(executor, "notes", tenant_column="tenant_id", layout=LAYOUT)
+    bound = Shop(conn, database.owner_dsn)
+    async with conn.transaction():
+        await ac.apply_cow_variables(executor, bound.session, new_id(), tenant_id=7)
+        await conn.execute("UPDATE notes SET body = 'z'")  # the tenant's rows only
+    policy = policy_file(
+        tmp_path, '[[checks]]\nname = "one body"\nquery = "SELECT FROM notes WHERE body = \'a\'"\n'
+    )
+    without = await bound.run("check", str(bound.session), "--policy", policy)
+    line = one_error_line(without, 1, "bound to another tenant")
+    assert line.startswith("agentcow: error: session ")  # the kit's prefix said once
+    judged = await bound.run("check", str(bound.session), "--policy", policy, "--tenant", "7")
+    assert (
+        as_json(
+            await bound.run(
+                "check", str(bound.session), "--policy", policy, "--tenant", "7", "--json"
+            )
+        )["decision"]
+        == "approve"
+    )
+    assert ok(judged).stdout.startswith(" APPROVE ")
+    fingerprint = await bound.fingerprint()
+    ok(
+        await bound.run(
+            "commit",
+            str(bound.session),
+            "--expect",
+            fingerprint,
+            "--policy",
+            policy,
+            "--tenant",
+            "7",
+        )
+    )
+    assert await fetch(conn, "SELECT id, body FROM notes ORDER BY id") == [(1, "z"), (2, "b")]
+
+
+CASCADING = """
+CREATE TABLE customers (id int PRIMARY KEY, name text NOT NULL);
+CREATE TABLE orders (id int PRIMARY KEY,
+                     customer_id int NOT NULL REFERENCES customers ON DELETE CASCADE);
+INSERT INTO customers VALUES (1, 'Ada');
+"""
+
+
+async def test_cascades_to_unseen_rows_need_allow_cascades(
+    conn: Any, database: TestDatabase
+) -> None:
+    await make_cow(conn, CASCADING, "customers", "orders")
+    cascade = Shop(conn, database.owner_dsn)
+    await cascade.write("DELETE FROM customers WHERE id = 1")
+    await conn.execute("INSERT INTO orders VALUES (100, 1)")  # production, meanwhile
+    fingerprint = await cascade.fingerprint()
+    one_error_line(
+        await cascade.run("commit", str(cascade.session), "--expect", fingerprint),
+        4,
+        "cascade",
+    )
+    assert await fetch(conn, "SELECT id FROM orders") == [(100,)]
+    ok(
+        await cascade.run(
+            "commit", str(cascade.session), "--expect", fingerprint, "--allow-cascades"
+        )
+    )
+    assert await fetch(conn, "SELECT id FROM orders") == []
+
+
+async def test_an_undo_that_would_cascade_needs_allow_cascades(
+    conn: Any, database: TestDatabase
+) -> None:
+    await make_cow(conn, CASCADING, "customers", "orders")
+    added = Shop(conn, database.owner_dsn)
+    await added.write("INSERT INTO customers VALUES (2, 'Bob')")
+    ok(await added.run("commit", str(added.session), "--yes"))
+    await conn.execute("INSERT INTO orders VALUES (200, 2)")  # production uses the new row
+    one_error_line(await added.run("undo", str(added.session)), 4, "cascade")
+    ok(await added.run("undo", str(added.session), "--allow-cascades"))
+    assert await fetch(conn, "SELECT id FROM customers") == [(1,)]
+    assert await fetch(conn, "SELECT id FROM orders") == []

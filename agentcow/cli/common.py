@@ -120,7 +120,8 @@ def error_line(error: BaseException) -> str:
         text = f"{message} (SQLSTATE {sqlstate})" + (f": {detail}" if detail else "")
     else:
         text = str(error) or type(error).__name__
-    return " ".join(text.split())
+    # The kit's own database errors open with "agentcow: ", which the line already says.
+    return " ".join(text.removeprefix("agentcow: ").split())
 
 
 def fail(message: str, code: ExitCode) -> NoReturn:

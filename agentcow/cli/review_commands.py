@@ -46,6 +46,8 @@ from agentcow.review.reviewer import Reviewer
 from agentcow.templates import render
 
 T = TypeVar("T")
+#: Failing rows ``check`` lists before it says how many more there are.
+SHOWN = 20
 
 SessionId = Annotated[str, typer.Argument(metavar="SESSION", help="the session (UUID)")]
 Ops = Annotated[
@@ -195,6 +197,10 @@ def _plain(value: Any) -> str:
     return "NULL" if value is None else str(json_value(value))
 
 
+def _key(key: dict[str, Any]) -> str:
+    return ", ".join(f"{column}={_plain(value)}" for column, value in key.items())
+
+
 # ---------------------------------------------------------------------------------------
 # ops, deps
 # ---------------------------------------------------------------------------------------
@@ -215,15 +221,14 @@ def ops(
         async with reviewing(dsn, session_id, schema) as review:
             summaries = await review.operations()
         whole = Column("operation", no_wrap=True, min_width=36)  # what --ops takes
-        table = Table("#", whole, "tables", "+ins", "~upd", "-del", "writes")
+        table = Table("#", whole, "rows", Column("tables", overflow="fold"), "writes")
         for position, op in enumerate(summaries, start=1):
+            counts = zip("+~-", (op.inserted, op.updated, op.deleted), strict=True)
             table.add_row(
                 str(position),
                 str(op.operation_id),
+                " ".join(f"{sign}{n}" for sign, n in counts if n),
                 ", ".join(op.tables),
-                str(op.inserted),
-                str(op.updated),
-                str(op.deleted),
                 f"{op.first_write}-{op.last_write}",
             )
         human: RenderableType = (
@@ -381,8 +386,9 @@ def conflicts(
     found = result_of(read, as_json=as_json, debug=debug)
     table = Table("table", "key", "base meanwhile", "columns both changed", "mergeable")
     for c in found:
-        key = ", ".join(f"{k}={_plain(v)}" for k, v in c.key.items())
-        table.add_row(c.table, key, c.kind, ", ".join(c.columns), "yes" if c.mergeable else "no")
+        table.add_row(
+            c.table, _key(c.key), c.kind, ", ".join(c.columns), "yes" if c.mergeable else "no"
+        )
     human: RenderableType = (
         Group(Text(f"{len(found)} conflict(s)", style="bold red"), table)
         if found
@@ -460,6 +466,13 @@ def report_text(report: PolicyReport) -> RenderableType:
             table.add_row(f"check {c.name}", str(c.row_count), "0", "ok" if c.passed else "FAIL")
         parts.append(table)
     parts.append(Text(f"{len(report.rules)} row rule result(s), {len(report.failed_rules)} failed"))
+    failures = [
+        *(f"{r.table} {_key(r.pk)}: rule {r.rule!r}" for r in report.failed_rules),
+        *(f"{i.row.table} {_key(i.row.pk)}: fails its model" for i in report.invalid_rows),
+    ]
+    parts += [Text(f"  FAIL {line}", style="red") for line in failures[:SHOWN]]
+    if len(failures) > SHOWN:
+        parts.append(Text(f"  … {len(failures) - SHOWN} more (--json lists all)", style="dim"))
     return Group(*parts)
 
 
