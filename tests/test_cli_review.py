@@ -565,6 +565,14 @@ async def test_bad_and_unknown_ids(shop: Shop, command: Sequence[str]) -> None:
     assert len(await fetch(shop.conn, ORDERS)) == 2
 
 
+async def test_a_schema_without_cow_tables(shop: Shop) -> None:
+    for schema in ("nosuch", "'; DROP TABLE orders; --", 'pub"lic'):
+        one_error_line(
+            await shop.run("diff", str(shop.session), "--schema", schema), 5, "no COW tables"
+        )
+    assert len(await fetch(shop.conn, ORDERS)) == 2
+
+
 async def test_malformed_fingerprint(shop: Shop) -> None:
     for bad in ("abc", "x" * 64, (await shop.fingerprint()).upper() + "'"):
         one_error_line(await shop.run("commit", str(shop.session), "--expect", bad), 2, "64 hex")

@@ -23,6 +23,7 @@ from rich.table import Column, Table
 from rich.text import Text
 
 from agentcow.adapters.asyncpg import AsyncpgExecutor
+from agentcow.catalog import registered_tables, require_kit
 from agentcow.cli.common import (
     Debug,
     Dsn,
@@ -36,7 +37,12 @@ from agentcow.cli.common import (
     run,
 )
 from agentcow.conflicts import Conflict
-from agentcow.errors import InvalidIdError, InvalidPolicyError, OperationNotFoundError
+from agentcow.errors import (
+    InvalidIdError,
+    InvalidPolicyError,
+    OperationNotFoundError,
+    TableNotFoundError,
+)
 from agentcow.identifiers import uuid_literal, validate_uuid
 from agentcow.operations import get_session_operations
 from agentcow.review.diff import ChangeSet
@@ -150,7 +156,11 @@ async def require_session(
 ) -> None:
     """A session is known when it holds changes in ``schema`` or the registry records it
     (for a role that may read the registry): a mistyped id is an error, not an empty diff.
-    So is an operation it does not hold (never written, or committed or discarded)."""
+    So is an operation it does not hold (never written, or committed or discarded), and a
+    schema without COW tables."""
+    await require_kit(executor)
+    if not await registered_tables(executor, schema):
+        raise TableNotFoundError(f"schema {schema} has no COW tables (or does not exist)")
     pending = set(await get_session_operations(executor, session_id, schema))
     if not pending:
         known = await executor.execute(
