@@ -286,8 +286,11 @@ async def test_commit_refuses_a_stale_fingerprint(shop: Shop) -> None:
         "differ from those reviewed",
         "nothing was applied",
     )
+    refused = await shop.run("commit", str(shop.session), "--expect", fingerprint, "--json")
+    assert refused.exit_code == 4 and refused.stdout == ""  # no half document for a parser
     assert await fetch(shop.conn, ORDERS) == before
-    ok(await shop.run("commit", str(shop.session), "--expect", await shop.fingerprint()))
+    pasted = (await shop.fingerprint()).upper()  # as someone may copy it
+    ok(await shop.run("commit", str(shop.session), "--expect", pasted))
     assert (12, 3, 0, "new") in await fetch(shop.conn, ORDERS)
 
 

@@ -152,6 +152,7 @@ def commit(
     Exits 4, nothing applied, on conflicts, a policy block, or changes that differ from
     --expect."""
     session_id, chosen = session_id_of(session), chosen_operations(ops)
+    expect = None if expect is None else expect.strip().lower()
     if expect is not None and not FINGERPRINT.fullmatch(expect):
         fail(
             "--expect takes the fingerprint `agentcow diff` prints (64 hex digits)",

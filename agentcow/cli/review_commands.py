@@ -62,7 +62,7 @@ Ops = Annotated[
         "--ops",
         "--op",
         metavar="ID[,ID...]",
-        help="only these operations (and those they depend on); repeat or separate by commas",
+        help="only these operations (whole ids, as ops prints them); repeat or separate by commas",
     ),
 ]
 PolicyFile = Annotated[
@@ -74,6 +74,8 @@ Tenant = Annotated[
 
 
 class Format(enum.StrEnum):
+    """How ``diff`` prints: for people (with or without colours), JSON, or a SQL patch."""
+
     terminal = "terminal"
     plain = "plain"
     json = "json"
