@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
+import sys
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from decimal import Decimal
@@ -41,10 +43,14 @@ CUSTOMERS = "SELECT id, name FROM customers ORDER BY id"
 ANSI = re.compile(r"\x1b\[")
 
 runner = CliRunner()
+#: What makes Rich colour output that is not a terminal (or not colour one that is).
+COLOUR_SETTINGS = ("FORCE_COLOR", "TTY_COMPATIBLE", "NO_COLOR")
 
 
 async def cli(*args: str, input: str | None = None, **env: str | None) -> Result:
-    """``agentcow ARGS`` in a thread (each command runs its own event loop)."""
+    """``agentcow ARGS`` in a thread (each command runs its own event loop), with no
+    colour setting of the caller's environment (``env`` may give one)."""
+    env = {**dict.fromkeys(COLOUR_SETTINGS), **env}
     return await asyncio.to_thread(
         runner.invoke, app, list(args), input=input, env=env, catch_exceptions=False
     )
@@ -708,3 +714,39 @@ async def test_an_undo_that_would_cascade_needs_allow_cascades(
     ok(await added.run("undo", str(added.session), "--allow-cascades"))
     assert await fetch(conn, "SELECT id FROM customers") == [(1,)]
     assert await fetch(conn, "SELECT id FROM orders") == []
+
+
+async def test_as_a_process(shop: Shop) -> None:
+    """``python -m agentcow``: the one line and exit code reach a real process's stderr,
+    and a real pipe gets the plain dashboard."""
+    root = str(Path(__file__).resolve().parent.parent)
+
+    async def agentcow(*args: str) -> tuple[int, str, str]:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "agentcow",
+            *args,
+            "--dsn",
+            shop.dsn,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env={
+                **{k: v for k, v in os.environ.items() if k not in COLOUR_SETTINGS},
+                "PYTHONPATH": root,
+            },
+        )
+        out, err = await process.communicate()
+        assert process.returncode is not None
+        return process.returncode, out.decode(), err.decode()
+
+    unknown = str(new_id())
+    code, out, err = await agentcow("diff", unknown)
+    assert (code, out) == (5, "")
+    assert (
+        err == f"agentcow: error: no session {unknown}: it holds no changes in schema "
+        "public and the registry has no record of it that you may read\n"
+    )
+    code, out, err = await agentcow("diff", str(shop.session))
+    assert code == 0 and err == "" and not ANSI.search(out)
+    assert f"--expect {await shop.fingerprint()}" in out
