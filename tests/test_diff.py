@@ -139,6 +139,10 @@ async def test_bad_input(conn: Any) -> None:
         await diff(executor, "not-a-uuid")
     with pytest.raises(ac.TableNotFoundError):
         await diff(executor, new_id(), table="nope")
+    await conn.execute("CREATE SCHEMA plain_only; CREATE TABLE plain_only.t (id int PRIMARY KEY)")
+    for schema in ("plain_only", "no_such_schema", 'we"ird'):
+        with pytest.raises(ac.TableNotFoundError, match="COW is not enabled on"):
+            await diff(executor, new_id(), schema=schema)
     with pytest.raises(ac.OperationNotFoundError):
         await diff(executor, new_id(), operation_ids=[new_id()])
 

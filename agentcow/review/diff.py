@@ -240,8 +240,9 @@ async def diff(
     )
     await require_kit(executor)
     entries = await registered_tables(executor, schema, table)
-    if table is not None and not entries:
-        raise TableNotFoundError(f"COW is not enabled on {schema}.{table}")
+    if not entries:
+        where = schema if table is None else f"{schema}.{table}"
+        raise TableNotFoundError(f"COW is not enabled on {where}")
     tables = [await describe_current(executor, schema, entry) for entry in entries]
     closed = await _closed(executor, tables, session_id, chosen, schema)
     operations = None if closed is None else uuid_array_literal(sorted(closed, key=str))
