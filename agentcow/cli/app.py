@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from agentcow.cli import mcp
+from agentcow.cli import harden, mcp, setup, sql_script, upkeep
 
 app = typer.Typer(
     name="agentcow",
@@ -22,6 +22,14 @@ def agentcow() -> None:
 
 
 app.command("mcp")(mcp.mcp)
+app.command("deploy")(setup.deploy)
+app.command("enable")(setup.enable)
+app.command("disable")(setup.disable)
+app.add_typer(sql_script.app, name="sql")
+app.command("status")(upkeep.status)
+app.command("sessions")(upkeep.sessions)
+app.command("gc")(upkeep.gc)
+app.command("harden")(harden.harden)
 
 
 def main() -> None:
