@@ -31,12 +31,12 @@ def parse_duration(text: str, option: str) -> timedelta:
 
 
 def duration_text(value: timedelta) -> str:
-    """``value`` as :func:`parse_duration` reads it (largest units first)."""
+    """``value`` as :func:`parse_duration` reads it (days, hours, minutes, seconds)."""
     seconds = int(value.total_seconds())
     if seconds == 0:
         return "0"
     text = ""
-    for unit, size in (("w", 604_800), ("d", 86_400), ("h", 3600), ("m", 60), ("s", 1)):
+    for unit, size in (("d", 86_400), ("h", 3600), ("m", 60), ("s", 1)):
         count, seconds = divmod(seconds, size)
         if count:
             text += f"{count}{unit}"

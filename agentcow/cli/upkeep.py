@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 import typer
@@ -16,10 +16,11 @@ from rich.text import Text
 from agentcow.catalog import kit_version, registered_tables
 from agentcow.cli.common import Debug, Dsn, ExitCode, Json, Output, Schema, database, fail, run
 from agentcow.cli.cow_tables import table_data, tables_table
-from agentcow.cli.durations import parse_duration
+from agentcow.cli.durations import duration_text, parse_duration
 from agentcow.cli.plans import require_schema
 from agentcow.cli.render import add_row, text_table
 from agentcow.enable import sessions_with_changes
+from agentcow.executor import Executor
 from agentcow.registry import (
     SESSION_STATES,
     DroppedSession,
@@ -50,6 +51,20 @@ OlderThan = Annotated[
 ]
 
 
+async def retention_of(db: Executor) -> timedelta | None:
+    """How long commits keep history for undo (None: forever)."""
+    value = (await db.execute(render("kit_settings.sql")))[0][0]
+    return value if isinstance(value, timedelta) else None
+
+
+def seconds(value: timedelta | None) -> int | None:
+    return None if value is None else int(value.total_seconds())
+
+
+def kept_for(value: timedelta | None) -> str:
+    return "forever" if value is None else duration_text(value)
+
+
 def status(
     schema: Schema = "public", dsn: Dsn = None, as_json: Json = False, debug: Debug = False
 ) -> None:
@@ -62,14 +77,14 @@ def status(
             installed = await kit_version(db)
             tables: list[dict[str, Any]] = []
             pending: set[str] = set()
-            retention = None
+            retention: timedelta | None = None
             if installed == KIT_VERSION:
                 await require_schema(db, schema)
                 for entry in await registered_tables(db, schema):
                     sessions = await sessions_with_changes(db, entry.changes)
                     pending.update(sessions)
                     tables.append(table_data(entry, len(sessions)))
-                retention = (await db.execute(render("kit_settings.sql")))[0][0]
+                retention = await retention_of(db)
             elif installed is None:
                 problem.append("agentcow is not deployed in this database: run agentcow deploy")
             else:
@@ -82,14 +97,14 @@ def status(
             "kit_version": installed,
             "package_kit_version": KIT_VERSION,
             "kit_current": installed == KIT_VERSION,
-            "history_retention": retention,
+            "history_retention_seconds": seconds(retention),
             "tables": tables,
             "pending_sessions": sorted(pending),
         }
         kit = "not deployed" if installed is None else installed
         lines: list[RenderableType] = [
             Text(f"agentcow kit: {kit} (this package: {KIT_VERSION})"),
-            Text(f"history kept: {retention or 'forever'}"),
+            Text(f"history kept: {kept_for(retention)}"),
         ]
         if installed == KIT_VERSION:
             lines.append(
@@ -206,11 +221,11 @@ def gc(
                 dropped = [DroppedSession(r.session_id, r.pending) for r in found if r.registered]
             else:
                 dropped = await gc_sessions(db, schema, older_than=age)
-            kept = (await db.execute(render("kit_settings.sql")))[0][0]
+            kept = await retention_of(db)
         data = {
             "dry_run": dry_run,
             "older_than_seconds": int(age.total_seconds()),
-            "history_retention": kept,
+            "history_retention_seconds": seconds(kept),
             "sessions": [dataclasses.asdict(d) for d in dropped],
         }
         verb = "would discard" if dry_run else "discarded"
@@ -221,7 +236,7 @@ def gc(
         parts: list[RenderableType] = [said]
         if dropped:
             parts.append(table)
-        parts.append(Text(f"history kept: {kept or 'forever'}"))
+        parts.append(Text(f"history kept: {kept_for(kept)}"))
         return Output(Group(*parts), data)
 
     run(command, as_json=as_json, debug=debug)
