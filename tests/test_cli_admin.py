@@ -209,12 +209,14 @@ async def test_enable_options_reach_the_registry(conn: Any, database: TestDataba
         TWO
         + "CREATE TABLE codes (a int NOT NULL, b int NOT NULL, note text, UNIQUE (a, b));"
         + "CREATE TABLE countries (code text PRIMARY KEY, tenant text NOT NULL);"
+        + "CREATE TABLE events (n int NOT NULL UNIQUE, what text);"
     )
     dsn = database.owner_dsn
     common = ["--layout", LAYOUT, "--dsn", dsn]
     await ok("enable", "t", *common)
     await ok("enable", "u", "--tenant-column", "tenant", "--allow-deferred-fks", *common)
     await ok("enable", "codes", "--pk", "b,a", *common)
+    await ok("enable", "events", "--pk", "", *common)  # append-only, though it has a key
     await ok("enable", "countries", "--tenant-column", "tenant", "--read-only-for-tenants", *common)
     rows = {
         r["table_name"]: r
@@ -226,6 +228,7 @@ async def test_enable_options_reach_the_registry(conn: Any, database: TestDataba
     assert rows["u"]["tenant_column"] == "tenant" and not rows["u"]["tenant_read_only"]
     assert rows["u"]["deferrable_fks"] == ["u_t_id_fkey"]
     assert sorted(rows["codes"]["pk_cols"]) == ["a", "b"]
+    assert rows["events"]["pk_cols"] == []
     assert rows["countries"]["tenant_read_only"] is True
     assert await conn.fetchval(
         "SELECT condeferrable FROM pg_constraint WHERE conname = 'u_t_id_fkey'"

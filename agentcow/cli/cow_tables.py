@@ -43,7 +43,7 @@ def tables_table(rows: Sequence[dict[str, Any]]) -> Table:
     pending = bool(rows) and "pending_sessions" in rows[0]
     table = text_table("table", "layout", "view", "change table", "key", "tenant column")
     if pending:
-        table.add_column("pending sessions", justify="right", overflow="fold")
+        table.add_column("sessions", justify="right", overflow="fold")
     for row in rows:
         tenant = row["tenant_column"] or "-"
         if row["read_only_for_tenants"]:

@@ -28,7 +28,7 @@ class LayoutChoice(enum.StrEnum):
 
 Tables = Annotated[
     list[str] | None,
-    typer.Argument(metavar="[TABLE]...", help="the tables; none: every table of the schema"),
+    typer.Argument(metavar="TABLE", help="the tables; none: every table of the schema"),
 ]
 LayoutOption = Annotated[
     LayoutChoice,
