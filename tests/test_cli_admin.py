@@ -271,6 +271,8 @@ async def test_enable_refusals_are_one_line_with_their_code(
     one_line_error(await cli("enable", "tv", "--dsn", dsn), 4, "plain tables only")
     one_line_error(await cli("enable", "t", "--tenant-column", "nope", "--dsn", dsn), 4, "nope")
     one_line_error(await cli("enable", "t", "--pk", "v", "--dsn", dsn), 4, "pk_cols")
+    both = await cli("enable", "t", "tv", "--tenant-column", "nope", "--dsn", dsn)
+    one_line_error(both, 4, "2 table(s)", "it has no column 'nope'", "public.tv: it is a view")
     one_line_error(await cli("enable", "t", "tv", "--pk", "id", "--dsn", dsn), 2, "--pk")
     one_line_error(await cli("enable", "--read-only-for-tenants", "--dsn", dsn), 2, "TABLE")
     one_line_error(await cli("enable", "t", "--exclude", "t", "--dsn", dsn), 2, "--exclude")
