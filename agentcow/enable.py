@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from agentcow.catalog import (
@@ -292,6 +292,97 @@ async def disable_script(
     return statements + make_twins
 
 
+async def enabled_already(
+    executor: Executor, schema: str, table_name: str, layout: Layout, tenancy: Tenancy
+) -> bool:
+    """Whether ``schema.table_name`` is COW-enabled in ``layout`` with ``tenancy`` already;
+    :class:`UnsupportedTableError` when it is, but in another layout or with another tenant
+    isolation (disable first)."""
+    overlay = overlay_schema_of(schema, layout)
+    for entry in await registered_tables(executor, schema, table_name):
+        if entry.overlay_schema == overlay and entry.tenancy == tenancy:
+            return True
+        where = f"{schema}.{table_name}"
+        if entry.overlay_schema != overlay:
+            reason = (
+                f"it is COW-enabled in the {'overlay' if entry.overlay_schema else 'rename'} "
+                "layout already; disable COW first to change its layout"
+            )
+        else:
+            reason = (
+                f"it is COW-enabled already with tenant_column={entry.tenant_column!r}, "
+                f"read_only_for_tenants={entry.tenant_read_only}; disable COW first to change "
+                "its tenant isolation"
+            )
+        raise UnsupportedTableError(f"cannot enable COW on {where}: {reason}", {where: [reason]})
+    return False
+
+
+@dataclass(frozen=True)
+class CowPlan:
+    """What enabling or disabling would do: the tables it changes, and the statements that
+    do it, which apply together (:func:`agentcow.script.run_atomically`, or printed as one
+    ``DO`` block by :func:`agentcow.script.atomic_block`)."""
+
+    tables: list[str]
+    statements: list[str]
+
+
+#: Told each table's name, how many tables were checked and how many there are, as a plan
+#: is made (enabling a large schema reads the catalog for minutes).
+Progress = Callable[[str, int, int], None]
+
+
+def refused_error(schema: str, refused: dict[str, list[str]], hint: str) -> UnsupportedTableError:
+    """One error naming every table refused, with its reasons."""
+    listed = "".join(f"\n  {table}: {'; '.join(why)}" for table, why in refused.items())
+    return UnsupportedTableError(
+        f"cannot enable COW on {len(refused)} table(s) of schema {schema} (nothing was "
+        f"changed; {hint}):{listed}",
+        refused,
+    )
+
+
+async def plan_enable_tables(
+    executor: Executor,
+    tables: Sequence[str],
+    pk_cols: Sequence[str] | None = None,
+    schema: str = "public",
+    allow_deferred_fks: bool = False,
+    *,
+    layout: Layout = "rename",
+    tenancy: Tenancy = NO_TENANCY,
+    progress: Progress | None = None,
+) -> CowPlan:
+    """The plan that enables ``tables`` together, as :func:`enable_cow` does one (those
+    enabled already as asked are left out). A refused table raises its
+    :class:`UnsupportedTableError`; several, one error naming each."""
+    await require_kit(executor)
+    names = list(dict.fromkeys(tables))
+    planned: list[PlannedEnable] = []
+    errors: list[UnsupportedTableError] = []
+    for done, name in enumerate(names, 1):
+        try:
+            if not await enabled_already(executor, schema, name, layout, tenancy):
+                planned.append(
+                    await prepare_enable(
+                        executor, name, pk_cols, schema, allow_deferred_fks, layout, tenancy
+                    )
+                )
+        except UnsupportedTableError as error:
+            errors.append(error)
+        if progress is not None:
+            progress(name, done, len(names))
+    if len(errors) == 1:
+        raise errors[0]
+    if errors:
+        refused = {table: why for error in errors for table, why in error.reasons.items()}
+        raise refused_error(schema, refused, "fix them, or leave them out")
+    if not planned:
+        return CowPlan([], [])
+    return CowPlan([p.t.name for p in planned], await enable_script(executor, planned))
+
+
 async def enable_cow(
     executor: Executor,
     table_name: str,
@@ -324,29 +415,42 @@ async def enable_cow(
     that would leave its tenant fails at the statement (42501). ``read_only_for_tenants``
     refuses every write of such sessions (shared reference tables).
     """
-    await require_kit(executor)
-    overlay = overlay_schema_of(schema, layout)
-    tenancy = Tenancy(tenant_column, read_only_for_tenants)
-    for entry in await registered_tables(executor, schema, table_name):
-        if entry.overlay_schema == overlay and entry.tenancy == tenancy:
-            return
-        where = f"{schema}.{table_name}"
-        if entry.overlay_schema != overlay:
-            reason = (
-                f"it is COW-enabled in the {'overlay' if entry.overlay_schema else 'rename'} "
-                "layout already; disable COW first to change its layout"
-            )
-        else:
-            reason = (
-                f"it is COW-enabled already with tenant_column={entry.tenant_column!r}, "
-                f"read_only_for_tenants={entry.tenant_read_only}; disable COW first to change "
-                "its tenant isolation"
-            )
-        raise UnsupportedTableError(f"cannot enable COW on {where}: {reason}", {where: [reason]})
-    planned = await prepare_enable(
-        executor, table_name, pk_cols, schema, allow_deferred_fks, layout, tenancy
+    plan = await plan_enable_tables(
+        executor,
+        [table_name],
+        pk_cols,
+        schema,
+        allow_deferred_fks,
+        layout=layout,
+        tenancy=Tenancy(tenant_column, read_only_for_tenants),
     )
-    await run_atomically(executor, await enable_script(executor, [planned]))
+    await run_atomically(executor, plan.statements)
+
+
+async def plan_disable_tables(
+    executor: Executor,
+    tables: Sequence[str],
+    schema: str = "public",
+    revert_deferred_fks: bool = True,
+    *,
+    discard_changes: bool = False,
+) -> CowPlan:
+    """The plan that disables ``tables`` together, as :func:`disable_cow` does one (tables
+    that are not COW-enabled are left out; one that does not exist raises
+    :class:`TableNotFoundError`)."""
+    await require_kit(executor)
+    entries: list[RegisteredTable] = []
+    for name in dict.fromkeys(tables):
+        registered = await registered_tables(executor, schema, name)
+        if not registered and await find_relation(executor, schema, name) is None:
+            raise TableNotFoundError(f"table {schema}.{name} does not exist")
+        entries += registered
+    if not entries:
+        return CowPlan([], [])
+    statements = await disable_script(
+        executor, schema, entries, revert_deferred_fks, discard_changes
+    )
+    return CowPlan([entry.name for entry in entries], statements)
 
 
 async def disable_cow(
@@ -361,13 +465,7 @@ async def disable_cow(
 
     Refused while sessions hold changes for the table, unless ``discard_changes`` is set.
     """
-    await require_kit(executor)
-    registered = await registered_tables(executor, schema, table_name)
-    if not registered:
-        if await find_relation(executor, schema, table_name) is None:
-            raise TableNotFoundError(f"table {schema}.{table_name} does not exist")
-        return
-    statements = await disable_script(
-        executor, schema, registered, revert_deferred_fks, discard_changes
+    plan = await plan_disable_tables(
+        executor, [table_name], schema, revert_deferred_fks, discard_changes=discard_changes
     )
-    await run_atomically(executor, statements)
+    await run_atomically(executor, plan.statements)

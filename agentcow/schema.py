@@ -6,7 +6,15 @@ from collections.abc import Collection
 
 from agentcow.catalog import find_relation, registered_tables, require_kit
 from agentcow.description import Tenancy
-from agentcow.enable import PlannedEnable, disable_script, enable_script, prepare_enable
+from agentcow.enable import (
+    CowPlan,
+    PlannedEnable,
+    Progress,
+    disable_script,
+    enable_script,
+    prepare_enable,
+    refused_error,
+)
 from agentcow.errors import InvalidIdentifierError, UnsupportedTableError
 from agentcow.executor import Executor
 from agentcow.naming import Layout
@@ -37,6 +45,32 @@ async def enable_cow_schema(
     one :class:`UnsupportedTableError` names each of them with its reasons (``.reasons``)
     and no table is changed. Tables without a primary key are enabled (see ``enable_cow``).
     """
+    plan = await plan_enable_schema(
+        executor,
+        schema,
+        exclude,
+        allow_deferred_fks,
+        layout=layout,
+        tenant_columns=tenant_columns,
+        read_only_for_tenants=read_only_for_tenants,
+    )
+    await run_atomically(executor, plan.statements)
+    return plan.tables
+
+
+async def plan_enable_schema(
+    executor: Executor,
+    schema: str = "public",
+    exclude: set[str] | None = None,
+    allow_deferred_fks: bool = False,
+    *,
+    layout: Layout = "rename",
+    tenant_columns: TenantColumns = None,
+    read_only_for_tenants: Collection[str] = (),
+    progress: Progress | None = None,
+) -> CowPlan:
+    """What :func:`enable_cow_schema` does, without doing it; ``progress`` hears of each
+    table checked."""
     await require_kit(executor)
     exclude = exclude or set()
     enabled_already = {t.name for t in await registered_tables(executor, schema)}
@@ -45,7 +79,7 @@ async def enable_cow_schema(
     tenancies = await _tenancies(executor, schema, names, tenant_columns, read_only_for_tenants)
     planned: list[PlannedEnable] = []
     refused: dict[str, list[str]] = {}
-    for name in names:
+    for done, name in enumerate(names, 1):
         try:
             planned.append(
                 await prepare_enable(
@@ -56,15 +90,13 @@ async def enable_cow_schema(
             refused.update(error.reasons)
         except InvalidIdentifierError as error:  # a name too long once suffixed
             refused[f"{schema}.{name}"] = [str(error)]
+        if progress is not None:
+            progress(name, done, len(names))
     if refused:
-        listed = "".join(f"\n  {table}: {'; '.join(why)}" for table, why in refused.items())
-        raise UnsupportedTableError(
-            f"cannot enable COW on {len(refused)} table(s) of schema {schema} (nothing was "
-            f"changed; fix them, or leave them out with exclude=):{listed}",
-            refused,
-        )
-    await run_atomically(executor, await enable_script(executor, planned))
-    return names
+        raise refused_error(schema, refused, "fix them, or leave them out with exclude=")
+    if not planned:
+        return CowPlan([], [])
+    return CowPlan(names, await enable_script(executor, planned))
 
 
 async def _tenancies(
@@ -94,11 +126,28 @@ async def disable_cow_schema(
     discard_changes: bool = False,
 ) -> list[str]:
     """Disable COW on every COW table of ``schema`` in one transaction; returns them."""
+    plan = await plan_disable_schema(
+        executor, schema, exclude, revert_deferred_fks, discard_changes=discard_changes
+    )
+    await run_atomically(executor, plan.statements)
+    return plan.tables
+
+
+async def plan_disable_schema(
+    executor: Executor,
+    schema: str = "public",
+    exclude: set[str] | None = None,
+    revert_deferred_fks: bool = True,
+    *,
+    discard_changes: bool = False,
+) -> CowPlan:
+    """What :func:`disable_cow_schema` does, without doing it."""
     await require_kit(executor)
     exclude = exclude or set()
     entries = [e for e in await registered_tables(executor, schema) if e.name not in exclude]
+    if not entries:
+        return CowPlan([], [])
     statements = await disable_script(
         executor, schema, entries, revert_deferred_fks, discard_changes
     )
-    await run_atomically(executor, statements)
-    return [entry.name for entry in entries]
+    return CowPlan([entry.name for entry in entries], statements)

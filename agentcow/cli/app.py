@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import typer
 
-from agentcow.cli import commit_commands, mcp, review_commands
+from agentcow.cli import (
+    commit_commands,
+    harden,
+    mcp,
+    review_commands,
+    setup,
+    sql_script,
+    upkeep,
+)
 
 app = typer.Typer(
     name="agentcow",
@@ -18,10 +26,18 @@ app = typer.Typer(
 @app.callback()
 def agentcow() -> None:
     """PostgreSQL copy-on-write sessions for AI agents."""
-    # A callback keeps `agentcow mcp` a subcommand while it is the only one.
 
 
-app.command("mcp")(mcp.mcp)
+# Setting up and looking after a database
+app.command("deploy")(setup.deploy)
+app.command("enable")(setup.enable)
+app.command("disable")(setup.disable)
+app.add_typer(sql_script.app, name="sql")
+app.command("status")(upkeep.status)
+app.command("sessions")(upkeep.sessions)
+app.command("gc")(upkeep.gc)
+app.command("harden")(harden.harden)
+# Reviewing a session
 app.command("ops")(review_commands.ops)
 app.command("deps")(review_commands.deps)
 app.command("diff")(review_commands.diff)
@@ -30,6 +46,8 @@ app.command("check")(review_commands.check)
 app.command("commit")(commit_commands.commit)
 app.command("discard")(commit_commands.discard)
 app.command("undo")(commit_commands.undo)
+# Serving
+app.command("mcp")(mcp.mcp)
 
 
 def main() -> None:

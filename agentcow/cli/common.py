@@ -39,7 +39,8 @@ class ExitCode(enum.IntEnum):
     #: The database cannot be reached, or has no (or an older) kit.
     UNAVAILABLE = 3
     #: Refused, nothing applied: conflicts, a review that changed, a policy block, a
-    #: person's approval needed; also ``check`` and ``conflicts`` when they find any.
+    #: person's approval needed, a table enable cannot take, sessions holding changes; also
+    #: ``check``, ``conflicts`` and ``harden`` when they find any.
     REFUSED = 4
     #: The session, operation, table or history entry does not exist.
     NOT_FOUND = 5
@@ -51,7 +52,7 @@ Dsn = Annotated[
         "--dsn",
         envvar=["AGENTCOW_DSN", "DATABASE_URL"],
         show_envvar=True,
-        help="the database (libpq URL or key=value string)",
+        help="the database, as a postgresql:// URL",
     ),
 ]
 Schema = Annotated[str, typer.Option(help="the copy-on-write schema")]
@@ -77,6 +78,7 @@ _REFUSED: tuple[type[BaseException], ...] = (
     errors.PendingChangesError,
     errors.AlreadyUndoneError,
     errors.TenantIsolationError,
+    errors.UnsupportedTableError,
 )
 _NOT_FOUND: tuple[type[BaseException], ...] = (
     errors.TableNotFoundError,
