@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
 from agentcow.cli import (
@@ -13,19 +15,20 @@ from agentcow.cli import (
     sql_script,
     upkeep,
 )
+from agentcow.cli.common import error_line, exit_code_of, show_help_without_command
 
 app = typer.Typer(
     name="agentcow",
     help="PostgreSQL copy-on-write sessions for AI agents.",
-    no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
 
 
-@app.callback()
-def agentcow() -> None:
+@app.callback(invoke_without_command=True)
+def agentcow(context: typer.Context) -> None:
     """PostgreSQL copy-on-write sessions for AI agents."""
+    show_help_without_command(context)
 
 
 # Setting up and looking after a database
@@ -51,4 +54,20 @@ app.command("mcp")(mcp.mcp)
 
 
 def main() -> None:
-    app()
+    """The console script (and ``python -m agentcow``). A usage error is one line, like every
+    other error (exit 2), where click would print the usage and a framed message."""
+    command = typer.main.get_command(app)
+    try:
+        code = command.main(prog_name="agentcow", standalone_mode=False)
+    except typer.TyperException as error:  # click's usage errors, as Typer ships them
+        typer.echo(f"agentcow: error: {error.format_message()} (see --help)", err=True)
+        sys.exit(error.exit_code)
+    except typer.Abort:
+        typer.echo("agentcow: aborted", err=True)
+        sys.exit(1)
+    except Exception as error:  # what a command's own handling did not reach
+        if "--debug" in sys.argv:
+            raise
+        typer.echo(f"agentcow: error: {error_line(error)} (--debug shows where)", err=True)
+        sys.exit(int(exit_code_of(error)))
+    sys.exit(code if isinstance(code, int) else 0)

@@ -131,6 +131,14 @@ def fail(message: str, code: ExitCode) -> NoReturn:
     raise typer.Exit(int(code))
 
 
+def show_help_without_command(context: typer.Context) -> None:
+    """A group called without a command shows its help (``no_args_is_help`` would raise it
+    as a usage error)."""
+    if context.invoked_subcommand is None:
+        typer.echo(context.get_help())
+        raise typer.Exit(int(ExitCode.OK))
+
+
 def require_dsn(dsn: str | None) -> str:
     if not dsn:
         fail("give --dsn, AGENTCOW_DSN or DATABASE_URL", ExitCode.USAGE)

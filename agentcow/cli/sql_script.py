@@ -18,7 +18,17 @@ import typer
 
 from agentcow.adapters.asyncpg import AsyncpgExecutor
 from agentcow.catalog import kit_version
-from agentcow.cli.common import Debug, Dsn, Json, Output, Schema, emit, require_dsn, run
+from agentcow.cli.common import (
+    Debug,
+    Dsn,
+    Json,
+    Output,
+    Schema,
+    emit,
+    require_dsn,
+    run,
+    show_help_without_command,
+)
 from agentcow.cli.plans import (
     AllowDeferredFks,
     DiscardChanges,
@@ -44,8 +54,14 @@ from agentcow.versions import KIT_VERSION
 app = typer.Typer(
     name="sql",
     help="Print the SQL of enable or disable, for a migration tool; changes nothing.",
-    no_args_is_help=True,
 )
+
+
+@app.callback(invoke_without_command=True)
+def sql(context: typer.Context) -> None:
+    """Print the SQL of enable or disable, for a migration tool; changes nothing."""
+    show_help_without_command(context)
+
 
 WithKit = Annotated[
     bool,
