@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from agentcow.cli import mcp
+from agentcow.cli import demo, mcp
 
 app = typer.Typer(
     name="agentcow",
@@ -22,6 +22,7 @@ def agentcow() -> None:
 
 
 app.command("mcp")(mcp.mcp)
+app.command("demo")(demo.demo)
 
 
 def main() -> None:
