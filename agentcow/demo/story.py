@@ -13,7 +13,7 @@ import secrets
 import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.resources import files
 from typing import TYPE_CHECKING, Any
 
@@ -92,8 +92,8 @@ async def run_demo(where: Where, console: Console) -> dict[str, Any]:
         )
     )
     report: dict[str, Any] = {"schema": schema, "server": where.server, "tenant": TENANT}
-    async with _scratch(where.dsn, schema, report) as open_connection:
-        await _story(where, schema, open_connection, say, report)
+    async with _scratch(where.dsn, schema, report) as scratch:
+        await _story(where, schema, scratch, say, report)
     report["seconds"] = round(time.monotonic() - where.started, 2)
     kit = report["kit"]
     left = "dropped" + (", the kit removed" if kit["deployed_by_demo"] else "")
@@ -108,17 +108,24 @@ async def run_demo(where: Where, console: Console) -> dict[str, Any]:
     return report
 
 
+@dataclass
+class _Scratch:
+    """What the demo made, for its cleanup: its connections and the sessions it entered."""
+
+    connections: _Connections
+    sessions: list[uuid.UUID] = field(default_factory=list)
+
+
 @contextlib.asynccontextmanager
-async def _scratch(dsn: str, schema: str, report: dict[str, Any]) -> AsyncIterator[_Connections]:
+async def _scratch(dsn: str, schema: str, report: dict[str, Any]) -> AsyncIterator[_Scratch]:
     """The scratch schema (and the kit, if the database has none) for the block; afterwards
-    every connection the demo opened is ended and everything it made is dropped, also when
-    the block failed or was cancelled (Ctrl-C)."""
-    connections = _Connections(dsn, schema)
-    installed: str | None = None
-    made = False
-    sessions: list[uuid.UUID] = []
+    every connection the demo opened is ended and what it made is dropped, also when the
+    block failed or was cancelled (Ctrl-C). Only what it made: a schema or kit it could not
+    create (someone's ``agentcow`` schema that is no kit) is left alone."""
+    scratch = _Scratch(_Connections(dsn, schema))
+    kit_deployed = created = False
     try:
-        db = AsyncpgExecutor(await connections.open(search_path=False))
+        db = AsyncpgExecutor(await scratch.connections.open(search_path=False))
         installed = await kit_version(db)
         if installed is not None and installed != KIT_VERSION:
             raise KitVersionError(
@@ -130,37 +137,40 @@ async def _scratch(dsn: str, schema: str, report: dict[str, Any]) -> AsyncIterat
             "deployed_by_demo": installed is None,
             "removed": False,
         }
-        report["_sessions"] = sessions
-        made = True
         if installed is None:
             await deploy_cow_functions(db)
+            kit_deployed = True
         await db.execute(render("demo_scratch.sql", step="create", schema=schema))
-        yield connections
+        created = True
+        yield scratch
     finally:
-        connections.terminate()
-        report.pop("_sessions", None)
-        if made:
+        scratch.connections.terminate()
+        if created or kit_deployed:
             report["cleanup_notes"] = await _clean_up(
-                dsn, schema, drop_kit=installed is None, sessions=sessions
+                dsn,
+                schema if created else None,
+                drop_kit=kit_deployed,
+                sessions=scratch.sessions,
             )
-            report["kit"]["removed"] = installed is None
+            report["kit"]["removed"] = kit_deployed
 
 
 async def _clean_up(
-    dsn: str, schema: str, *, drop_kit: bool, sessions: Sequence[uuid.UUID]
+    dsn: str, schema: str | None, *, drop_kit: bool, sessions: Sequence[uuid.UUID]
 ) -> list[str]:
-    """Drop the scratch schema (and the kit the demo deployed); with a kit that was there
-    before, unregister the demo's tables first and delete its sessions' records."""
+    """Drop the scratch schema and the kit the demo deployed; with a kit that was there
+    before, unregister the demo's tables first and delete its sessions' records. Returns
+    what it could not remove, as sentences for the user."""
     conn = await asyncpg.connect(dsn)
     try:
         db = AsyncpgExecutor(conn)
-        if drop_kit:
+        if schema is not None:
+            if not drop_kit and await registered_tables(db, schema):
+                await disable_cow_schema(db, schema, discard_changes=True)
             await db.execute(render("demo_scratch.sql", step="drop", schema=schema))
+        if drop_kit:
             await db.execute(render("demo_scratch.sql", step="drop_kit"))
             return []
-        if await registered_tables(db, schema):
-            await disable_cow_schema(db, schema, discard_changes=True)
-        await db.execute(render("demo_scratch.sql", step="drop", schema=schema))
         if not sessions:
             return []
         try:
@@ -222,10 +232,11 @@ async def _rows(conn: Connection, schema: str) -> Rows:
 async def _story(
     where: Where,
     schema: str,
-    connections: _Connections,
+    scratch: _Scratch,
     say: _Narrator,
     report: dict[str, Any],
 ) -> None:
+    connections = scratch.connections
     production = await connections.open()
     db = AsyncpgExecutor(production)
 
@@ -251,7 +262,7 @@ async def _story(
 
     # 2. The agent
     agent = CowSession(await connections.open(), tenant_id=TENANT, label="agentcow demo")
-    report["_sessions"].append(agent.session_id)
+    scratch.sessions.append(agent.session_id)
     report["session_id"] = str(agent.session_id)
     say.step(
         "The agent",
@@ -393,7 +404,7 @@ async def _story(
         operation_ids=[restock.operation_id],
         schema=schema,
     )
-    report["_sessions"].append(undone.undo_session_id)
+    scratch.sessions.append(undone.undo_session_id)
     after = await _rows(production, schema)
     say.say(
         f"undid “{restock.title}”: {_counts(undone.rows)} back; burr grinder stock "
@@ -513,10 +524,12 @@ def _conflict_text(conflict: Conflict) -> str:
         then = (conflict.base_then or {}).get(column)
         now = (conflict.base_now or {}).get(column)
         mine = (conflict.session or {}).get(column)
-        parts.append(f"{column} was {then}: production made it {now}, the agent {mine}")
+        parts.append(
+            f"{column} was {then} when the agent made it {mine}; production has since made it {now}"
+        )
     return (
-        f"{conflict.table} {_key(conflict.key)}, {'; '.join(parts)}. Production "
-        f"{conflict.kind} the row after the agent read it: committing would overwrite that"
+        f"{conflict.table} {_key(conflict.key)}: {'; '.join(parts)}. Committing the agent's "
+        "version would overwrite production's"
     )
 
 
