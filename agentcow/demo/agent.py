@@ -43,13 +43,13 @@ class Action:
 
     key: str
     title: str
-    #: What the demo expects of it: refused actions show how agentcow stops them.
-    expect: str
     run: Callable[[Recorder], Awaitable[str]]
     operation_id: uuid.UUID = field(default_factory=uuid.uuid4)
     sql: list[str] = field(default_factory=list)
     ok: bool = False
     outcome: str = ""
+    #: Who refused it: "the SQL guard" (nothing was sent) or "PostgreSQL" (rolled back).
+    refused_by: str | None = None
     sqlstate: str | None = None
 
     async def perform(self, session: CowSession) -> None:
@@ -58,13 +58,15 @@ class Action:
                 self.outcome = await self.run(Recorder(operation, self.sql))
             self.ok = True
         except GuardRefusal as refusal:
-            self.outcome, self.sqlstate = f"refused by the SQL guard: {refusal}", None
+            self.refused_by = "the SQL guard"
+            self.outcome = f"{refusal.message} ({refusal.code}), nothing was sent"
         except Exception as error:
             fields = postgres_error_fields(error)
             if fields is None:
                 raise
+            self.refused_by = "PostgreSQL"
             self.sqlstate, message, _ = fields
-            self.outcome = message
+            self.outcome = f"{message} (SQLSTATE {self.sqlstate}), rolled back"
 
 
 async def _look_around(op: Recorder) -> str:
@@ -130,6 +132,11 @@ async def _copy_to_globex(op: Recorder) -> str:
     return f"INSERT {count}"
 
 
+async def _leave_session(op: Recorder) -> str:
+    count, _ = await op.execute("SET app.session_id = DEFAULT")
+    return f"SET ({count})"
+
+
 async def _cancel_order(op: Recorder) -> str:
     count, _ = await op.execute(
         "UPDATE orders SET status = 'cancelled' WHERE id = $1", [CONTESTED_ORDER]
@@ -140,12 +147,13 @@ async def _cancel_order(op: Recorder) -> str:
 def script() -> list[Action]:
     """The agent's actions, in the order it takes them (fresh operation ids each time)."""
     return [
-        Action("look", "look around", "ok", _look_around),
-        Action("register", "register Dana Scully", "ok", _register_dana),
-        Action("order", "order for Dana: 2 mugs, espresso", "ok", _order_for_dana),
-        Action("restock", "restock the burr grinder (+10)", "ok", _restock),
-        Action("upsert", "supplier price list (upsert)", "ok", _price_list),
-        Action("invalid", "register a lead from a chat", "invalid", _chat_lead),
-        Action("other_tenant", "copy Dana into globex's customers", "refused", _copy_to_globex),
-        Action("conflict", f"cancel Grace's order #{CONTESTED_ORDER}", "conflict", _cancel_order),
+        Action("look", "look around", _look_around),
+        Action("register", "register Dana Scully", _register_dana),
+        Action("order", "order for Dana: 2 mugs, espresso", _order_for_dana),
+        Action("restock", "restock the burr grinder (+10)", _restock),
+        Action("upsert", "supplier price list (upsert)", _price_list),
+        Action("invalid", "register a lead from a chat", _chat_lead),
+        Action("other_tenant", "copy Dana into globex's customers", _copy_to_globex),
+        Action("escape", "step out of the session", _leave_session),
+        Action("conflict", f"cancel Grace's order #{CONTESTED_ORDER}", _cancel_order),
     ]

@@ -478,6 +478,7 @@ def _action_data(action: Action) -> dict[str, Any]:
         "operation_id": str(action.operation_id),
         "ok": action.ok,
         "outcome": action.outcome,
+        "refused_by": action.refused_by,
         "sqlstate": action.sqlstate,
         "sql": action.sql,
     }
@@ -487,11 +488,10 @@ def _narrate_action(say: _Narrator, action: Action) -> None:
     if action.ok:
         say.say(("✓ ", "green"), (f"{action.title:<34}", "bold"), action.outcome)
     else:
-        why = "tenant isolation" if action.sqlstate == "42501" else "refused"
         say.say(
             ("✗ ", "bold red"),
             (f"{action.title:<34}", "bold"),
-            (f"{why}: {action.outcome} (SQLSTATE {action.sqlstate})", "red"),
+            (f"refused by {action.refused_by}: {action.outcome}", "red"),
         )
     for statement in action.sql:
         say.say(("    " + statement, "cyan"))
