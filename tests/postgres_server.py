@@ -1,6 +1,7 @@
-"""Throwaway PostgreSQL servers for tests, demos and benchmarks.
+"""Throwaway PostgreSQL servers for tests and benchmarks (``agentcow demo`` starts its own
+with :mod:`agentcow.throwaway`, which the local servers here build on).
 
-No pytest in here: ``examples/`` and ``benchmarks/`` use it too::
+No pytest in here: ``benchmarks/`` uses it too::
 
     from tests.postgres_server import running_postgres
 
