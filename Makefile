@@ -29,7 +29,7 @@ help:
 	@echo "                set, the two layouts against that server"
 	@echo "make pytest   - the pytest runs of 'make test' without lint (PYTEST_ARGS=... to pass options;"
 	@echo "                PYTEST_JOBS=1 runs the two layouts of a server one after the other)"
-	@echo "make demo     - python examples/demo.py"
+	@echo "make demo     - agentcow demo: an agent session end to end on a throwaway PostgreSQL 18"
 	@echo "make bench    - python -m benchmarks"
 	@echo "make clean    - remove the venv, caches and build artefacts"
 
@@ -95,7 +95,7 @@ test: lint
 	@$(MAKE) pytest
 
 demo: install
-	PYTHONPATH=. $(BIN)/python examples/demo.py
+	PYTHONPATH=. $(BIN)/python -m agentcow demo
 
 bench: install
 	PYTHONPATH=. $(BIN)/python -m benchmarks

@@ -9,11 +9,13 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
+import psycopg
 import pytest
 from pydantic import AwareDatetime, Field, ValidationError
 
 import agentcow as ac
 from agentcow.review import (
+    Decision,
     DiffType,
     ModelRegistry,
     SafeModel,
@@ -22,7 +24,9 @@ from agentcow.review import (
     get_validator,
     validate_row,
 )
+from agentcow.sync import Reviewer as SyncReviewer
 from tests.helpers import make_cow, new_id, session
+from tests.postgres_server import TestDatabase
 
 SHOP = """
 CREATE TYPE status AS ENUM ('new', 'paid', 'shipped');
@@ -222,3 +226,20 @@ def test_enum_fields_take_the_labels(registry: ModelRegistry) -> None:
     # strict otherwise: no number, no text of another type
     result = validate_row("orders", {"status": 1}, registry=registry)
     assert not result.ok
+
+
+async def test_reviewer_checks_rows_against_the_registry_given(
+    conn: Any, database: TestDatabase, registry: ModelRegistry
+) -> None:
+    """Reviewer(registry=...) (async and sync) judges rows by the models of that registry."""
+    _, sid = await shop_session(conn)
+    order_model(registry, total=Annotated[Decimal, Field(gt=100)])  # no order is that big
+    reviewer = ac.Reviewer(conn, sid, registry=registry)
+    await reviewer.diff()
+    report = await reviewer.check()
+    assert sorted(invalid.row.pk["id"] for invalid in report.invalid_rows) == [10, 12]
+    assert report.decision is Decision.BLOCK
+    with psycopg.connect(database.owner_dsn, autocommit=True) as blocking:
+        twin = SyncReviewer(blocking, sid, registry=registry)
+        twin.diff()
+        assert len(twin.check().invalid_rows) == 2

@@ -8,6 +8,7 @@ import typer
 
 from agentcow.cli import (
     commit_commands,
+    demo,
     harden,
     mcp,
     review_commands,
@@ -49,8 +50,9 @@ app.command("check")(review_commands.check)
 app.command("commit")(commit_commands.commit)
 app.command("discard")(commit_commands.discard)
 app.command("undo")(commit_commands.undo)
-# Serving
+# Serving, and the demo
 app.command("mcp")(mcp.mcp)
+app.command("demo")(demo.demo)
 
 
 def main() -> None:

@@ -34,6 +34,7 @@ from agentcow.operations import (
 )
 from agentcow.review.diff import ChangeSet, RowDiff, diff
 from agentcow.review.policy import Policy, PolicyReport, require_approved
+from agentcow.review.validation import ModelRegistry
 
 IdLike = str | uuid.UUID
 Selection = frozenset[uuid.UUID] | None
@@ -69,7 +70,8 @@ class Reviewer:
     """A review of ``session_id`` in ``schema``, over an asyncpg, psycopg 3 or SQLAlchemy
     (async) connection or pool (an idle connection: each call runs in transactions of its
     own). Read as much as needed (operations, dependencies, diffs, conflicts), then commit
-    or discard once."""
+    or discard once. ``registry``: where the row models are (the default registry unless
+    given)."""
 
     def __init__(
         self,
@@ -79,12 +81,14 @@ class Reviewer:
         schema: str = "public",
         policy: Policy | None = None,
         tenant_id: object = None,
+        registry: ModelRegistry | None = None,
     ) -> None:
         self._source = async_source(connection)
         self.session_id = validate_uuid(session_id, "session id")
         self.schema = schema
         self.policy = policy
         self.tenant_id = tenant_id
+        self.registry = registry
         self._reviewed: dict[Selection, ChangeSet] = {}
         self._finished: str | None = None
 
@@ -125,7 +129,11 @@ class Reviewer:
         commit); without a policy, the row models' alone (an empty :class:`Policy`)."""
         reviewed = self._reviewed_for(_selection(operation_ids))
         policy = self.policy or Policy()
-        return await self._run(lambda ex: policy.evaluate(ex, reviewed, tenant_id=self.tenant_id))
+        return await self._run(
+            lambda ex: policy.evaluate(
+                ex, reviewed, tenant_id=self.tenant_id, registry=self.registry
+            )
+        )
 
     def _reviewed_for(self, chosen: Selection) -> ChangeSet:
         reviewed = self._reviewed.get(chosen)

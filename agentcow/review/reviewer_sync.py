@@ -16,6 +16,7 @@ from agentcow.operations import Dependency, OperationSummary
 from agentcow.review import reviewer as _async
 from agentcow.review.diff import ChangeSet
 from agentcow.review.policy import Policy, PolicyReport
+from agentcow.review.validation import ModelRegistry
 
 IdLike = str | uuid.UUID
 
@@ -32,6 +33,7 @@ class Reviewer:
         schema: str = "public",
         policy: Policy | None = None,
         tenant_id: object = None,
+        registry: ModelRegistry | None = None,
     ) -> None:
         self._reviewer = _async.Reviewer(
             blocking_source(connection),
@@ -39,6 +41,7 @@ class Reviewer:
             schema=schema,
             policy=policy,
             tenant_id=tenant_id,
+            registry=registry,
         )
         self.session_id = self._reviewer.session_id
         self.schema = schema
