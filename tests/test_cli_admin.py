@@ -628,3 +628,27 @@ async def test_a_shell_sees_one_line_and_a_traceback_only_with_debug(
     assert debug.returncode == 5 and "Traceback" in debug.stderr
     assert "TableNotFoundError" in debug.stderr
     assert debug.stderr.rstrip().splitlines()[-1].startswith("agentcow: error: ")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("enable", "--layout", "sideways"), "Invalid value for '--layout'"),
+        (("commit", "00000000-0000-0000-0000-000000000000", "--on-conflict", "x"), "--on-conflict"),
+        (("no-such-command",), "No such command"),
+        (("diff",), "Missing argument 'SESSION'"),
+        (("status", "--no-such-option"), "No such option"),
+    ],
+)
+def test_usage_errors_are_one_line_in_a_shell(args: tuple[str, ...], message: str) -> None:
+    done = shell(*args)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.count("\n") == 1 and done.stderr.startswith("agentcow: error: ")
+    assert message in done.stderr
+
+
+def test_groups_alone_show_their_help() -> None:
+    for args in ((), ("sql",)):
+        done = shell(*args)
+        assert done.returncode == 0 and done.stderr == ""
+        assert "Usage: agentcow" in done.stdout and "enable" in done.stdout

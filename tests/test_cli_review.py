@@ -644,7 +644,7 @@ async def test_check_and_commit_of_a_tenant_bound_session(
         tmp_path, '[[checks]]\nname = "one body"\nquery = "SELECT FROM notes WHERE body = \'a\'"\n'
     )
     without = await bound.run("check", str(bound.session), "--policy", policy)
-    line = one_error_line(without, 1, "bound to another tenant")
+    line = one_error_line(without, 4, "bound to another tenant")
     assert line.startswith("agentcow: error: session ")  # the kit's prefix said once
     judged = await bound.run("check", str(bound.session), "--policy", policy, "--tenant", "7")
     assert (

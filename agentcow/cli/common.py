@@ -111,6 +111,8 @@ def exit_code_of(error: BaseException) -> ExitCode:
     fields = postgres_error_fields(error)
     if fields is not None and fields[0][:2] in ("08", "28", "3D"):
         return ExitCode.UNAVAILABLE  # connection, authentication, unknown database
+    if fields is not None and fields[0] == "42501":
+        return ExitCode.REFUSED  # not this role's (or this tenant's) to read or change
     return ExitCode.FAILED
 
 
