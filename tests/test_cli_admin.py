@@ -638,6 +638,7 @@ async def test_a_shell_sees_one_line_and_a_traceback_only_with_debug(
         (("no-such-command",), "No such command"),
         (("diff",), "Missing argument 'SESSION'"),
         (("status", "--no-such-option"), "No such option"),
+        (("status", "--dsn", "host=localhost dbname=x"), "invalid DSN"),
     ],
 )
 def test_usage_errors_are_one_line_in_a_shell(args: tuple[str, ...], message: str) -> None:

@@ -87,6 +87,7 @@ _NOT_FOUND: tuple[type[BaseException], ...] = (
     errors.UnknownRoleError,
 )
 _USAGE: tuple[type[BaseException], ...] = (
+    asyncpg.ClientConfigurationError,  # a DSN that is not one
     errors.InvalidIdError,
     errors.InvalidIdentifierError,
     errors.InvalidPolicyError,
