@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from agentcow.cli import mcp
+from agentcow.cli import mcp, review
 
 app = typer.Typer(
     name="agentcow",
@@ -22,6 +22,7 @@ def agentcow() -> None:
 
 
 app.command("mcp")(mcp.mcp)
+app.command("review")(review.review)
 
 
 def main() -> None:
