@@ -128,14 +128,25 @@ function say(text, kind) {
   }
 }
 
+// Runs one action of the person's at a time: the session's controls stay disabled until
+// it has finished (no click lands on a view about to be replaced, no double commit).
 async function guarded(action) {
+  const controls = $("controls");
+  controls.disabled = true;
   try {
     state.lastError = null;
     await action();
   } catch (error) {
     state.lastError = error;
     say(error.message, "error");
+  } finally {
+    controls.disabled = false;
   }
+}
+
+// Whether the session shown is still the one a request was made for.
+function still(sessionId) {
+  return state.session !== null && state.session.session_id === sessionId;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -208,6 +219,7 @@ async function loadPending() {
     api("GET", `/sessions/${id}/diff`),
     api("GET", `/sessions/${id}/conflicts`),
   ]);
+  if (!still(id)) return;
   state.ops = answer.operations;
   state.needs = new Map(state.ops.map((op) => [op.operation_id, new Set()]));
   state.neededBy = new Map(state.ops.map((op) => [op.operation_id, new Set()]));
@@ -468,6 +480,7 @@ function showOperationRows(opId) {
 async function preview(ops) {
   const id = state.session.session_id;
   const shown = await api("GET", `/sessions/${id}/diff${query(ops)}`);
+  $("message").hidden = true;
   state.preview = { ops, fingerprint: shown.fingerprint };
   $("preview-panel").hidden = false;
   $("preview-what").textContent = ops
@@ -481,7 +494,6 @@ async function preview(ops) {
   $("commit").disabled = shown.policy.decision === "block";
   const conflicts = await api("GET", `/sessions/${id}/conflicts${query(ops)}`);
   renderConflicts(conflicts);
-  $("message").hidden = true;
 }
 
 function renderPolicy(policy) {
@@ -582,6 +594,7 @@ async function discard(all) {
 async function loadHistory() {
   const id = state.session.session_id;
   const entries = await api("GET", `/sessions/${id}/history`);
+  if (!still(id)) return;
   const ops = new Map();
   for (const entry of entries) {
     for (const op of entry.operations) {
