@@ -28,6 +28,9 @@ INSERT INTO orders VALUES (1, 1, 'open', 10.00, NULL), (2, 1, 'open', 20.00, NUL
     (3, 2, 'paid', 30.00, NULL);
 """
 
+#: The stored orders before any commit: (id, status, total).
+START = [(1, "open", "10.00"), (2, "open", "20.00"), (3, "paid", "30.00")]
+
 #: What each operation runs, in order: ops[2] updates the row ops[1] inserts.
 STEPS = (
     "UPDATE orders SET total = 12.50 WHERE id = 1",

@@ -20,7 +20,7 @@ from playwright.async_api import Browser, Page, async_playwright, expect
 from agentcow.web import create_review_app
 from agentcow.web.app import review_url
 from tests.conftest import TestDatabase
-from tests.review_web_support import XSS, agent_session, base_orders, write_in
+from tests.review_web_support import START, XSS, agent_session, base_orders, write_in
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -31,7 +31,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-START = [(1, "open", "10.00"), (2, "open", "20.00"), (3, "paid", "30.00")]
 
 
 def _require_chromium() -> None:
