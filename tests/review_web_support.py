@@ -3,10 +3,28 @@ four operations, one building on another, and a value written to look like marku
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
+from pathlib import Path
 from typing import Any
 
+import uvicorn
+
+from agentcow.web import create_review_app
+from agentcow.web.app import review_url
 from tests.helpers import base_table, make_cow, session
+
+#: Debian's Chromium, and the options it runs with as root in a container.
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 #: A row value the page must show as text: as markup it would run the agent's script.
 XSS = (
@@ -66,3 +84,32 @@ async def base_orders(conn: Any) -> list[tuple[Any, ...]]:
         f"SELECT id, status, total::text FROM {base_table('orders')} ORDER BY id"
     )
     return [tuple(row) for row in rows]
+
+
+class ReviewServer:
+    """``create_review_app`` under uvicorn in a thread, on a free port."""
+
+    def __init__(self, dsn: str, **options: Any) -> None:
+        self.app = create_review_app(dsn=dsn, **options)
+        self.server = uvicorn.Server(
+            uvicorn.Config(self.app, host="127.0.0.1", port=0, log_level="warning")
+        )
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> ReviewServer:
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the review server did not start")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+    @property
+    def url(self) -> str:
+        port = self.server.servers[0].sockets[0].getsockname()[1]
+        return review_url("127.0.0.1", port, self.app.state.token)

@@ -6,31 +6,24 @@ checked with real queries. Without /usr/bin/chromium these tests skip, except un
 from __future__ import annotations
 
 import os
-import threading
-import time
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import pytest_asyncio
-import uvicorn
 from playwright.async_api import Browser, Page, async_playwright, expect
 
-from agentcow.web import create_review_app
-from agentcow.web.app import review_url
 from tests.conftest import TestDatabase
-from tests.review_web_support import START, XSS, agent_session, base_orders, write_in
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+from tests.review_web_support import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    START,
+    XSS,
+    ReviewServer,
+    agent_session,
+    base_orders,
+    write_in,
+)
 
 
 def _require_chromium() -> None:
@@ -39,35 +32,6 @@ def _require_chromium() -> None:
     if os.environ.get("CI"):
         pytest.fail(f"{CHROMIUM} is missing: CI runs the browser tests (apt-get install chromium)")
     pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)")
-
-
-class ReviewServer:
-    """``create_review_app`` under uvicorn in a thread, on a free port."""
-
-    def __init__(self, dsn: str, **options: Any) -> None:
-        self.app = create_review_app(dsn=dsn, **options)
-        self.server = uvicorn.Server(
-            uvicorn.Config(self.app, host="127.0.0.1", port=0, log_level="warning")
-        )
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> ReviewServer:
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("the review server did not start")
-            time.sleep(0.05)
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
-
-    @property
-    def url(self) -> str:
-        port = self.server.servers[0].sockets[0].getsockname()[1]
-        return review_url("127.0.0.1", port, self.app.state.token)
 
 
 @pytest.fixture
