@@ -1,5 +1,7 @@
-"""A session for the review page's tests (routes and browser): orders an agent changed in
-four operations, one building on another, and a value written to look like markup."""
+"""What the review page's tests (routes and browser) and docs/screenshots.py share: a
+session of orders an agent changed in four operations, one building on another, with a
+value written to look like markup; the page served by uvicorn in a thread; Debian's
+Chromium."""
 
 from __future__ import annotations
 

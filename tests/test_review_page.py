@@ -5,7 +5,9 @@ checked with real queries. Without /usr/bin/chromium these tests skip, except un
 
 from __future__ import annotations
 
+import json
 import os
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -14,6 +16,7 @@ import pytest_asyncio
 from playwright.async_api import Browser, Page, async_playwright, expect
 
 from tests.conftest import TestDatabase
+from tests.helpers import make_cow, session
 from tests.review_web_support import (
     CHROMIUM,
     CHROMIUM_ARGS,
@@ -216,3 +219,33 @@ async def test_conflicts_and_policy_results_are_shown(
         )
         await expect(page.locator("#commit")).to_be_disabled()
     assert await base_orders(conn) == [(1, "shipped", "10.00"), *START[1:]]
+
+
+async def test_markup_in_names_keys_and_json_is_text(
+    conn: Any, review_server: ReviewServer, browser: Browser
+) -> None:
+    table, column = "<b>t</b>", "<img src=x onerror=document.body.dataset.pwned=3>"
+    await make_cow(
+        conn,
+        f'CREATE TABLE "{table}" (k text PRIMARY KEY, "{column}" text, doc jsonb)',
+        table,
+    )
+    session_id = uuid.uuid4()
+    async with session(conn, session_id):
+        await conn.execute(
+            f'INSERT INTO "{table}" VALUES ($1, $1, $2)', XSS, json.dumps({"html": XSS})
+        )
+    page = await open_page(browser, review_server)
+    await open_session(page, session_id)
+    await expect(op_row(page, 1).locator("td").nth(3)).to_have_text(table)
+    await page.click("#preview-all")
+    await expect(page.locator("#diff h4")).to_have_text(f"{table}  +1 ~0 \N{MINUS SIGN}0")
+    await expect(page.locator("#diff th").nth(4)).to_have_text(column)
+    row = page.locator("#diff tr.insert")
+    await expect(row.locator("td.key")).to_have_text(f"k={XSS}")
+    await expect(row.locator("td").nth(4)).to_have_text(XSS)
+    await expect(row.locator("td").nth(5)).to_have_text(
+        json.dumps({"html": XSS}, separators=(",", ":"))
+    )
+    assert await page.locator("main img, main script, main b").count() == 0
+    assert await page.evaluate("document.body.dataset.pwned") is None
