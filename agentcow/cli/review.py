@@ -57,17 +57,17 @@ def review(
         chosen = None if policy is None else Policy.from_file(policy)
     except InvalidPolicyError as error:
         fail(str(error), ExitCode.USAGE)
-    url = require_dsn(dsn)
+    target = require_dsn(dsn)
 
     async def reachable() -> None:
         """A database that cannot be reached, or has no kit, is one line and an exit code
         now, not a traceback from the server's start."""
-        async with database(url) as executor:
+        async with database(target) as executor:
             await require_kit(executor)
 
     run(reachable)
     hosts = () if host in ("127.0.0.1", "localhost", "0.0.0.0") else (host,)
-    app = create_review_app(dsn=url, schema=schema, policy=chosen, hosts=hosts)
+    app = create_review_app(dsn=target, schema=schema, policy=chosen, hosts=hosts)
     config = uvicorn.Config(app, host=host, port=port, log_level="warning")
     server = uvicorn.Server(config)
 
