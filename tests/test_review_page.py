@@ -87,6 +87,16 @@ async def test_select_see_the_closure_preview_and_commit(
     await expect(page.locator("#operations tbody tr")).to_have_count(4)
     await expect(op_row(page, 3).locator("td.needs")).to_have_text("#2")
 
+    # each operation's rows: #1 updates order 1's total, #4 deletes order 2
+    await op_row(page, 1).locator("button").click()
+    await expect(page.locator("#op-rows tr.update td.changed")).to_have_text(["10.00", "12.50"])
+    await op_row(page, 4).locator("button").click()
+    await expect(page.locator("#op-rows-title")).to_contain_text("#4")
+    deleted = page.locator("#op-rows tr.delete")
+    await expect(deleted).to_have_count(1)
+    await expect(deleted.locator("td.key")).to_have_text("id=2")
+    await expect(page.locator("#op-rows tr.update")).to_have_count(0)
+
     # #3 updates the row #2 inserts: ticking #3 ticks #2, shown as needed by #3
     await op_row(page, 3).locator("input").check()
     await expect(op_row(page, 2).locator("input")).to_be_checked()

@@ -17,7 +17,6 @@ const state = {
   needs: new Map(), // operation -> the operations it depends on
   neededBy: new Map(), // operation -> the operations that depend on it
   chosen: new Set(), // what the person ticked; the selection is its closure
-  whole: null, // the diff of the whole session (rows per operation)
   preview: null, // {ops, fingerprint} of the preview on screen
 };
 
@@ -214,9 +213,8 @@ async function openSession(sessionId) {
 
 async function loadPending() {
   const id = state.session.session_id;
-  const [answer, whole, conflicts] = await Promise.all([
+  const [answer, conflicts] = await Promise.all([
     api("GET", `/sessions/${id}/operations`),
-    api("GET", `/sessions/${id}/diff`),
     api("GET", `/sessions/${id}/conflicts`),
   ]);
   if (!still(id)) return;
@@ -228,7 +226,6 @@ async function loadPending() {
     state.neededBy.get(arc.depends_on).add(arc.operation_id);
   }
   state.chosen = new Set();
-  state.whole = whole;
   $("preview-panel").hidden = true;
   $("op-rows-panel").hidden = true;
   renderSelection();
@@ -294,7 +291,7 @@ function renderSelection() {
     row.append(el("td", [...state.needs.get(id)].map(opLabel).join(", ") || "—", "needs"));
     const show = el("button", "rows", "small");
     show.type = "button";
-    show.addEventListener("click", () => showOperationRows(id));
+    show.addEventListener("click", () => guarded(() => showOperationRows(id)));
     const action = el("td");
     action.append(show);
     row.append(action);
@@ -465,11 +462,15 @@ function appendRow(body, row, columns, width) {
   });
 }
 
-function showOperationRows(opId) {
-  const rows = state.whole.rows.filter((row) => row.operations.includes(opId));
+// The rows one operation wrote, as a commit of it (with what it needs) would write them.
+async function showOperationRows(opId) {
+  const id = state.session.session_id;
+  const shown = await api("GET", `/sessions/${id}/diff${query([opId])}`);
+  if (!still(id)) return;
+  const rows = shown.rows.filter((row) => row.operations.includes(opId));
   $("op-rows-panel").hidden = false;
-  $("op-rows-title").textContent = `${opLabel(opId)} (${shortId(opId)}): the rows it wrote, as the whole session leaves them`;
-  renderRows($("op-rows"), rows, { empty: "Its rows were written over by later operations." });
+  $("op-rows-title").textContent = `${opLabel(opId)} (${shortId(opId)}): what committing it writes`;
+  renderRows($("op-rows"), rows, { empty: "It leaves these rows as they are stored." });
   $("op-rows-panel").scrollIntoView({ block: "nearest" });
 }
 
