@@ -40,3 +40,14 @@ def postgres_error_fields(error: BaseException) -> tuple[str, str, str] | None:
         if found is None or (message and not found[1]):
             found = fields
     return found
+
+
+def postgres_error_hint(error: BaseException) -> str | None:
+    """The HINT field of the PostgreSQL error behind ``error``, if it has one."""
+    for candidate in _chain(error):
+        hint = getattr(candidate, "hint", None) or getattr(
+            getattr(candidate, "diag", None), "message_hint", None
+        )
+        if hint:
+            return str(hint)
+    return None

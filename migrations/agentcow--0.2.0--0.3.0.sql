@@ -1168,13 +1168,19 @@ LEFT JOIN agentcow.role_limits p ON p.role_name OPERATOR(pg_catalog.=) 'public':
 GRANT SELECT ON agentcow.session_row_limit TO PUBLIC;
 
 -- The trigger's function is the caller's, with no settings of its own (no search_path:
--- every name is qualified), so that a statement pays one read of agentcow.settings while no
--- limit is set anywhere, and one of session_row_limit in a session without a row limit;
--- count_limited_rows (SECURITY DEFINER, and costlier to call) does the rest as the kit.
+-- every name is qualified). A statement without a session (production's, in the rename
+-- layout) returns at the first line: a simple expression, no query run (the queries below
+-- made a 1-row production UPDATE 1.15x slower). In a session, a statement pays one read of
+-- agentcow.settings while no limit is set anywhere, and one of session_row_limit in a session
+-- without a row limit; count_limited_rows (SECURITY DEFINER, and costlier to call) does the
+-- rest as the kit.
 CREATE FUNCTION agentcow.count_session_rows() RETURNS trigger
 LANGUAGE plpgsql
 AS $fn$
 BEGIN
+    IF agentcow.session_id() IS NULL THEN
+        RETURN NULL;
+    END IF;
     IF pg_catalog.pg_trigger_depth() OPERATOR(pg_catalog.=) 1
        AND (SELECT s.limits_in_use FROM agentcow.settings s)
        AND (SELECT l.max_rows FROM agentcow.session_row_limit l) IS NOT NULL THEN

@@ -310,6 +310,30 @@ async def test_dropping_and_retyping_columns_in_a_cow_migration(conn: Any) -> No
         ]
 
 
+async def test_refresh_rebuilds_the_checks_of_deferrable_keys(conn: Any) -> None:
+    """A deferrable key is checked by constraint triggers on the change tables (the child's
+    and the parent's): the refresh makes them again for the new overlays."""
+    executor = await _overlay(
+        conn,
+        "CREATE TABLE parent (id int PRIMARY KEY);"
+        "CREATE TABLE child (id int PRIMARY KEY, parent_id int REFERENCES parent DEFERRABLE);"
+        "INSERT INTO parent VALUES (1)",
+        "parent",
+        "child",
+    )
+    sid = new_id()
+    async with session(conn, sid):
+        await conn.execute("INSERT INTO child VALUES (10, 1)")
+    await conn.execute("ALTER TABLE parent ADD COLUMN a int; ALTER TABLE child ADD COLUMN b int")
+    assert await ac.refresh_cow(executor) == ["child", "parent"]
+    async with session(conn, sid):
+        assert await fetch(conn, "SELECT id, parent_id, b FROM child") == [(10, 1, None)]
+        for orphan in ("INSERT INTO child VALUES (11, 9)", "DELETE FROM parent"):
+            with pytest.raises(asyncpg.ForeignKeyViolationError):
+                async with conn.transaction():
+                    await conn.execute(orphan)
+
+
 async def test_a_dropped_column_the_overlay_reads_is_a_clear_error_until_refresh(
     conn: Any,
 ) -> None:

@@ -296,3 +296,38 @@ async def test_the_row_limit_survives_a_refresh(conn: Any, database: TestDatabas
                 await agent.execute("UPDATE parents SET v = 'x' WHERE id IN (1, 2)")
     finally:
         await agent.close()
+
+
+async def _settings_reads(conn: Any) -> int:
+    """Scans of agentcow.settings the server counted for this backend and not yet reported
+    (the current transaction's, and maybe some before it: compare two readings in one
+    transaction)."""
+    return int(
+        await conn.fetchval(
+            "SELECT coalesce(sum(seq_scan + coalesce(idx_scan, 0)), 0)"
+            " FROM pg_stat_xact_all_tables WHERE relid = 'agentcow.settings'::regclass"
+        )
+    )
+
+
+async def test_statements_without_a_session_skip_the_row_limit(
+    conn: Any, database: TestDatabase
+) -> None:
+    """Production's statements (through the view in the rename layout) run no query of the
+    row limit, even with limits in use; a session's statement does."""
+    await make_cow(conn, DDL, "parents", "children")
+    await set_default_limits(ex(conn), max_rows=100)
+    async with conn.transaction():
+        before = await _settings_reads(conn)
+        await conn.execute("UPDATE parents SET v = 'prod' WHERE id = 1")
+        await conn.execute("INSERT INTO parents VALUES (50, 'prod')")
+        assert await _settings_reads(conn) == before
+    sid = new_id()
+    async with session(conn, sid):
+        before = await _settings_reads(conn)
+        await conn.execute("UPDATE parents SET v = 'agent' WHERE id = 2")
+        assert await _settings_reads(conn) > before
+    assert await fetch(conn, f"SELECT v FROM {base_table('parents')} WHERE id IN (1, 2)") == [
+        ("prod",),
+        ("p2",),
+    ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from agentcow.cli import mcp, review
+from agentcow.cli import commit_commands, mcp, review, review_commands
 
 app = typer.Typer(
     name="agentcow",
@@ -22,6 +22,14 @@ def agentcow() -> None:
 
 
 app.command("mcp")(mcp.mcp)
+app.command("ops")(review_commands.ops)
+app.command("deps")(review_commands.deps)
+app.command("diff")(review_commands.diff)
+app.command("conflicts")(review_commands.conflicts)
+app.command("check")(review_commands.check)
+app.command("commit")(commit_commands.commit)
+app.command("discard")(commit_commands.discard)
+app.command("undo")(commit_commands.undo)
 app.command("review")(review.review)
 
 

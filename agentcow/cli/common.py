@@ -72,6 +72,8 @@ _REFUSED: tuple[type[BaseException], ...] = (
     errors.ReviewChangedError,
     errors.PolicyViolationError,
     errors.NotReviewedError,
+    errors.OperationsNotClosedError,
+    errors.SessionChangedError,
     errors.PendingChangesError,
     errors.AlreadyUndoneError,
     errors.TenantIsolationError,
@@ -86,6 +88,7 @@ _USAGE: tuple[type[BaseException], ...] = (
     errors.InvalidIdError,
     errors.InvalidIdentifierError,
     errors.InvalidPolicyError,
+    errors.PolicyError,
 )
 _UNAVAILABLE: tuple[type[BaseException], ...] = (
     errors.NotDeployedError,
@@ -117,7 +120,8 @@ def error_line(error: BaseException) -> str:
         text = f"{message} (SQLSTATE {sqlstate})" + (f": {detail}" if detail else "")
     else:
         text = str(error) or type(error).__name__
-    return " ".join(text.split())
+    # The kit's own database errors open with "agentcow: ", which the line already says.
+    return " ".join(text.removeprefix("agentcow: ").split())
 
 
 def fail(message: str, code: ExitCode) -> NoReturn:
