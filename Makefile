@@ -19,7 +19,7 @@ LAYOUTS := rename overlay
 # with a throwaway server of its own (with AGENTCOW_TEST_DSN set they always take turns).
 PYTEST_JOBS ?= 2
 
-.PHONY: help install lint pytest test demo bench clean
+.PHONY: help install chromium lint pytest test demo bench clean
 
 help:
 	@echo "make install  - create $(VENV) and pip install -e '.[dev]' (only when pyproject.toml changed)"
@@ -29,6 +29,8 @@ help:
 	@echo "                set, the two layouts against that server"
 	@echo "make pytest   - the pytest runs of 'make test' without lint (PYTEST_ARGS=... to pass options;"
 	@echo "                PYTEST_JOBS=1 runs the two layouts of a server one after the other)"
+	@echo "make chromium - install Debian's chromium for the review page's browser tests, if missing"
+	@echo "                (as root with apt-get; otherwise they skip, and fail when CI is set)"
 	@echo "make demo     - agentcow demo: an agent session end to end on a throwaway PostgreSQL 18"
 	@echo "make bench    - python -m benchmarks"
 	@echo "make clean    - remove the venv, caches and build artefacts"
@@ -43,6 +45,19 @@ $(STAMP): pyproject.toml | $(BIN)/python
 install: $(STAMP)
 	@:
 
+# The review page's browser tests drive Debian's Chromium (/usr/bin/chromium): installed
+# here when missing and we are root with apt-get (a fresh CI machine); nothing when present.
+chromium:
+	@[ -x /usr/bin/chromium ] || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "=== installing Debian's chromium for the browser tests ==="; \
+			export DEBIAN_FRONTEND=noninteractive; \
+			apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
+		else \
+			echo "=== /usr/bin/chromium missing: the browser tests skip (fail when CI is set) ==="; \
+		fi; \
+	}
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -51,7 +66,7 @@ lint: install
 # Every server in every layout; a failed run does not stop the others, the summary at the
 # end lists each run's result and the target fails if one did. At once (PYTEST_JOBS=2), the
 # overlay run's output is kept and shown after the rename run's.
-pytest: install
+pytest: install chromium
 	@summary=""; failed=0; \
 	record() { \
 		if [ "$$2" = 0 ]; then summary="$$summary\n  ok      $$1"; \

@@ -1,12 +1,32 @@
-"""A session for the review page's tests (routes and browser): orders an agent changed in
-four operations, one building on another, and a value written to look like markup."""
+"""What the review page's tests (routes and browser) and docs/screenshots.py share: a
+session of orders an agent changed in four operations, one building on another, with a
+value written to look like markup; the page served by uvicorn in a thread; Debian's
+Chromium."""
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
+from pathlib import Path
 from typing import Any
 
+import uvicorn
+
+from agentcow.web import create_review_app
+from agentcow.web.app import review_url
 from tests.helpers import base_table, make_cow, session
+
+#: Debian's Chromium, and the options it runs with as root in a container.
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 #: A row value the page must show as text: as markup it would run the agent's script.
 XSS = (
@@ -27,6 +47,9 @@ INSERT INTO customers VALUES (1, 'Ada'), (2, 'Grace');
 INSERT INTO orders VALUES (1, 1, 'open', 10.00, NULL), (2, 1, 'open', 20.00, NULL),
     (3, 2, 'paid', 30.00, NULL);
 """
+
+#: The stored orders before any commit: (id, status, total).
+START = [(1, "open", "10.00"), (2, "open", "20.00"), (3, "paid", "30.00")]
 
 #: What each operation runs, in order: ops[2] updates the row ops[1] inserts.
 STEPS = (
@@ -63,3 +86,32 @@ async def base_orders(conn: Any) -> list[tuple[Any, ...]]:
         f"SELECT id, status, total::text FROM {base_table('orders')} ORDER BY id"
     )
     return [tuple(row) for row in rows]
+
+
+class ReviewServer:
+    """``create_review_app`` under uvicorn in a thread, on a free port."""
+
+    def __init__(self, dsn: str, **options: Any) -> None:
+        self.app = create_review_app(dsn=dsn, **options)
+        self.server = uvicorn.Server(
+            uvicorn.Config(self.app, host="127.0.0.1", port=0, log_level="warning")
+        )
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> ReviewServer:
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the review server did not start")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+    @property
+    def url(self) -> str:
+        port = self.server.servers[0].sockets[0].getsockname()[1]
+        return review_url("127.0.0.1", port, self.app.state.token)

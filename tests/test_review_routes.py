@@ -14,9 +14,9 @@ import pytest_asyncio
 from fastapi import Depends, FastAPI, HTTPException, Request
 
 from agentcow.review.policy import Policy
-from agentcow.web import reviewer_router
+from agentcow.web import create_review_app, reviewer_router
 from tests.conftest import TestDatabase
-from tests.review_web_support import XSS, agent_session, base_orders, write_in
+from tests.review_web_support import START, XSS, agent_session, base_orders, write_in
 
 Client = httpx.AsyncClient
 
@@ -107,11 +107,7 @@ async def test_policy_results_and_blocked_rows(conn: Any, pool: asyncpg.Pool) ->
     assert (
         "orders: deletes are forbidden (1 row(s))" in refused.json()["detail"]["blocking_reasons"]
     )
-    assert await base_orders(conn) == [
-        (1, "open", "10.00"),
-        (2, "open", "20.00"),
-        (3, "paid", "30.00"),
-    ]
+    assert await base_orders(conn) == START
 
 
 async def test_commit_applies_exactly_the_fingerprinted_diff(conn: Any, pool: asyncpg.Pool) -> None:
@@ -219,11 +215,7 @@ async def test_discard_then_history_and_undo(conn: Any, pool: asyncpg.Pool) -> N
     assert sorted(undone.json()["operation_ids"]) == sorted([str(ops[0]), str(ops[3])])
     assert again.status_code == 409 and again.json()["detail"]["code"] == "already_undone"
     assert all(h["undone"] for h in after)
-    assert await base_orders(conn) == [
-        (1, "open", "10.00"),
-        (2, "open", "20.00"),
-        (3, "paid", "30.00"),
-    ]
+    assert await base_orders(conn) == START
 
 
 @pytest.mark.parametrize(
@@ -255,11 +247,7 @@ async def test_errors_map_to_http_codes(
             "operation_not_found",
             "history_not_found",
         )
-    assert await base_orders(conn) == [
-        (1, "open", "10.00"),
-        (2, "open", "20.00"),
-        (3, "paid", "30.00"),
-    ]
+    assert await base_orders(conn) == START
 
 
 async def test_dependencies_guard_every_route(conn: Any, pool: asyncpg.Pool) -> None:
@@ -271,3 +259,68 @@ async def test_dependencies_guard_every_route(conn: Any, pool: asyncpg.Pool) -> 
     async with client_for(pool, dependencies=[Depends(only_with_header)]) as client:
         assert (await client.get("/api/sessions")).status_code == 403
         assert (await client.get("/api/sessions", headers={"x-reviewer": "yes"})).status_code == 200
+
+
+# ---------------------------------------------------------------------------------------
+# create_review_app: the page's token, the Host check, the headers
+# ---------------------------------------------------------------------------------------
+
+
+def page_client(pool: asyncpg.Pool, host: str = "127.0.0.1") -> Client:
+    app = create_review_app(pool, token="s3cret-token")
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=f"http://{host}")
+
+
+async def test_the_page_opens_only_with_the_token(conn: Any, pool: asyncpg.Pool) -> None:
+    await agent_session(conn)
+    async with page_client(pool) as client:
+        without = await client.get("/")
+        wrong = await client.get("/", params={"token": "s3cret-tokem"})
+        page = await client.get("/", params={"token": "s3cret-token"})
+        script = await client.get("/static/app.js")
+    assert without.status_code == wrong.status_code == 403
+    assert "s3cret-token" not in without.text
+    assert page.status_code == 200
+    assert '<meta name="agentcow-token" content="s3cret-token">' in page.text
+    csp = page.headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp
+    assert page.headers["x-frame-options"] == "DENY"
+    assert script.status_code == 200 and "textContent" in script.text
+    assert "innerHTML" not in script.text
+
+
+async def test_api_calls_need_the_token_and_a_local_host(conn: Any, pool: asyncpg.Pool) -> None:
+    session_id, _ = await agent_session(conn)
+    token = {"X-Agentcow-Token": "s3cret-token"}
+    async with page_client(pool) as client:
+        shown = (await client.get(f"/api/sessions/{session_id}/diff", headers=token)).json()
+        body = {"fingerprint": shown["fingerprint"]}
+        no_token = await client.post(f"/api/sessions/{session_id}/commit", json=body)
+        read = await client.get("/api/sessions")
+        cross = await client.post(
+            f"/api/sessions/{session_id}/commit",
+            json=body,
+            headers={**token, "Sec-Fetch-Site": "cross-site"},
+        )
+    async with page_client(pool, host="attacker.example") as rebound:
+        # a site that points its own name at 127.0.0.1 (DNS rebinding)
+        foreign = await rebound.post(f"/api/sessions/{session_id}/commit", json=body, headers=token)
+        foreign_page = await rebound.get("/", params={"token": "s3cret-token"})
+    assert no_token.status_code == read.status_code == cross.status_code == 403
+    assert foreign.status_code == foreign_page.status_code == 400
+    assert await base_orders(conn) == START
+    async with page_client(pool, host="localhost") as client:
+        done = await client.post(f"/api/sessions/{session_id}/commit", json=body, headers=token)
+    assert done.status_code == 200
+    assert await base_orders(conn) == [
+        (1, "open", "12.50"),
+        (3, "paid", "30.00"),
+        (10, "paid", "99.00"),
+    ]
+
+
+def test_an_app_takes_a_source_or_a_dsn() -> None:
+    with pytest.raises(ValueError, match="not both"):
+        create_review_app()
+    with pytest.raises(ValueError, match="not both"):
+        create_review_app(object(), dsn="postgresql://")

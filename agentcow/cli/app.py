@@ -11,6 +11,7 @@ from agentcow.cli import (
     demo,
     harden,
     mcp,
+    review,
     review_commands,
     setup,
     sql_script,
@@ -53,6 +54,7 @@ app.command("undo")(commit_commands.undo)
 # Serving, and the demo
 app.command("mcp")(mcp.mcp)
 app.command("demo")(demo.demo)
+app.command("review")(review.review)
 
 
 def main() -> None:

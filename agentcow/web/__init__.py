@@ -2,6 +2,7 @@
 
 Needs the ``web`` extra (FastAPI, uvicorn)."""
 
+from agentcow.web.app import create_review_app
 from agentcow.web.routes import reviewer_router
 
-__all__ = ["reviewer_router"]
+__all__ = ["create_review_app", "reviewer_router"]

@@ -74,7 +74,8 @@ def error_model(error: errors.CowError) -> ErrorModel:
 
 
 def refusal(code: int, error: str, message: str) -> HTTPException:
-    """An answer the routes decide themselves (an unknown session, a fingerprint missing)."""
+    """An answer the routes decide themselves (an unknown session, a fingerprint that is
+    not the diff's any more)."""
     detail = ErrorModel(error=error, code=code_of(error), message=message)
     return HTTPException(code, detail=detail.model_dump(mode="json", exclude_none=True))
 

@@ -139,7 +139,9 @@ class CommitRequest(BaseModel):
     ops: list[str] | None = Field(
         default=None, description="operation ids (None: the whole session)"
     )
-    fingerprint: str = Field(min_length=1, description="the fingerprint of the diff reviewed")
+    fingerprint: str = Field(
+        min_length=1, max_length=128, description="the fingerprint of the diff reviewed"
+    )
     on_conflict: OnConflict = "fail"
     allow_cascades: bool = False
     person_approved: bool = False
